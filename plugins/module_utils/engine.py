@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pipeline: discover -> match -> origin -> compare with the recorded state -> plan.
+
+``plan()`` is the one place that decides whether a refresh would change anything; it is a
+pure function of the recorded hierarchy states and the would-be extensions.
+``gather()`` does the (stat-level) I/O that feeds it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import images as images_mod
+from . import mountapi, mountinfo, origin, release, state
+
+DEFAULT_MUTABLE = 'no'
+
+
+class EngineError(RuntimeError):
+    """The host state cannot be read; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An extension that a refresh would merge now."""
+    name: str
+    origin: dict
+    provides: tuple
+
+
+@dataclass(frozen=True)
+class Reason:
+    extension: str | None        # None for a hierarchy-level reason
+    change: str                  # added | removed | replaced | reordered | unchanged | unknown |
+    #                              merge | unmerge | mutable | foreign | inconsistent
+    hierarchy: str | None = None
+    fields: tuple = ()
+    detail: str = ''
+
+    def as_dict(self) -> dict:
+        d = {'extension': self.extension, 'change': self.change, 'detail': self.detail}
+        if self.hierarchy:
+            d['hierarchy'] = self.hierarchy
+        if self.fields:
+            d['fields'] = list(self.fields)
+        return d
+
+
+@dataclass(frozen=True)
+class ClassPlan:
+    cls: str
+    needs_refresh: bool
+    action: str                  # none | merge | refresh | unmerge
+    reasons: tuple
+    before: tuple                # extension names merged now (lowest first)
+    after: tuple                 # extension names a refresh would merge (lowest first)
+    hierarchies: tuple           # hierarchies a refresh would touch
+
+    def as_dict(self) -> dict:
+        return {'needs_refresh': self.needs_refresh, 'action': self.action,
+                'reasons': [r.as_dict() for r in self.reasons if r.change != 'unchanged'],
+                'unchanged': [r.extension for r in self.reasons if r.change == 'unchanged'],
+                'before': list(self.before), 'after': list(self.after),
+                'hierarchies': list(self.hierarchies)}
+
+
+_NO_CHANGE = ('unchanged',)
+
+
+def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
+         mutable_dirs: dict | None = None) -> ClassPlan:
+    """Decide, like systemd-sysext 262's refresh, whether anything would change.
+
+    ``current``: HierarchyState per hierarchy of the class. ``wanted``: the compatible
+    extensions a merge would use now, in stacking order. The recorded origin documents are
+    compared semantically (key order never matters) with the would-be document.
+    """
+    wanted = sorted(wanted, key=lambda w: w.name)
+    after = tuple(w.name for w in wanted)
+    new_doc = origin.document(mode, {w.name: w.origin for w in wanted}, mutable_dirs)
+    reasons: list[Reason] = []
+    touched: list[str] = []
+
+    ours = [h for h in current if h.merged_by in ('systemd', 'tucked')]
+    recorded = ours[0] if ours else None
+    before = tuple(recorded.extensions) if recorded else ()
+
+    for h in current:
+        want = any(h.hierarchy in w.provides for w in wanted)
+        if h.merged_by == 'foreign':
+            reasons.append(Reason(None, 'foreign', h.hierarchy, detail='; '.join(h.problems)))
+            continue
+        have = h.merged_by in ('systemd', 'tucked')
+        if want and not have:
+            reasons.append(Reason(None, 'merge', h.hierarchy, detail='%s is not merged' % h.hierarchy))
+            touched.append(h.hierarchy)
+        elif have and not want:
+            reasons.append(Reason(None, 'unmerge', h.hierarchy,
+                                  detail='no extension provides %s any more' % h.hierarchy))
+            touched.append(h.hierarchy)
+        elif have:
+            touched.append(h.hierarchy)
+            if h.origin is None:
+                reasons.append(Reason(None, 'unknown', h.hierarchy,
+                                      detail='%s was merged without an origin record (systemd < 260 or '
+                                             'unreadable origin)%s' % (h.hierarchy, ': ' + '; '.join(h.problems) if h.problems else '')))
+            elif h.origin != new_doc and recorded is not None and h.origin != recorded.origin:
+                reasons.append(Reason(None, 'inconsistent', h.hierarchy,
+                                      detail='%s records a different origin than %s' % (h.hierarchy, recorded.hierarchy)))
+
+    if recorded is not None and recorded.origin is not None:
+        rec_mut = recorded.origin.get('mutable', {'mode': DEFAULT_MUTABLE})
+        if rec_mut != new_doc['mutable']:
+            reasons.append(Reason(None, 'mutable', detail='mutable mode %r recorded, %r wanted' % (
+                rec_mut.get('mode') if isinstance(rec_mut, dict) else rec_mut, mode)))
+        extra = sorted(set(recorded.origin) - {'mutable', 'extensions'})
+        for key in extra:
+            reasons.append(Reason(None, 'replaced', fields=(key,), detail='origin records %r, which this merge would not' % key))
+    reasons.extend(_extension_reasons(recorded, wanted, after))
+
+    hier_changes = [r for r in reasons if r.extension is None]
+    ext_changes = [r for r in reasons if r.extension is not None and r.change not in _NO_CHANGE]
+    needs = bool(hier_changes or ext_changes)
+    if not needs:
+        action = 'none'
+    elif not ours:
+        action = 'merge' if wanted else 'none'
+        needs = bool(wanted) or any(r.change == 'foreign' for r in hier_changes)
+    elif not wanted:
+        action = 'unmerge'
+    else:
+        action = 'refresh'
+    return ClassPlan(cls=cls, needs_refresh=needs, action=action, reasons=tuple(reasons), before=before,
+                     after=after, hierarchies=tuple(sorted(set(touched))))
+
+
+def _extension_reasons(recorded, wanted: list, after: tuple) -> list:
+    out: list[Reason] = []
+    if recorded is None:
+        return [Reason(w.name, 'added', detail='would be merged') for w in wanted]
+    names_before = list(recorded.extensions)
+    rec = recorded.origins
+    for w in wanted:
+        if w.name not in names_before and (rec is None or w.name not in rec):
+            out.append(Reason(w.name, 'added', detail='new extension %s' % w.origin.get('path')))
+        elif rec is None or w.name not in rec:
+            out.append(Reason(w.name, 'unknown', detail='merged, but its origin was not recorded'))
+        else:
+            diff = origin.differing_fields(rec[w.name], w.origin)
+            if diff:
+                out.append(Reason(w.name, 'replaced', fields=tuple(diff),
+                                  detail='%s changed: %s' % (w.origin.get('path'), ', '.join(diff))))
+            else:
+                out.append(Reason(w.name, 'unchanged'))
+    wanted_names = set(after)
+    for name in names_before + sorted(set(rec or {}) - set(names_before)):
+        if name not in wanted_names:
+            path = (rec or {}).get(name, {}).get('path')
+            out.append(Reason(name, 'removed', detail='no longer %s' % ('found at ' + path if path else 'available')))
+    common_before = [n for n in names_before if n in wanted_names]
+    common_after = [n for n in after if n in set(names_before)]
+    if common_before != common_after:
+        out.append(Reason(None, 'reordered', detail='stacking order %s becomes %s' % (
+            ' < '.join(common_before), ' < '.join(common_after))))
+    return out
+
+
+# ---------------------------------------------------------------------------- gathering
+@dataclass
+class ClassSnapshot:
+    cls: str
+    discovery: images_mod.Discovery
+    hierarchies: list
+    wanted: list
+    plan: ClassPlan
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    root: str
+    host: release.Host
+    classes: dict
+    kernel: dict
+
+    @property
+    def needs_refresh(self) -> bool:
+        return any(c.plan.needs_refresh for c in self.classes.values())
+
+
+def check_root(root: str) -> str:
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise EngineError('root %s does not exist or is not a directory; pass the root of the target '
+                          'filesystem (default /)' % root)
+    return root
+
+
+def gather(root: str, classes=release.CLASSES, mode: str = DEFAULT_MUTABLE, machine: str | None = None) -> Snapshot:
+    """Read everything ``plan()`` needs: no mounts, no writes, no subprocesses."""
+    root = check_root(root)
+    try:
+        host = release.read_host(root, machine)
+    except release.ReleaseError as e:
+        raise EngineError('%s; the extensions cannot be matched without it' % e) from None
+    try:
+        mounts = mountinfo.read()
+    except (OSError, mountinfo.MountinfoError) as e:
+        raise EngineError('cannot read /proc/self/mountinfo: %s' % e) from None
+    out = {}
+    for cls in classes:
+        out[cls] = gather_class(root, cls, host, mounts, mode)
+    supported, why = mountapi.move_mount_beneath_supported()
+    kernel = {'move_mount_beneath': supported, 'detail': why, 'release': os.uname().release}
+    return Snapshot(root=root, host=host, classes=out, kernel=kernel)
+
+
+def gather_class(root: str, cls: str, host: release.Host, mounts: list, mode: str = DEFAULT_MUTABLE) -> ClassSnapshot:
+    try:
+        hier = state.read_class(root, cls, mounts)
+    except state.StateError as e:
+        raise EngineError(str(e)) from None
+    disc = images_mod.discover(root, cls)
+    warnings = list(disc.warnings)
+    wanted = []
+    hierarchies = state.HIERARCHIES[cls]
+    for img in disc.images:
+        images_mod.load_release(img, hierarchies)
+        if not img.readable:
+            img.compatible = False
+            warnings.append(img.reason)
+            continue
+        ok, why = release.validate(img.name, img.release, host, cls)
+        img.compatible, img.reason = ok, why
+        if not ok:
+            continue
+        try:
+            rec = origin.compute(img.host_path, img.path)
+        except OSError as e:
+            img.compatible = False
+            img.reason = '%s: cannot identify the image: %s' % (img.host_path, e.strerror)
+            warnings.append(img.reason)
+            continue
+        wanted.append(Wanted(name=img.name, origin=rec, provides=img.provides))
+    for h in hier:
+        warnings.extend(h.problems)
+    p = plan(cls, hier, wanted, mode)
+    return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings)
+
+
+def facts(snap: Snapshot) -> dict:
+    """The ``ansible_facts.sysext`` document."""
+    hierarchies = {}
+    images = []
+    classes = {}
+    for cls, cs in snap.classes.items():
+        classes[cls] = cs.plan.as_dict()
+        for h in cs.hierarchies:
+            hierarchies[h.hierarchy] = {
+                'class': cls,
+                'path': h.host_path,
+                'merged': h.merged,
+                'merged_by': h.merged_by,
+                'extensions': list(h.extensions),
+                'origins': h.origins,
+                'mutable': (h.origin or {}).get('mutable') if h.origin is not None else None,
+                'mount_id': h.mount_id,
+                'dev': h.dev,
+                'backing': h.backing,
+                'problems': list(h.problems),
+            }
+        origins = {w.name: w.origin for w in cs.wanted}
+        for img in cs.discovery.images:
+            images.append({
+                'name': img.name,
+                'class': cls,
+                'path': img.path,
+                'entry': img.entry,
+                'type': img.type,
+                'version': img.version,
+                'compatible': img.compatible,
+                'reason': img.reason if not img.compatible else None,
+                'release_file': img.release_file,
+                'provides': list(img.provides),
+                'shadows': list(img.shadows),
+                'origin': origins.get(img.name),
+            })
+        for ign in cs.discovery.ignored:
+            images.append({'name': ign.get('name'), 'class': cls, 'path': None, 'entry': ign['entry'],
+                           'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
+                           'release_file': None, 'provides': [], 'shadows': [], 'origin': None})
+    return {
+        'root': snap.root,
+        'needs_refresh': snap.needs_refresh,
+        'classes': classes,
+        'hierarchies': hierarchies,
+        'images': images,
+        'host': {'id': snap.host.os_release.get('ID'), 'version_id': snap.host.os_release.get('VERSION_ID'),
+                 'id_like': snap.host.os_release.get('ID_LIKE'),
+                 'sysext_level': snap.host.os_release.get('SYSEXT_LEVEL'),
+                 'confext_level': snap.host.os_release.get('CONFEXT_LEVEL'),
+                 'architecture': snap.host.architecture, 'scope': snap.host.scope},
+        'kernel': snap.kernel,
+    }
+
+
+def warnings_of(snap: Snapshot) -> list:
+    out = []
+    for cs in snap.classes.values():
+        for w in cs.warnings:
+            if w not in out:
+                out.append(w)
+    return out

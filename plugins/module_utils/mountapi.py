@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kernel calls we make through ctypes: statx, name_to_handle_at and the mount API.
+
+This is the only file that talks to libc directly. Everything returns plain Python values
+or raises OSError with the errno the kernel gave.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+import struct
+from dataclasses import dataclass
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_HANDLE_FID = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+
+STATX_TYPE = 0x1
+STATX_MODE = 0x2
+STATX_INO = 0x100
+STATX_MTIME = 0x40
+STATX_BTIME = 0x800
+STATX_MNT_ID = 0x1000
+STATX_MNT_ID_UNIQUE = 0x4000
+
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_BENEATH = 0x200
+
+# asm-generic numbers, shared by x86_64 and aarch64 for the mount API (>= 5.2)
+_SYSCALLS = {
+    'x86_64': {'move_mount': 429},
+    'aarch64': {'move_mount': 429},
+}
+
+_libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+
+
+def _check(ret: int, what: str, path: str | None = None) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, '%s: %s' % (what, os.strerror(err)), path)
+    return ret
+
+
+@dataclass(frozen=True)
+class Statx:
+    mask: int
+    mode: int
+    ino: int
+    dev_major: int
+    dev_minor: int
+    mnt_id: int
+    btime_usec: int | None
+    mtime_usec: int | None
+
+    def has(self, bit: int) -> bool:
+        return bool(self.mask & bit)
+
+
+def _ts_usec(buf: bytes, off: int) -> int:
+    sec, nsec = struct.unpack_from('<qI', buf, off)
+    return sec * 1000000 + nsec // 1000
+
+
+def statx(path: str, dirfd: int = AT_FDCWD, flags: int = 0,
+          mask: int = STATX_TYPE | STATX_MODE | STATX_INO | STATX_MTIME | STATX_BTIME | STATX_MNT_ID_UNIQUE) -> Statx:
+    """statx(2); asks for the unique mount id and falls back to the plain one if the kernel
+    does not report it (the mask tells which one ``mnt_id`` is)."""
+    buf = ctypes.create_string_buffer(256)
+    fn = _libc.statx
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    _check(fn(dirfd, os.fsencode(path), flags, mask, buf), 'statx', path)
+    raw = buf.raw
+    got = struct.unpack_from('<I', raw, 0)[0]
+    if mask & STATX_MNT_ID_UNIQUE and not got & (STATX_MNT_ID_UNIQUE | STATX_MNT_ID):
+        return statx(path, dirfd, flags, (mask & ~STATX_MNT_ID_UNIQUE) | STATX_MNT_ID)
+    return Statx(
+        mask=got,
+        mode=struct.unpack_from('<H', raw, 28)[0],
+        ino=struct.unpack_from('<Q', raw, 32)[0],
+        dev_major=struct.unpack_from('<I', raw, 136)[0],
+        dev_minor=struct.unpack_from('<I', raw, 140)[0],
+        mnt_id=struct.unpack_from('<Q', raw, 144)[0],
+        btime_usec=_ts_usec(raw, 80) if got & STATX_BTIME else None,
+        mtime_usec=_ts_usec(raw, 112) if got & STATX_MTIME else None,
+    )
+
+
+@dataclass(frozen=True)
+class FileHandle:
+    handle_type: int
+    handle: bytes
+    mount_id: int
+
+
+def name_to_handle_at(path: str, dirfd: int = AT_FDCWD, flags: int = 0) -> FileHandle:
+    """name_to_handle_at(2); retries with a larger buffer on EOVERFLOW."""
+    fn = _libc.name_to_handle_at
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    size = 64
+    while True:
+        buf = ctypes.create_string_buffer(8 + size)
+        struct.pack_into('<Ii', buf, 0, size, 0)
+        mnt = ctypes.c_int(0)
+        ret = fn(dirfd, os.fsencode(path), buf, ctypes.byref(mnt), flags)
+        if ret < 0:
+            err = ctypes.get_errno()
+            if err == errno.EOVERFLOW:
+                need = struct.unpack_from('<I', buf.raw, 0)[0]
+                if need > size and need <= 4096:
+                    size = need
+                    continue
+            raise OSError(err, 'name_to_handle_at: %s' % os.strerror(err), path)
+        nbytes, htype = struct.unpack_from('<Ii', buf.raw, 0)
+        return FileHandle(handle_type=htype, handle=buf.raw[8:8 + nbytes], mount_id=mnt.value)
+
+
+def move_mount_beneath_supported() -> tuple[bool | None, str]:
+    """Probe for MOVE_MOUNT_BENEATH (Linux 6.5+) without moving anything.
+
+    The kernel validates the flags before it looks at the (deliberately invalid) file
+    descriptors, so EINVAL means "flag unknown", EBADF/ENOENT means "flag accepted".
+    Returns (supported or None when it cannot tell, explanation).
+    """
+    nr = _SYSCALLS.get(platform.machine(), {}).get('move_mount')
+    if nr is None:
+        return None, 'unknown syscall numbers for architecture %s' % platform.machine()
+    fn = _libc.syscall
+    fn.restype = ctypes.c_long
+    ret = fn(ctypes.c_long(nr), ctypes.c_int(-1), ctypes.c_char_p(b''), ctypes.c_int(-1),
+             ctypes.c_char_p(b''), ctypes.c_uint(MOVE_MOUNT_BENEATH | MOVE_MOUNT_F_EMPTY_PATH))
+    if ret == 0:  # cannot happen with fd -1, but never claim more than we know
+        return None, 'move_mount probe unexpectedly succeeded'
+    err = ctypes.get_errno()
+    if err in (errno.EBADF, errno.ENOENT):
+        return True, 'move_mount(MOVE_MOUNT_BENEATH) is available (kernel %s)' % platform.release()
+    if err == errno.EINVAL:
+        return False, 'kernel %s lacks MOVE_MOUNT_BENEATH (needs Linux 6.5 or newer)' % platform.release()
+    if err == errno.ENOSYS:
+        return False, 'kernel %s lacks the mount API (move_mount, needs Linux 5.2 or newer)' % platform.release()
+    if err == errno.EPERM:
+        return None, 'not privileged to probe move_mount (needs CAP_SYS_ADMIN)'
+    return None, 'move_mount probe failed: %s' % os.strerror(err)

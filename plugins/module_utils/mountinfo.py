@@ -1,0 +1,131 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse /proc/self/mountinfo (proc(5)) into records; pure functions, no I/O but ``read``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_OCTAL = re.compile(r'\\([0-7]{3})')
+
+
+def unescape(field: str) -> str:
+    """Undo the kernel's octal escaping of space, tab, newline and backslash."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_id: int
+    parent_id: int
+    major: int
+    minor: int
+    root: str
+    target: str
+    options: tuple[str, ...]
+    optional: tuple[str, ...]
+    fstype: str
+    source: str
+    super_options: tuple[str, ...]
+
+    @property
+    def dev(self) -> str:
+        return '%d:%d' % (self.major, self.minor)
+
+    def super_option(self, key: str) -> str | None:
+        """Value of ``key=value`` in the superblock options (None when absent)."""
+        prefix = key + '='
+        for opt in self.super_options:
+            if opt.startswith(prefix):
+                return opt[len(prefix):]
+        return None
+
+
+class MountinfoError(ValueError):
+    pass
+
+
+def parse_line(line: str) -> Mount:
+    fields = line.rstrip('\n').split(' ')
+    try:
+        sep = fields.index('-', 6)
+        major, minor = fields[2].split(':')
+        return Mount(
+            mount_id=int(fields[0]),
+            parent_id=int(fields[1]),
+            major=int(major),
+            minor=int(minor),
+            root=unescape(fields[3]),
+            target=unescape(fields[4]),
+            options=tuple(fields[5].split(',')),
+            optional=tuple(fields[6:sep]),
+            fstype=fields[sep + 1],
+            source=unescape(fields[sep + 2]),
+            super_options=tuple(_split_super_options(unescape(fields[sep + 3]))) if len(fields) > sep + 3 else (),
+        )
+    except (ValueError, IndexError) as e:
+        raise MountinfoError('malformed mountinfo line %r: %s' % (line, e)) from None
+
+
+def _split_super_options(text: str) -> list[str]:
+    # overlayfs lowerdir values may contain escaped commas ("\,"); split on bare commas only.
+    out, cur, esc = [], [], False
+    for ch in text:
+        if esc:
+            cur.append(ch)
+            esc = False
+        elif ch == '\\':
+            cur.append(ch)
+            esc = True
+        elif ch == ',':
+            out.append(''.join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append(''.join(cur))
+    return out
+
+
+def parse(text: str) -> list[Mount]:
+    return [parse_line(line) for line in text.splitlines() if line.strip()]
+
+
+def read(path: str = '/proc/self/mountinfo') -> list[Mount]:
+    with open(path, encoding='utf-8', errors='surrogateescape') as f:
+        return parse(f.read())
+
+
+def top_mount_at(mounts: list[Mount], target: str) -> Mount | None:
+    """The mount that is visible at ``target``: the last one mounted there (mountinfo lists
+    mounts in mount order; a mount tucked beneath appears with the one above as parent)."""
+    at = [m for m in mounts if m.target == target]
+    if not at:
+        return None
+    ids = {m.mount_id for m in at}
+    # the visible one is the one that no other mount at the same target has as its parent
+    parents = {m.parent_id for m in at if m.parent_id in ids}
+    tops = [m for m in at if m.mount_id not in parents]
+    return tops[-1]
+
+
+def overlay_lowerdirs(mount: Mount) -> list[str]:
+    """The lowerdir layers of an overlay mount, top first, unescaped (``\\:`` and ``\\,``)."""
+    value = mount.super_option('lowerdir')
+    if value is None:
+        return []
+    layers, cur, esc = [], [], False
+    for ch in value:
+        if esc:
+            cur.append(ch)
+            esc = False
+        elif ch == '\\':
+            esc = True
+        elif ch == ':':
+            layers.append(''.join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    layers.append(''.join(cur))
+    return layers

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""os-release / extension-release: parsing (systemd's parse_env_file) and matching
+(systemd's extension_release_validate(), src/shared/extension-util.c)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+
+SYSEXT = 'sysext'
+CONFEXT = 'confext'
+CLASSES = (SYSEXT, CONFEXT)
+
+# systemd refuses env files larger than this (READ_FULL_FILE max for os-release is 4 MiB;
+# we stay far below: release files are a few hundred bytes).
+MAX_RELEASE_SIZE = 64 * 1024
+
+_KEY = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_SHELL_NEED_ESCAPE = '"\\`$'
+
+# uname machine -> systemd architecture name (src/basic/architecture.c)
+_ARCHITECTURES = {
+    'x86_64': 'x86-64', 'i386': 'x86', 'i486': 'x86', 'i586': 'x86', 'i686': 'x86',
+    'aarch64': 'arm64', 'aarch64_be': 'arm64-be', 'armv7l': 'arm', 'armv8l': 'arm', 'armv6l': 'arm',
+    'ppc64le': 'ppc64-le', 'ppc64': 'ppc64', 'ppc': 'ppc', 's390x': 's390x', 's390': 's390',
+    'riscv64': 'riscv64', 'riscv32': 'riscv32', 'loongarch64': 'loongarch64', 'mips64': 'mips64',
+    'mips': 'mips', 'sparc64': 'sparc64', 'sparc': 'sparc', 'alpha': 'alpha', 'ia64': 'ia64',
+    'parisc': 'parisc', 'parisc64': 'parisc64', 'sh': 'sh', 'arc': 'arc', 'm68k': 'm68k',
+}
+
+
+class ReleaseError(ValueError):
+    """A release file cannot be parsed; the message names the problem."""
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """Parse an os-release style file the way systemd's parse_env_file() does.
+
+    KEY=VALUE lines; ``#`` and ``;`` start comments; values may be single- or
+    double-quoted (quoted parts and bare parts concatenate); backslash escapes the next
+    character outside quotes, and ``"\\`$`` inside double quotes; a backslash before a
+    newline continues the line. Whitespace around keys and bare values is dropped.
+    Lines without ``=`` or with an invalid key are ignored, as systemd does.
+    Raises ReleaseError for NUL bytes and unterminated quotes.
+    """
+    if '\0' in text:
+        raise ReleaseError('contains NUL bytes')
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        # PRE_KEY
+        while i < n and text[i] in ' \t\r\n':
+            i += 1
+        if i >= n:
+            break
+        if text[i] in '#;':
+            while i < n and text[i] != '\n':
+                i += 1
+            continue
+        start = i
+        while i < n and text[i] not in '=\n':
+            i += 1
+        key = text[start:i].strip()
+        if i >= n or text[i] == '\n':
+            continue  # no '=': ignored
+        i += 1  # '='
+        # PRE_VALUE: skip blanks
+        while i < n and text[i] in ' \t':
+            i += 1
+        val: list[str] = []
+        last_significant = 0  # length of val up to the last char not to be trimmed
+        while i < n and text[i] != '\n':
+            ch = text[i]
+            if ch == "'":
+                end = text.find("'", i + 1)
+                if end < 0:
+                    raise ReleaseError('unterminated single quote in value of %s' % key)
+                val.append(text[i + 1:end])
+                last_significant = len(''.join(val))
+                i = end + 1
+            elif ch == '"':
+                i += 1
+                while True:
+                    if i >= n:
+                        raise ReleaseError('unterminated double quote in value of %s' % key)
+                    c = text[i]
+                    if c == '"':
+                        i += 1
+                        break
+                    if c == '\\' and i + 1 < n:
+                        nxt = text[i + 1]
+                        if nxt == '\n':
+                            i += 2
+                            continue
+                        if nxt in _SHELL_NEED_ESCAPE:
+                            val.append(nxt)
+                        else:
+                            val.append('\\' + nxt)
+                        i += 2
+                        continue
+                    val.append(c)
+                    i += 1
+                last_significant = len(''.join(val))
+            elif ch == '\\':
+                if i + 1 < n and text[i + 1] == '\n':
+                    i += 2  # continuation
+                    continue
+                if i + 1 < n:
+                    val.append(text[i + 1])
+                    last_significant = len(''.join(val))
+                i += 2
+            else:
+                val.append(ch)
+                if ch not in ' \t\r':
+                    last_significant = len(''.join(val))
+                i += 1
+        value = ''.join(val)[:last_significant]
+        if _KEY.match(key):
+            out[key] = value
+    return out
+
+
+def read_release_bytes(data: bytes, what: str) -> dict[str, str]:
+    """Decode and parse; errors name ``what`` (the file)."""
+    if len(data) > MAX_RELEASE_SIZE:
+        raise ReleaseError('%s is larger than %d bytes; a release file holds a few KEY=VALUE lines'
+                           % (what, MAX_RELEASE_SIZE))
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise ReleaseError('%s is not valid UTF-8 (byte %d); rewrite it as KEY=VALUE text' % (what, e.start)) from None
+    try:
+        return parse_env(text)
+    except ReleaseError as e:
+        raise ReleaseError('%s: %s' % (what, e)) from None
+
+
+def native_architecture(machine: str | None = None) -> str:
+    machine = machine or platform.machine()
+    return _ARCHITECTURES.get(machine, machine)
+
+
+@dataclass(frozen=True)
+class Host:
+    """What an extension is matched against: the root's os-release and scope."""
+    os_release: dict = field(default_factory=dict)
+    scope: str = 'system'            # 'initrd' when the root has /etc/initrd-release
+    architecture: str = field(default_factory=native_architecture)
+    source: str = ''                 # the os-release file read
+
+    @property
+    def id(self) -> str:
+        return self.os_release.get('ID', '')
+
+
+def read_host(root: str, machine: str | None = None) -> Host:
+    """Read ROOT/etc/os-release, falling back to ROOT/usr/lib/os-release, as systemd does.
+    Symlinks are resolved inside ``root`` (os-release is usually a relative symlink)."""
+    from . import rootfs  # local import: rootfs imports nothing from here
+    last_err = None
+    for rel in ('/etc/os-release', '/usr/lib/os-release'):
+        try:
+            real = rootfs.resolve(root, rel)
+            with open(real, 'rb') as f:
+                data = f.read(MAX_RELEASE_SIZE + 1)
+        except FileNotFoundError:
+            continue
+        except rootfs.RootError as e:
+            last_err = str(e)
+            continue
+        except OSError as e:
+            last_err = '%s: %s' % (os.path.join(root, rel.lstrip('/')), e.strerror)
+            continue
+        info = read_release_bytes(data, os.path.join(root, rel.lstrip('/')))
+        scope = 'initrd' if os.path.lexists(os.path.join(root, 'etc/initrd-release')) else 'system'
+        return Host(os_release=info, scope=scope, architecture=native_architecture(machine),
+                    source=rel)
+    raise ReleaseError('no os-release in %s (looked for etc/os-release and usr/lib/os-release)%s'
+                       % (root, ': ' + last_err if last_err else ''))
+
+
+def level_key(cls: str) -> str:
+    return 'CONFEXT_LEVEL' if cls == CONFEXT else 'SYSEXT_LEVEL'
+
+
+def scope_key(cls: str) -> str:
+    return 'CONFEXT_SCOPE' if cls == CONFEXT else 'SYSEXT_SCOPE'
+
+
+def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool, str]:
+    """systemd's extension_release_validate(): (compatible, reason).
+
+    The order of checks and their meaning follow src/shared/extension-util.c: scope,
+    architecture, ID (``_any`` matches every host and skips the version checks; ID_LIKE of
+    the host counts), then the extension level when both sides declare one, else VERSION_ID
+    (hosts without either are rolling releases and match on ID alone).
+    """
+    if not ext:
+        return False, "extension '%s' carries no release data" % name
+
+    scopes = ext.get(scope_key(cls))
+    allowed = scopes.split() if scopes is not None else ['system', 'portable']
+    if host.scope not in allowed:
+        return False, "extension '%s' is not suitable for scope %s (%s=%s)" % (
+            name, host.scope, scope_key(cls), scopes)
+
+    arch = ext.get('ARCHITECTURE', '')
+    if arch and arch != '_any' and arch != host.architecture:
+        return False, "extension '%s' is for architecture '%s', but deployed on top of '%s'" % (
+            name, arch, host.architecture)
+
+    ext_id = ext.get('ID', '')
+    if not ext_id:
+        return False, "extension '%s' does not contain ID in its release file (use the host's ID or ID=_any)" % name
+    if ext_id == '_any':
+        return True, "extension '%s' matches any OS (ID=_any)" % name
+
+    host_id = host.os_release.get('ID', '')
+    like = host.os_release.get('ID_LIKE', '').split()
+    if ext_id != host_id and ext_id not in like:
+        return False, "extension '%s' is for OS '%s', but deployed on top of '%s'%s" % (
+            name, ext_id, host_id, " (like '%s')" % ' '.join(like) if like else '')
+
+    host_version = host.os_release.get('VERSION_ID', '')
+    host_level = host.os_release.get(level_key(cls), '')
+    if not host_version and not host_level:
+        return True, "no version info on the host (rolling release?), ID of '%s' matched" % name
+
+    ext_level = ext.get(level_key(cls), '')
+    if host_level and ext_level:
+        if host_level != ext_level:
+            return False, "extension '%s' is for API level '%s', but running on API level '%s'" % (
+                name, ext_level, host_level)
+    elif host_version:
+        ext_version = ext.get('VERSION_ID', '')
+        if not ext_version:
+            return False, "extension '%s' does not contain VERSION_ID in its release file but the host requires '%s'" % (
+                name, host_version)
+        if ext_version != host_version:
+            return False, "extension '%s' is for OS version '%s', but deployed on top of '%s'" % (
+                name, ext_version, host_version)
+    return True, "version info of extension '%s' matches the host" % name

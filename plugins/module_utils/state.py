@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The current state of each hierarchy: merged or not, by whom, which extensions, and the
+origins systemd (or we) recorded in ``.systemd-sysext/`` / ``.systemd-confext/``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import mountinfo, origin, rootfs
+from .release import CONFEXT, SYSEXT
+
+HIERARCHIES = {SYSEXT: ('/usr', '/opt'), CONFEXT: ('/etc',)}
+META_DIR = {SYSEXT: '.systemd-sysext', CONFEXT: '.systemd-confext'}
+NAMES_FILE = {SYSEXT: 'extensions', CONFEXT: 'confexts'}
+# Written by tucked.sysext next to systemd's files; systemd ignores unknown files there.
+TUCKED_MARKER = 'tucked'
+MAX_META_SIZE = 1024 * 1024
+
+
+class StateError(RuntimeError):
+    """The state of a hierarchy cannot be read; the message names the file."""
+
+
+@dataclass
+class HierarchyState:
+    hierarchy: str                   # /usr, /opt or /etc
+    cls: str
+    host_path: str
+    merged: bool = False
+    merged_by: str = 'none'          # systemd | tucked | foreign | none
+    extensions: list = field(default_factory=list)   # lowest first
+    origin: dict | None = None       # the parsed origin document (None: not recorded)
+    dev: str | None = None
+    backing: str | None = None
+    mount_id: int | None = None
+    mount_source: str | None = None
+    mount_options: str | None = None
+    problems: list = field(default_factory=list)
+
+    @property
+    def origins(self) -> dict | None:
+        return None if self.origin is None else self.origin.get('extensions', {})
+
+
+def _read_small(path: str) -> str | None:
+    try:
+        with open(path, 'rb') as f:
+            data = f.read(MAX_META_SIZE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StateError('cannot read %s: %s' % (path, e.strerror)) from None
+    if len(data) > MAX_META_SIZE:
+        raise StateError('%s is larger than %d bytes; it is not sysext metadata' % (path, MAX_META_SIZE))
+    return data.decode('utf-8', 'replace')
+
+
+def _dev_of(path: str) -> str:
+    st = os.stat(path)
+    return '%d:%d' % (os.major(st.st_dev), os.minor(st.st_dev))
+
+
+def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = None) -> HierarchyState:
+    """Read one hierarchy under ``root``; ``mounts`` is the parsed mountinfo (read if None)."""
+    try:
+        inroot = rootfs.chase(root, hierarchy, missing_ok=True)
+    except OSError as e:
+        raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
+    host = rootfs.host_path(root, inroot)
+    hs = HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
+    if not os.path.isdir(host):
+        return hs
+    if mounts is None:
+        mounts = mountinfo.read()
+    top = mountinfo.top_mount_at(mounts, os.path.realpath(host))
+    meta = os.path.join(host, META_DIR[cls])
+    dev = _read_small(os.path.join(meta, 'dev'))
+    if top is not None:
+        hs.mount_id = top.mount_id
+        hs.mount_source = top.source
+        hs.mount_options = ','.join(top.super_options)
+    if dev is not None:
+        hs.dev = dev.strip()
+        # systemd's test: the hierarchy is "ours" when the recorded dev is the overlay's own st_dev
+        if hs.dev == _dev_of(host):
+            hs.merged = True
+            marker = _read_small(os.path.join(meta, TUCKED_MARKER))
+            hs.merged_by = 'tucked' if marker is not None else 'systemd'
+            names = _read_small(os.path.join(meta, NAMES_FILE[cls])) or ''
+            hs.extensions = [n for n in names.split('\n') if n]
+            backing = _read_small(os.path.join(meta, 'backing'))
+            hs.backing = backing.strip() if backing is not None else None
+            try:
+                hs.origin = origin.read(os.path.join(meta, 'origin'))
+            except origin.OriginError as e:
+                hs.problems.append(str(e))
+                hs.origin = None
+            return hs
+        hs.problems.append('%s records dev %s but %s is on %s: stale metadata, ignored'
+                           % (os.path.join(meta, 'dev'), hs.dev, host, _dev_of(host)))
+    if top is not None and top.fstype == 'overlay':
+        hs.merged = True
+        hs.merged_by = 'foreign'
+        hs.problems.append('%s is an overlay mount (source %r) that neither systemd-sysext nor tucked.sysext '
+                           'made; it is left alone' % (host, top.source))
+    return hs
+
+
+def read_class(root: str, cls: str, mounts: list | None = None) -> list[HierarchyState]:
+    if mounts is None:
+        mounts = mountinfo.read()
+    return [read_hierarchy(root, h, cls, mounts) for h in HIERARCHIES[cls]]

@@ -1,0 +1,284 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sysext_facts
+short_description: Gather the state of systemd system and configuration extensions
+version_added: 0.1.0
+description:
+  - Reads which extensions are merged into C(/usr), C(/opt) and C(/etc), where each came
+    from (the origin systemd-sysext 260+ records), which images the search directories hold
+    and whether they match the host, and decides, with the rules of C(systemd-sysext refresh)
+    262, whether a refresh would change anything.
+  - Never mounts, writes or runs anything; the work is a few C(stat) calls and small reads
+    per image. C(.raw) images (squashfs with gzip, xz or lzma; erofs without compression)
+    are read in place without mounting them.
+  - Hierarchies merged by systemd older than 260 carry no origin record; their origins are
+    reported as unknown, which means a refresh is needed (as systemd 252 always refreshes).
+author:
+  - tucked.sysext contributors
+options:
+  root:
+    description:
+      - The root directory to inspect, like C(systemd-sysext --root=). Search directories,
+        C(os-release) and the paths recorded in metadata are taken relative to it.
+    type: path
+    default: /
+  classes:
+    description:
+      - Which extension classes to inspect.
+    type: list
+    elements: str
+    choices: [sysext, confext]
+    default: [sysext, confext]
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything, so it runs the same in check mode.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+notes:
+  - Images are looked up where systemd looks for them; sysext C(/etc/extensions),
+    C(/run/extensions), C(/var/lib/extensions); confext C(/run/confexts), C(/var/lib/confexts),
+    C(/usr/local/lib/confexts), C(/usr/lib/confexts) (in an initrd, C(/.extra/...) too).
+    An image found earlier shadows one of the same name found later.
+  - Versioned C(NAME.v/) directories and GPT disk images are listed with a reason and are not
+    used yet; squashfs compressed with lz4, lzo or zstd, and compressed erofs files, cannot be read
+    without mounting and are reported as unreadable.
+seealso:
+  - name: systemd-sysext(8)
+    description: The tool whose on-disk format and decisions this module follows.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemd-sysext.html
+"""
+
+EXAMPLES = r"""
+- name: Gather extension facts
+  tucked.sysext.sysext_facts:
+
+- name: Show whether a refresh would change anything
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.sysext.needs_refresh }}"
+
+- name: Inspect a mounted image of another system, sysext only
+  tucked.sysext.sysext_facts:
+    root: /mnt/target
+    classes: [sysext]
+
+- name: Fail when an image in a search directory does not match the host
+  ansible.builtin.assert:
+    that: ansible_facts.sysext.images | selectattr('type', 'ne', 'ignored') | rejectattr('compatible') | list | length == 0
+    fail_msg: "incompatible images: {{ ansible_facts.sysext.images | rejectattr('compatible') | map(attribute='reason') | list }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added under C(ansible_facts.sysext).
+  returned: always
+  type: complex
+  contains:
+    sysext:
+      description: The extension state of the host.
+      returned: always
+      type: complex
+      contains:
+        root:
+          description: The root directory that was inspected (absolute).
+          type: str
+          sample: /
+        needs_refresh:
+          description: Whether a refresh of any inspected class would change anything.
+          type: bool
+          sample: false
+        classes:
+          description: Per class (C(sysext), C(confext)), the refresh decision.
+          type: dict
+          contains:
+            needs_refresh:
+              description: Whether C(systemd-sysext refresh) (262) would do something for this class.
+              type: bool
+            action:
+              description: What a refresh would do, C(none), C(merge), C(refresh) or C(unmerge).
+              type: str
+            reasons:
+              description:
+                - Every difference found. C(change) is one of C(added), C(removed), C(replaced)
+                  (C(fields) names the origin fields that differ), C(reordered), C(unknown) (no
+                  origin recorded), C(merge), C(unmerge), C(mutable), C(foreign) or C(inconsistent).
+              type: list
+              elements: dict
+              sample: [{extension: foo, change: replaced, fields: [mtime], detail: "/var/lib/extensions/foo.raw changed: mtime"}]
+            unchanged:
+              description: Extensions whose recorded origin matches the image found now.
+              type: list
+              elements: str
+            before:
+              description: Extensions merged now, lowest layer first.
+              type: list
+              elements: str
+            after:
+              description: Extensions a refresh would merge, lowest layer first.
+              type: list
+              elements: str
+            hierarchies:
+              description: Hierarchies a refresh would touch.
+              type: list
+              elements: str
+        hierarchies:
+          description: Per hierarchy (C(/usr), C(/opt), C(/etc)), what is mounted there now.
+          type: dict
+          contains:
+            class:
+              description: C(sysext) or C(confext).
+              type: str
+            path:
+              description: The hierarchy's path on the managed node (under O(root)).
+              type: str
+            merged:
+              description: Whether an overlay is mounted on the hierarchy.
+              type: bool
+            merged_by:
+              description: C(systemd), C(tucked), C(foreign) (an overlay nobody here made) or C(none).
+              type: str
+            extensions:
+              description: The merged extensions, lowest layer first.
+              type: list
+              elements: str
+            origins:
+              description:
+                - Extension name to the recorded origin record (C(path), C(onMountId), C(fileHandle)
+                  or C(inode), C(crtime), C(mtime), or C(verityHash)), exactly as systemd wrote it.
+                - V(null) when the merge recorded no origin (systemd before 260).
+              type: dict
+            mutable:
+              description: The recorded mutable settings (C(mode), C(mutableDirs)), V(null) when not recorded.
+              type: dict
+            mount_id:
+              description: Mount ID of the mount visible at the hierarchy.
+              type: int
+            dev:
+              description: The C(major:minor) recorded in the metadata C(dev) file.
+              type: str
+            backing:
+              description: The C(major:minor) of the host filesystem below the overlay, if recorded.
+              type: str
+            problems:
+              description: Anything wrong with the metadata (stale, unreadable, foreign overlay).
+              type: list
+              elements: str
+        images:
+          description: Every entry found in the search directories, winners first by class.
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: The extension name (file name without C(.raw) and C(.sysext)/C(.confext)).
+              type: str
+            class:
+              description: C(sysext) or C(confext).
+              type: str
+            path:
+              description: Resolved path inside O(root), as systemd records it.
+              type: str
+            entry:
+              description: The directory entry in the search directory (before following symlinks).
+              type: str
+            type:
+              description: C(directory), C(raw), C(block), or C(ignored) for entries that are not used.
+              type: str
+            version:
+              description:
+                - The image's version from its release file (C(IMAGE_VERSION), C(SYSEXT_VERSION_ID) or
+                  C(CONFEXT_VERSION_ID), C(VERSION), else C(VERSION_ID)).
+              type: str
+            compatible:
+              description: Whether systemd would merge the image on this host.
+              type: bool
+            reason:
+              description: Why the image is not used (incompatible, unreadable, shadowed, invalid name).
+              type: str
+            release_file:
+              description: The release file used, inside the image.
+              type: str
+            provides:
+              description: The hierarchies the image has content for.
+              type: list
+              elements: str
+            shadows:
+              description: Entries of the same name in later search directories that this image hides.
+              type: list
+              elements: str
+            origin:
+              description: The origin record a merge would write for this image now.
+              type: dict
+        host:
+          description: The host the images are matched against (from O(root)'s os-release).
+          type: dict
+          contains:
+            id:
+              description: C(ID).
+              type: str
+            version_id:
+              description: C(VERSION_ID).
+              type: str
+            id_like:
+              description: C(ID_LIKE).
+              type: str
+            sysext_level:
+              description: C(SYSEXT_LEVEL).
+              type: str
+            confext_level:
+              description: C(CONFEXT_LEVEL).
+              type: str
+            architecture:
+              description: systemd's name for the machine architecture, for example C(x86-64).
+              type: str
+            scope:
+              description: C(system), or C(initrd) when the root has C(/etc/initrd-release).
+              type: str
+        kernel:
+          description: What the running kernel offers for an atomic refresh.
+          type: dict
+          contains:
+            move_mount_beneath:
+              description: Whether C(move_mount) with C(MOVE_MOUNT_BENEATH) (Linux 6.5+) is available; V(null) when it cannot be probed.
+              type: bool
+            detail:
+              description: How that was found out.
+              type: str
+            release:
+              description: The kernel release.
+              type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tucked.sysext.plugins.module_utils import engine
+
+ARGUMENT_SPEC = {
+    'root': {'type': 'path', 'default': '/'},
+    'classes': {'type': 'list', 'elements': 'str', 'choices': ['sysext', 'confext'],
+                'default': ['sysext', 'confext']},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    classes = tuple(dict.fromkeys(module.params['classes']))
+    try:
+        snap = engine.gather(module.params['root'], classes)
+    except engine.EngineError as e:
+        module.fail_json(msg=str(e))
+    for w in engine.warnings_of(snap):
+        module.warn(w)
+    module.exit_json(changed=False, ansible_facts={'sysext': engine.facts(snap)})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
+# Idempotent: every step is skipped when its result is already there.
+#   scripts/bootstrap.sh [venv] [debs] [sid-root]     (default: all)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${VENV:-$here/.venv}
+CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
+SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
+steps=${*:-venv debs sid-root}
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+debs() {
+    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv)
+    local missing=()
+    for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "apt-get install ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+venv() {
+    local stamp="$VENV/.requirements.sha256"
+    local sum
+    sum=$(sha256sum "$here/requirements-dev.txt" | cut -d' ' -f1)
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+        return 0
+    fi
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt"
+    echo "$sum" > "$stamp"
+}
+
+debian_mirror() {
+    # The mirror this machine's apt already uses (deb822 or one-line format).
+    local m
+    m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n1)
+    [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | head -n1)
+    [ -n "$m" ] || { echo "no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
+    echo "$m"
+}
+
+sid_root() {
+    # A Debian sid root with systemd 262, used (chrooted, in private mount namespaces)
+    # by the interop tests and the benchmarks. Cached between runs.
+    if [ -x "$SID_ROOT/usr/bin/systemd-sysext" ] && [ -f "$SID_ROOT/.tucked-complete" ]; then
+        return 0
+    fi
+    log "debootstrap sid into $SID_ROOT (about a minute)"
+    rm -rf "$SID_ROOT.tmp"
+    mkdir -p "$(dirname "$SID_ROOT")"
+    debootstrap --variant=minbase \
+        --include=systemd,python3,squashfs-tools,erofs-utils \
+        sid "$SID_ROOT.tmp" "$(debian_mirror)" >/dev/null
+    rm -rf "$SID_ROOT"
+    mv "$SID_ROOT.tmp" "$SID_ROOT"
+    touch "$SID_ROOT/.tucked-complete"
+}
+
+for s in $steps; do
+    case $s in
+        venv) venv ;;
+        debs) debs ;;
+        sid-root) debs; sid_root ;;
+        *) echo "unknown step $s" >&2; exit 2 ;;
+    esac
+done
