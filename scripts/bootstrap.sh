@@ -51,6 +51,7 @@ sid_root() {
     # A Debian sid root with systemd 262, used (chrooted, in private mount namespaces)
     # by the interop tests and the benchmarks. Cached between runs.
     if [ -x "$SID_ROOT/usr/bin/systemd-sysext" ] && [ -f "$SID_ROOT/.tucked-complete" ]; then
+        sid_dirs
         return 0
     fi
     log "debootstrap sid into $SID_ROOT (about a minute)"
@@ -62,6 +63,12 @@ sid_root() {
     rm -rf "$SID_ROOT"
     mv "$SID_ROOT.tmp" "$SID_ROOT"
     touch "$SID_ROOT/.tucked-complete"
+    sid_dirs
+}
+
+sid_dirs() {
+    # mount points for the tmpfs mounts the tests put over the search directories
+    mkdir -p "$SID_ROOT/var/lib/extensions" "$SID_ROOT/var/lib/confexts" "$SID_ROOT/etc/extensions"
 }
 
 for s in $steps; do

@@ -155,8 +155,8 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
     """Return (name, resolved in-root path, type) or a dict explaining why it is skipped."""
     entry = os.path.join(sdir, fname)
     shown = rootfs.host_path(root, entry)
-    if fname.startswith('.'):
-        return {'reason': 'hidden entry'}
+    # Note: names starting with '.' are used (systemd 262 merges them too); only '.#'
+    # temporary files are invalid (image_name_is_valid()).
     try:
         resolved = rootfs.chase(root, entry)
     except FileNotFoundError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import mountinfo, origin, rootfs
+from . import mountapi, mountinfo, origin, rootfs
 from .release import CONFEXT, SYSEXT
 
 HIERARCHIES = {SYSEXT: ('/usr', '/opt'), CONFEXT: ('/etc',)}
@@ -35,7 +35,7 @@ class HierarchyState:
     origin: dict | None = None       # the parsed origin document (None: not recorded)
     dev: str | None = None
     backing: str | None = None
-    mount_id: int | None = None
+    mount_id: int | None = None      # unique mount ID of what is visible at the hierarchy
     mount_source: str | None = None
     mount_options: str | None = None
     problems: list = field(default_factory=list)
@@ -78,8 +78,12 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
     top = mountinfo.top_mount_at(mounts, os.path.realpath(host))
     meta = os.path.join(host, META_DIR[cls])
     dev = _read_small(os.path.join(meta, 'dev'))
+    try:
+        # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
+        hs.mount_id = mountapi.statx(host).mnt_id
+    except OSError:
+        hs.mount_id = top.mount_id if top is not None else None
     if top is not None:
-        hs.mount_id = top.mount_id
         hs.mount_source = top.source
         hs.mount_options = ','.join(top.super_options)
     if dev is not None:
