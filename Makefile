@@ -17,9 +17,15 @@ test:
 bootstrap:
 	scripts/bootstrap.sh
 
-units sanity integration lint bench:
+units sanity integration lint:
 	scripts/bootstrap.sh debs venv sid-root
 	scripts/test.sh $@
+
+## bench: the full benchmarks (the test suite runs them in quick mode)
+bench:
+	scripts/bootstrap.sh debs venv sid-root
+	scripts/link-collection.sh
+	unshare --mount --propagation private -- $(VENV)/bin/python tests/bench/bench_plan.py
 
 clean:
 	rm -rf .build tests/output

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import images as images_mod
 from . import mountapi, mountinfo, origin, release, state
+from .version import version_key
 
 DEFAULT_MUTABLE = 'no'
 
@@ -78,7 +79,7 @@ def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
     extensions a merge would use now, in stacking order. The recorded origin documents are
     compared semantically (key order never matters) with the would-be document.
     """
-    wanted = sorted(wanted, key=lambda w: w.name)
+    wanted = sorted(wanted, key=lambda w: version_key(w.name))  # systemd's stacking order
     after = tuple(w.name for w in wanted)
     new_doc = origin.document(mode, {w.name: w.origin for w in wanted}, mutable_dirs)
     reasons: list[Reason] = []

@@ -13,6 +13,7 @@ import stat
 from dataclasses import dataclass, field
 
 from . import imagefs, rootfs
+from .version import sort_names
 from .release import CONFEXT, SYSEXT, ReleaseError, read_release_bytes
 
 # image_search_path[] / image_search_path_initrd[] in discover-image.c, precedence order:
@@ -90,7 +91,7 @@ class Image:
 
 @dataclass
 class Discovery:
-    images: list[Image]        # winners, ordered by name (the stacking order, lowest first)
+    images: list[Image]        # winners in stacking order (version-sorted names, lowest first)
     ignored: list[dict]        # entries skipped, with the reason
     warnings: list[str]
     search_dirs: tuple[str, ...]
@@ -147,7 +148,7 @@ def discover(root: str, cls: str) -> Discovery:
                 continue
             found[name] = Image(name=name, cls=cls, entry=entry, path=resolved,
                                 host_path=rootfs.host_path(root, resolved), type=kind)
-    images = [found[n] for n in sorted(found)]
+    images = [found[n] for n in sort_names(found)]
     return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs)
 
 

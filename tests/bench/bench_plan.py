@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+"""Benchmark: the cost of deciding "would a refresh change anything?".
+
+Ours: engine.gather() (discover, read release files, compute origins, plan) for 1, 10,
+100 and 1000 directory extensions. Reference, measured in the same run on the same root:
+``systemd-sysext refresh`` 262 (chrooted into the sid root) taking its skip path. systemd 262
+passes every layer in one mount(2) option page, which holds about 100 short-named
+extensions, and overlayfs stacks at most 500 layers: the 1000 row has no reference. Prints a table of medians and ratios and writes tests/bench/results/plan.json.
+
+    make bench                      # or, by hand:
+    unshare -m --propagation private .venv/bin/python tests/bench/bench_plan.py [--quick]
+
+Timing never fails anything: the targets are printed next to the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from lib.nsroot import SidRoot, engine  # noqa: E402
+
+SKIP_MSG = 'Skipping extension refresh because no change was found'
+RESULTS = os.path.join(HERE, 'results')
+
+
+def median_ms(fn, reps: int) -> float:
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def main(quick: bool) -> dict:
+    sizes = (1, 10, 100) if quick else (1, 10, 100, 1000)
+    reps = 3 if quick else 15
+    eng = engine()
+    r = SidRoot()
+    rows = []
+    have = 0
+    for n in sizes:
+        for i in range(have, n):
+            # short names: systemd 262 passes all layers in one mount(2) option page (4 KiB),
+            # which 100 extensions with longer names overflow
+            r.add_dir('var/lib/extensions', 'e%d' % i)
+        have = n
+        mergeable = n <= 100
+        ref = None
+        if mergeable:
+            r.systemd('systemd-sysext', 'unmerge', '--no-reload')
+            r.systemd('systemd-sysext', 'merge', '--no-reload')
+
+            def systemd_skip():
+                res = r.systemd('systemd-sysext', 'refresh', '--no-reload')
+                if SKIP_MSG not in res.stderr + res.stdout:
+                    raise SystemExit('systemd did not skip with %d extensions: %s' % (n, res.stderr))
+            ref = median_ms(systemd_skip, reps)
+
+        def ours():
+            snap = eng.gather(r.path, ('sysext',))
+            if mergeable and snap.needs_refresh:
+                raise SystemExit('our plan wants a refresh with %d unchanged extensions' % n)
+        mine = median_ms(ours, reps)
+        rows.append({'extensions': n, 'ours_ms': round(mine, 3),
+                     'systemd_skip_ms': round(ref, 3) if ref is not None else None,
+                     'ratio': round(mine / ref, 3) if ref else None})
+    r.systemd('systemd-sysext', 'unmerge', '--no-reload')
+    by_n = {row['extensions']: row for row in rows}
+    summary = {
+        'plan_100_vs_systemd_skip_100': by_n[100]['ratio'],
+        'target_plan_100_vs_systemd_skip': '<= 1.0',
+        'plan_1000_vs_plan_100': round(by_n[1000]['ours_ms'] / by_n[100]['ours_ms'], 2) if 1000 in by_n else None,
+        'target_plan_1000_vs_plan_100': '<= 12 (linear: about 10)',
+    }
+    return {'benchmark': 'plan', 'quick': quick, 'repetitions': reps, 'rows': rows, 'summary': summary}
+
+
+def table(res: dict) -> str:
+    lines = ['| extensions | ours: plan (ms) | systemd 262: skipping refresh (ms) | ratio |',
+             '|---:|---:|---:|---:|']
+    for row in res['rows']:
+        lines.append('| %d | %.2f | %s | %s |' % (
+            row['extensions'], row['ours_ms'],
+            '%.2f' % row['systemd_skip_ms'] if row['systemd_skip_ms'] is not None else 'n/a (systemd cannot merge this many)',
+            '%.2f' % row['ratio'] if row['ratio'] is not None else '-'))
+    s = res['summary']
+    lines.append('')
+    lines.append('plan(100) / systemd skip(100) = %s (target %s)' % (s['plan_100_vs_systemd_skip_100'],
+                                                                   s['target_plan_100_vs_systemd_skip']))
+    if s['plan_1000_vs_plan_100'] is not None:
+        lines.append('plan(1000) / plan(100) = %s (target %s)' % (s['plan_1000_vs_plan_100'],
+                                                                  s['target_plan_1000_vs_plan_100']))
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    result = main('--quick' in sys.argv)
+    print(table(result), file=sys.stderr)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, 'plan%s.json' % ('-quick' if result['quick'] else '')), 'w') as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result))

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+"""CI runs the benchmarks in quick mode only to prove they still work: no timing asserts."""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from lib import nsroot  # noqa: E402
+
+
+def test_plan_benchmark_runs():
+    subprocess.run([os.path.join(nsroot.REPO, 'scripts', 'link-collection.sh')], check=True)
+    res = nsroot.run_in_ns([sys.executable, os.path.join(HERE, 'bench_plan.py'), '--quick'])
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [r['extensions'] for r in out['rows']] == [1, 10, 100]
+    for row in out['rows']:
+        assert row['ours_ms'] > 0 and row['systemd_skip_ms'] > 0 and row['ratio'] > 0, row
+    assert '| 100 |' in res.stderr, 'the table is printed'
