@@ -11,14 +11,14 @@ demo:
 
 ## test: the whole suite (what CI runs)
 test:
-	scripts/bootstrap.sh debs venv sid-root
+	scripts/bootstrap.sh debs venv test-venv sid-root
 	scripts/test.sh
 
 bootstrap:
 	scripts/bootstrap.sh
 
 units sanity integration lint:
-	scripts/bootstrap.sh debs venv sid-root
+	scripts/bootstrap.sh debs venv test-venv sid-root
 	scripts/test.sh $@
 
 ## bench: the full benchmarks (the test suite runs them in quick mode)

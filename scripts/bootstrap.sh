@@ -5,9 +5,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
+# ansible-test gets a venv of its own: with --local it installs its pinned sanity and unit
+# requirements into it (its --venv mode would download get-pip from a host we cannot reach).
+TEST_VENV=${TEST_VENV:-$here/.venv-test}
 CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
 SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
-steps=${*:-venv debs sid-root}
+steps=${*:-venv test-venv debs sid-root}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -34,7 +37,8 @@ venv() {
     fi
     log "creating $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-dev.txt" 2>&1 | grep -v 'is ignored' >&2 || true
+    "$VENV/bin/ansible-playbook" --version >/dev/null
     echo "$sum" > "$stamp"
 }
 
@@ -45,6 +49,27 @@ debian_mirror() {
     [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | head -n1)
     [ -n "$m" ] || { echo "no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
     echo "$m"
+}
+
+test_venv() {
+    if [ -x "$TEST_VENV/bin/ansible-test" ]; then
+        get_pip_cache
+        return 0
+    fi
+    log "creating $TEST_VENV"
+    python3 -m venv "$TEST_VENV"
+    "$TEST_VENV/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.19,<2.20' 2>&1 | grep -v 'is ignored' >&2 || true
+    "$TEST_VENV/bin/ansible-test" --version >/dev/null
+    get_pip_cache
+}
+
+get_pip_cache() {
+    # ansible-test bootstraps pip in its venvs with get-pip.py from a host we cannot reach:
+    # give it scripts/get_pip_offline.py under the name it looks for.
+    local v
+    v=$("$TEST_VENV/bin/python" -c 'import ansible_test._internal.python_requirements as p, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(p.get_venv_packages)).group(1))')
+    mkdir -p "$HOME/.ansible/test/cache"
+    cp "$here/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_${v//./_}.py"
 }
 
 sid_root() {
@@ -74,6 +99,7 @@ sid_dirs() {
 for s in $steps; do
     case $s in
         venv) venv ;;
+        test-venv) test_venv ;;
         debs) debs ;;
         sid-root) debs; sid_root ;;
         *) echo "unknown step $s" >&2; exit 2 ;;

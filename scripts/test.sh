@@ -5,6 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
+TEST_VENV=${TEST_VENV:-$here/.venv-test}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
 steps=${*:-sanity units lint integration bench}
@@ -15,7 +16,7 @@ coll="$here/.build/ansible_collections/tucked/sysext"
 stage_collection() {
     rm -rf "$coll"
     mkdir -p "$coll"
-    tar -C "$here" --exclude=./.venv --exclude=./.build --exclude=./.git \
+    tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.build --exclude=./.git \
         --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$coll" -xf -
     # ansible-test sanity lists files with git when there is a repository; give it one.
     (cd "$coll" && git init -q && git add -A >/dev/null 2>&1) || true
@@ -27,10 +28,10 @@ for step in $steps; do
     case $step in
         sanity)
             stage_collection
-            (cd "$coll" && run ansible-test sanity --venv --python 3.11 --color no --requirements) ;;
+            (cd "$coll" && run "$TEST_VENV/bin/ansible-test" sanity --local --python 3.11 --color no --requirements) ;;
         units)
             stage_collection
-            (cd "$coll" && run ansible-test units --venv --python 3.11 --color no --requirements) ;;
+            (cd "$coll" && run "$TEST_VENV/bin/ansible-test" units --local --python 3.11 --color no --requirements) ;;
         lint)
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)

@@ -209,6 +209,9 @@ class Squashfs(_Reader):
                 pos, offset = nxt, 0
         return out, pos, offset
 
+    def _meta_bytes(self, pos: int, offset: int, length: int) -> bytes:
+        return self._meta_read(pos, offset, length)[0]
+
     def root(self):
         return self._inode(self.root_ref)
 
@@ -221,11 +224,11 @@ class Squashfs(_Reader):
                3: stat.S_IFLNK, 10: stat.S_IFLNK}.get(itype)
         node = {'type': itype, 'mode': (fmt or 0) | (mode & 0o7777), 'pos': pos, 'off': off}
         if itype == 1:
-            b, _, _ = self._meta_read(pos, off, 16)
+            b = self._meta_bytes(pos, off, 16)
             start, _nlink, size, offset, _parent = struct.unpack('<IIHHI', b)
             node.update(dstart=start, dsize=size, doff=offset)
         elif itype == 8:
-            b, _, _ = self._meta_read(pos, off, 24)
+            b = self._meta_bytes(pos, off, 24)
             _nlink, size, start, _parent, _icount, offset, _xattr = struct.unpack('<IIIIHHI', b)
             node.update(dstart=start, dsize=size, doff=offset)
         elif itype == 2:
@@ -241,7 +244,7 @@ class Squashfs(_Reader):
             _nlink, tsize = struct.unpack('<II', b)
             if tsize > 4096:
                 raise ImageError('corrupt squashfs symlink')
-            target, _, _ = self._meta_read(pos2, off2, tsize)
+            target = self._meta_bytes(pos2, off2, tsize)
             node.update(target=target)
         return node
 
@@ -259,7 +262,7 @@ class Squashfs(_Reader):
             remaining -= 12
             if count >= 256:
                 raise ImageError('corrupt squashfs directory header')
-            for _ in range(count + 1):
+            for _entry in range(count + 1):
                 ent, pos, off = self._meta_read(pos, off, 8)
                 ioff, _idelta, _itype, nsize = struct.unpack('<HhHH', ent)
                 name, pos, off = self._meta_read(pos, off, nsize + 1)
@@ -273,7 +276,7 @@ class Squashfs(_Reader):
         return None
 
     def listdir(self, inode) -> list[bytes]:
-        return [n for n, _ in self._entries(inode)]
+        return [entry[0] for entry in self._entries(inode)]
 
     def readlink(self, inode) -> bytes:
         return inode['target']
@@ -284,7 +287,7 @@ class Squashfs(_Reader):
             raise ImageError('file is %d bytes, more than the %d allowed' % (size, limit))
         has_frag = inode['frag'] != 0xFFFFFFFF
         nblocks = size // self.block_size if has_frag else (size + self.block_size - 1) // self.block_size
-        sizes_raw, _, _ = self._meta_read(inode['bpos'], inode['boff'], 4 * nblocks)
+        sizes_raw = self._meta_bytes(inode['bpos'], inode['boff'], 4 * nblocks)
         out = bytearray()
         pos = inode['start']
         for (bsz,) in struct.iter_unpack('<I', sizes_raw):
@@ -299,7 +302,7 @@ class Squashfs(_Reader):
             idx = inode['frag']
             ptr_raw = self._pread(8, self.frag_table + 8 * (idx // 512))
             (mpos,) = struct.unpack('<Q', ptr_raw)
-            ent, _, _ = self._meta_read(mpos, (idx % 512) * 16, 16)
+            ent = self._meta_bytes(mpos, (idx % 512) * 16, 16)
             fstart, fsize, _unused = struct.unpack('<QII', ent)
             raw = self._pread(fsize & 0xFFFFFF, fstart)
             frag = raw if fsize & (1 << 24) else self._decompress(raw, self.block_size)
@@ -389,7 +392,7 @@ class Erofs(_Reader):
         return None
 
     def listdir(self, inode) -> list[bytes]:
-        return [n for n, _ in self._entries(inode)]
+        return [entry[0] for entry in self._entries(inode)]
 
     def readlink(self, inode) -> bytes:
         return self.read_data(inode, 4096)

@@ -21,7 +21,7 @@ description:
   - Hierarchies merged by systemd older than 260 carry no origin record; their origins are
     reported as unknown, which means a refresh is needed (as systemd 252 always refreshes).
 author:
-  - tucked.sysext contributors
+  - The tucked.sysext team (@tucked)
 options:
   root:
     description:
@@ -42,8 +42,10 @@ attributes:
     description: The module never changes anything, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
   facts:
     support: full
+    description: Everything is returned under C(ansible_facts.sysext).
 notes:
   - Images are looked up where systemd looks for them; sysext C(/etc/extensions),
     C(/run/extensions), C(/var/lib/extensions); confext C(/run/confexts), C(/var/lib/confexts),

@@ -5,10 +5,11 @@ Ours: engine.gather() (discover, read release files, compute origins, plan) for 
 100 and 1000 directory extensions. Reference, measured in the same run on the same root:
 ``systemd-sysext refresh`` 262 (chrooted into the sid root) taking its skip path. systemd 262
 passes every layer in one mount(2) option page, which holds about 100 short-named
-extensions, and overlayfs stacks at most 500 layers: the 1000 row has no reference. Prints a table of medians and ratios and writes tests/bench/results/plan.json.
+extensions, and overlayfs stacks at most 500 layers: the 1000 row has no reference.
+Prints a table of medians and ratios and writes tests/bench/results/plan.json.
 
-    make bench                      # or, by hand:
-    unshare -m --propagation private .venv/bin/python tests/bench/bench_plan.py [--quick]
+    make bench       # or by hand, in a private mount namespace:
+    unshare -m --propagation private .venv/bin/python tests/bench/bench_plan.py --quick
 
 Timing never fails anything: the targets are printed next to the numbers.
 """
@@ -31,7 +32,7 @@ RESULTS = os.path.join(HERE, 'results')
 
 def median_ms(fn, reps: int) -> float:
     samples = []
-    for _ in range(reps):
+    for _rep in range(reps):
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
@@ -92,11 +93,11 @@ def table(res: dict) -> str:
             '%.2f' % row['ratio'] if row['ratio'] is not None else '-'))
     s = res['summary']
     lines.append('')
-    lines.append('plan(100) / systemd skip(100) = %s (target %s)' % (s['plan_100_vs_systemd_skip_100'],
-                                                                   s['target_plan_100_vs_systemd_skip']))
+    lines.append('plan(100) / systemd skip(100) = %s (target %s)'
+                 % (s['plan_100_vs_systemd_skip_100'], s['target_plan_100_vs_systemd_skip']))
     if s['plan_1000_vs_plan_100'] is not None:
-        lines.append('plan(1000) / plan(100) = %s (target %s)' % (s['plan_1000_vs_plan_100'],
-                                                                  s['target_plan_1000_vs_plan_100']))
+        lines.append('plan(1000) / plan(100) = %s (target %s)'
+                     % (s['plan_1000_vs_plan_100'], s['target_plan_1000_vs_plan_100']))
     return '\n'.join(lines)
 
 

@@ -38,7 +38,7 @@ def sh(*args, check=True, **kw):
 def run_in_ns(argv: list, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``argv`` in a new private mount namespace (nothing it mounts leaks out)."""
     return subprocess.run(['unshare', '--mount', '--propagation', 'private', '--'] + argv,
-                          text=True, capture_output=True, timeout=timeout, env=env)
+                          text=True, capture_output=True, timeout=timeout, env=env, check=False)
 
 
 def in_namespace_guard():
@@ -134,7 +134,7 @@ class SidRoot(_Root):
 
     def systemd(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run the sid root's systemd-sysext / systemd-confext 262, chrooted."""
-        res = subprocess.run(['chroot', self.path, tool] + list(args), text=True, capture_output=True)
+        res = subprocess.run(['chroot', self.path, tool] + list(args), text=True, capture_output=True, check=False)
         if check and res.returncode != 0:
             raise RuntimeError('%s %s failed (%d): %s' % (tool, ' '.join(args), res.returncode, res.stderr))
         return res
@@ -160,7 +160,8 @@ class FakeRoot(_Root):
             f.write('base\n')
 
     def host_systemd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        res = subprocess.run(['systemd-sysext', '--root=' + self.path] + list(args), text=True, capture_output=True)
+        res = subprocess.run(['systemd-sysext', '--root=' + self.path] + list(args), text=True, capture_output=True,
+                             check=False)
         if check and res.returncode != 0:
             raise RuntimeError('systemd-sysext %s failed (%d): %s' % (' '.join(args), res.returncode, res.stderr))
         return res
