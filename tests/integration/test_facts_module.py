@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+"""sysext_facts through real ansible-playbook / ansible / ansible-doc, on scratch roots.
+
+No mounts here: the module only reads. Bad input must give a clear message naming the
+file (a warning, or a failure when the host state itself cannot be read), never a
+traceback, and must leave the root exactly as it was.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               PATH=BIN + os.pathsep + env.get('PATH', ''))
+    return env
+
+
+def run_facts(root, check_mode=False, classes=None):
+    """Run the module in a one-task playbook; return (task result, raw process)."""
+    args = {'root': str(root)}
+    if classes:
+        args['classes'] = classes
+    work = os.path.dirname(str(root))
+    pb, result = os.path.join(work, 'play.yml'), os.path.join(work, 'result.json')
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'name': 'facts', 'tucked.sysext.sysext_facts': args, 'ignore_errors': True, 'register': 'r'},
+        {'name': 'save', 'ansible.builtin.copy': {'content': '{{ r | to_json }}', 'dest': result, 'mode': '0644'},
+         'check_mode': False},
+    ]}]
+    with open(pb, 'w') as f:
+        json.dump(play, f)
+    cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['--check'] if check_mode else [])
+    res = subprocess.run(cmd, cwd=REPO, env=ansible_env(), text=True, capture_output=True, check=False)
+    assert 'Traceback' not in res.stdout + res.stderr, res.stdout + res.stderr
+    assert res.returncode == 0, res.stdout + res.stderr
+    with open(result) as f:
+        out = json.load(f)
+    os.unlink(pb)
+    os.unlink(result)
+    out['warnings_shown'] = res.stdout + res.stderr
+    return out, res
+
+
+def tree_digest(root):
+    """Everything about a tree that a write would change: names, modes, sizes, mtimes, bytes."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(('%s %o %d %d\n' % (os.path.relpath(p, root), st.st_mode, st.st_size, st.st_mtime_ns)).encode())
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, 'rb') as f:
+                    h.update(f.read())
+    return h.hexdigest()
+
+
+def make_root(tmp_path):
+    root = tmp_path / 'root'
+    for d in ('usr/lib', 'opt', 'etc', 'var/lib/extensions', 'var/lib/confexts', 'run/extensions',
+              'run/confexts', 'etc/extensions'):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / 'usr/lib/os-release').write_text('ID=debian\nVERSION_ID=12\n')
+    os.symlink('../usr/lib/os-release', root / 'etc/os-release')
+    return root
+
+
+def add_ext(root, sdir, name, release='ID=_any\n', cls='sysext', fname=None):
+    rel = 'usr/lib/extension-release.d' if cls == 'sysext' else 'etc/extension-release.d'
+    d = root / sdir / (fname or name)
+    (d / rel).mkdir(parents=True)
+    if release is not None:
+        (d / rel / ('extension-release.' + name)).write_bytes(release.encode() if isinstance(release, str) else release)
+    return d
+
+
+def image(facts, entry):
+    return next(i for i in facts['images'] if i['entry'] == entry)
+
+
+def test_facts_on_a_clean_root(tmp_path):
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'foo')
+    add_ext(root, 'run/confexts', 'site', cls='confext')
+    before = tree_digest(root)
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    assert res['changed'] is False
+    assert facts['needs_refresh'] is True
+    assert facts['classes']['sysext']['action'] == 'merge'
+    assert facts['classes']['confext']['after'] == ['site']
+    assert facts['hierarchies']['/usr']['merged_by'] == 'none'
+    assert image(facts, '/var/lib/extensions/foo')['compatible'] is True
+    assert facts['kernel']['move_mount_beneath'] in (True, False, None)
+    assert tree_digest(root) == before
+
+
+def test_check_mode_and_classes(tmp_path):
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'foo')
+    res, _ = run_facts(root, check_mode=True, classes=['confext'])
+    facts = res['ansible_facts']['sysext']
+    assert list(facts['classes']) == ['confext']
+    assert facts['needs_refresh'] is False
+    assert set(facts['hierarchies']) == {'/etc'}
+
+
+def test_root_that_does_not_exist(tmp_path):
+    res, _ = run_facts(tmp_path / 'nope')
+    assert res['failed'] is True
+    assert str(tmp_path / 'nope') in res['msg'] and 'does not exist' in res['msg']
+
+
+def test_root_without_os_release(tmp_path):
+    root = tmp_path / 'bare'
+    root.mkdir()
+    res, _ = run_facts(root)
+    assert res['failed'] is True
+    assert 'os-release' in res['msg'] and str(root) in res['msg']
+
+
+@pytest.mark.parametrize('what,release,expect', [
+    ('binary', b'\x00\x01\x02\xff\xfe' * 20, 'not valid UTF-8'),
+    ('nul-bytes', b'ID=_any\n\x00\x00\n', 'NUL'),
+    ('not-utf8', b'ID=\xff\xfe\n', 'UTF-8'),
+    ('huge', b'ID=_any\n' + b'X' * (10 * 1024 * 1024), 'larger than'),
+    ('unterminated', b'ID="_any\n', 'unterminated'),
+    ('missing', None, 'has no usr/lib/extension-release.d/extension-release.bad'),
+])
+def test_bad_release_files(tmp_path, what, release, expect):
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'good')
+    add_ext(root, 'var/lib/extensions', 'bad', release=release)
+    before = tree_digest(root)
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    bad = image(facts, '/var/lib/extensions/bad')
+    assert bad['compatible'] is False
+    assert expect in bad['reason'], bad['reason']
+    assert str(root / 'var/lib/extensions/bad') in bad['reason'], 'the message names the image'
+    assert expect in res['warnings_shown'], 'the warning is shown'
+    assert facts['classes']['sysext']['after'] == ['good']
+    assert tree_digest(root) == before
+
+
+def test_release_symlink_pointing_outside_the_image(tmp_path):
+    root = make_root(tmp_path)
+    secret = tmp_path / 'outside-release'
+    secret.write_text('ID=_any\n')
+    d = add_ext(root, 'var/lib/extensions', 'esc', release=None)
+    os.symlink(str(secret), d / 'usr/lib/extension-release.d/extension-release.esc')
+    res, _ = run_facts(root)
+    esc = image(res['ansible_facts']['sysext'], '/var/lib/extensions/esc')
+    # the absolute target is re-rooted inside the image, where it does not exist
+    assert esc['compatible'] is False and 'has no' in esc['reason']
+
+
+@pytest.mark.parametrize('fname,why', [
+    ('bad\x01name', 'invalid name'),
+    ('..raw', 'invalid name'),
+    ('.#tmp.raw', 'invalid name'),
+])
+def test_invalid_image_names(tmp_path, fname, why):
+    root = make_root(tmp_path)
+    p = root / 'var/lib/extensions' / fname
+    p.write_bytes(b'junk')
+    res, _ = run_facts(root)
+    entries = [i for i in res['ansible_facts']['sysext']['images'] if i['type'] == 'ignored']
+    assert len(entries) == 1 and why in entries[0]['reason'], entries
+
+
+def test_dangling_symlink_and_loop(tmp_path):
+    root = make_root(tmp_path)
+    os.symlink('/nowhere/x', root / 'etc/extensions/dangling')
+    os.symlink('loop2', root / 'etc/extensions/loop1')
+    os.symlink('loop1', root / 'etc/extensions/loop2')
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    assert 'dangling symlink' in image(facts, '/etc/extensions/dangling')['reason']
+    assert 'symlink loop' in image(facts, '/etc/extensions/loop1')['reason']
+    assert 'symlink loop' in res['warnings_shown'] and str(root / 'etc/extensions/loop1') in res['warnings_shown']
+
+
+def test_corrupt_and_truncated_raw_images(tmp_path):
+    root = make_root(tmp_path)
+    (root / 'var/lib/extensions/junk.raw').write_bytes(os.urandom(8192))
+    src = tmp_path / 'tree'
+    add_ext(tmp_path, '.', 'cut', release='ID=_any\n', fname='tree')
+    (src / 'usr/lib/payload').write_bytes(os.urandom(256 * 1024))   # incompressible: the image is big
+    subprocess.run(['mksquashfs', str(src), str(tmp_path / 'cut.raw'), '-quiet', '-noappend'], check=True)
+    data = (tmp_path / 'cut.raw').read_bytes()
+    (root / 'var/lib/extensions/cut.raw').write_bytes(data[:len(data) // 2])
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    junk = image(facts, '/var/lib/extensions/junk.raw')
+    assert junk['compatible'] is False and 'unknown magic' in junk['reason']
+    cut = image(facts, '/var/lib/extensions/cut.raw')
+    assert cut['compatible'] is False
+    assert 'corrupt' in cut['reason'] and str(root / 'var/lib/extensions/cut.raw') in cut['reason'], cut['reason']
+
+
+def fake_merged(root, cls, origin_text):
+    """Metadata that makes the hierarchy look merged by systemd (dev matches), no mount."""
+    hier = root / ('usr' if cls == 'sysext' else 'etc')
+    meta = hier / ('.systemd-sysext' if cls == 'sysext' else '.systemd-confext')
+    meta.mkdir()
+    st = os.stat(hier)
+    (meta / 'dev').write_text('%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
+    (meta / ('extensions' if cls == 'sysext' else 'confexts')).write_text('foo\n')
+    if origin_text is not None:
+        (meta / 'origin').write_text(origin_text)
+    return meta
+
+
+@pytest.mark.parametrize('text,expect', [
+    ('{"mutable": {"mode": "no"}, "extensions": {"foo": {"path": "/var/lib/ext', 'not valid JSON'),
+    ('["not", "an", "object"]', 'does not hold an origin object'),
+    ('\x00\x01binary', 'not valid JSON'),
+])
+def test_truncated_or_non_json_origin(tmp_path, text, expect):
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'foo')
+    meta = fake_merged(root, 'sysext', text)
+    before = tree_digest(root)
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    usr = facts['hierarchies']['/usr']
+    assert usr['merged_by'] == 'systemd' and usr['origins'] is None
+    assert any(expect in p and str(meta / 'origin') in p for p in usr['problems']), usr['problems']
+    assert facts['classes']['sysext']['needs_refresh'] is True
+    assert tree_digest(root) == before
+
+
+def test_recorded_origin_matches(tmp_path):
+    """An origin written like systemd's for the current image means: nothing to do."""
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'foo')
+    first, _ = run_facts(root)
+    rec = image(first['ansible_facts']['sysext'], '/var/lib/extensions/foo')['origin']
+    # pretty-printed the way systemd does, keys in another order: compared semantically
+    doc = {'extensions': {'foo': dict(reversed(list(rec.items())))}, 'mutable': {'mode': 'no'}}
+    fake_merged(root, 'sysext', json.dumps(doc, indent='\t', separators=(',', ' : ')) + '\n')
+    res, _ = run_facts(root)
+    facts = res['ansible_facts']['sysext']
+    assert facts['classes']['sysext']['needs_refresh'] is False, facts['classes']['sysext']
+    assert facts['classes']['sysext']['unchanged'] == ['foo']
+
+
+def test_ansible_doc_renders():
+    res = subprocess.run([os.path.join(BIN, 'ansible-doc'), 'tucked.sysext.sysext_facts'], cwd=REPO,
+                         env=ansible_env(), text=True, capture_output=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert 'needs_refresh' in res.stdout and 'move_mount_beneath' in res.stdout
+
+
+def test_adhoc_short_and_long_form(tmp_path):
+    root = make_root(tmp_path)
+    for mod in ('tucked.sysext.sysext_facts', 'sysext_facts'):
+        env = ansible_env()
+        env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.minimal'
+        env['ANSIBLE_COLLECTIONS_ON_ANSIBLE_VERSION_MISMATCH'] = 'ignore'
+        res = subprocess.run([os.path.join(BIN, 'ansible'), 'localhost', '-m', mod, '-a', 'root=%s' % root],
+                             cwd=REPO, env=env, text=True, capture_output=True, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert '"needs_refresh": false' in res.stdout
