@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import platform
 import struct
@@ -34,11 +35,33 @@ STATX_MNT_ID_UNIQUE = 0x4000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_BENEATH = 0x200
 
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_RECURSIVE = 0x8000
+
+FSOPEN_CLOEXEC = 0x1
+FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 0x2
+CLONE_NEWNS = 0x00020000
+
 # asm-generic numbers, shared by x86_64 and aarch64 for the mount API (>= 5.2)
-_SYSCALLS = {
-    'x86_64': {'move_mount': 429},
-    'aarch64': {'move_mount': 429},
-}
+_MOUNT_API = {'open_tree': 428, 'move_mount': 429, 'fsopen': 430, 'fsconfig': 431, 'fsmount': 432}
+_SYSCALLS = {'x86_64': _MOUNT_API, 'aarch64': _MOUNT_API}
 
 _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
 
@@ -149,3 +172,120 @@ def move_mount_beneath_supported() -> tuple[bool | None, str]:
     if err == errno.EPERM:
         return None, 'not privileged to probe move_mount (needs CAP_SYS_ADMIN)'
     return None, 'move_mount probe failed: %s' % os.strerror(err)
+
+
+# ---------------------------------------------------------------------------- mounting
+def _syscall(name: str, *args) -> int:
+    nr = _SYSCALLS.get(platform.machine(), {}).get(name)
+    if nr is None:
+        raise OSError(errno.ENOSYS, '%s: unknown syscall number on %s' % (name, platform.machine()))
+    fn = _libc.syscall
+    fn.restype = ctypes.c_long
+    return fn(ctypes.c_long(nr), *args)
+
+
+def _cstr(s: str | None):
+    return ctypes.c_char_p(None if s is None else os.fsencode(s))
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    fn = _libc.mount
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    _check(fn(_cstr(source), _cstr(target), _cstr(fstype), flags, _cstr(data)), 'mount', target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    fn = _libc.umount2
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    _check(fn(os.fsencode(target), flags), 'umount', target)
+
+
+def unshare(flags: int) -> None:
+    fn = _libc.unshare
+    fn.argtypes = [ctypes.c_int]
+    _check(fn(flags), 'unshare')
+
+
+def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, dirfd: int = AT_FDCWD) -> int:
+    """A detached copy of the mount at ``path`` (OPEN_TREE_CLONE), as a file descriptor."""
+    return _check(_syscall('open_tree', ctypes.c_int(dirfd), _cstr(path), ctypes.c_uint(flags)), 'open_tree', path)
+
+
+def move_mount_fd(fd: int, target: str, beneath: bool = False) -> None:
+    """Attach the detached mount ``fd`` at ``target``; with ``beneath``, tuck it under the
+    mount that is on top there now (Linux 6.5+), which the caller then detaches."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | (MOVE_MOUNT_BENEATH if beneath else 0)
+    _check(_syscall('move_mount', ctypes.c_int(fd), ctypes.c_char_p(b''), ctypes.c_int(AT_FDCWD),
+                    _cstr(target), ctypes.c_uint(flags)), 'move_mount', target)
+
+
+class FsContext:
+    """fsopen()/fsconfig()/fsmount(): build a filesystem and get a detached mount."""
+
+    def __init__(self, fstype: str):
+        self.fstype = fstype
+        self.fd = _check(_syscall('fsopen', _cstr(fstype), ctypes.c_uint(FSOPEN_CLOEXEC)), 'fsopen', fstype)
+
+    def set_string(self, key: str, value: str) -> None:
+        _check(_syscall('fsconfig', ctypes.c_int(self.fd), ctypes.c_uint(FSCONFIG_SET_STRING), _cstr(key),
+                        _cstr(value), ctypes.c_int(0)), 'fsconfig %s=%s' % (key, value))
+
+    def set_flag(self, key: str) -> None:
+        _check(_syscall('fsconfig', ctypes.c_int(self.fd), ctypes.c_uint(FSCONFIG_SET_FLAG), _cstr(key),
+                        ctypes.c_char_p(None), ctypes.c_int(0)), 'fsconfig %s' % key)
+
+    def mount(self, attr_flags: int) -> int:
+        _check(_syscall('fsconfig', ctypes.c_int(self.fd), ctypes.c_uint(FSCONFIG_CMD_CREATE), ctypes.c_char_p(None),
+                        ctypes.c_char_p(None), ctypes.c_int(0)), 'create %s filesystem' % self.fstype)
+        return _check(_syscall('fsmount', ctypes.c_int(self.fd), ctypes.c_uint(FSMOUNT_CLOEXEC),
+                               ctypes.c_uint(attr_flags)), 'fsmount %s' % self.fstype)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------- loop devices
+LOOP_CTL_GET_FREE = 0x4C82
+LOOP_CONFIGURE = 0x4C0A
+LO_FLAGS_READ_ONLY = 1
+LO_FLAGS_AUTOCLEAR = 4
+
+
+def loop_attach(backing: int, path: str) -> tuple[str, int]:
+    """Attach the open image file ``backing`` (``path`` is its name, for messages and
+    lo_file_name) read-only to a free loop device with autoclear; return the device path and
+    an open descriptor of it. Keep that descriptor open until the device is mounted:
+    autoclear releases the device when its last user goes, and that would be this one."""
+    for _attempt in range(16):
+        ctl = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
+        try:
+            n = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+        finally:
+            os.close(ctl)
+        dev = '/dev/loop%d' % n
+        try:
+            lfd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        # struct loop_config { u32 fd; u32 block_size; struct loop_info64 info; u64 reserved[8]; }
+        info = bytearray(232)
+        struct.pack_into('<I', info, 52, LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)   # lo_flags
+        name = os.fsencode(path)[-63:]
+        info[56:56 + len(name)] = name                                            # lo_file_name
+        try:
+            fcntl.ioctl(lfd, LOOP_CONFIGURE, struct.pack('<II', backing, 0) + bytes(info) + bytes(64))
+        except OSError as e:
+            os.close(lfd)
+            if e.errno == errno.EBUSY:    # somebody else took it first
+                continue
+            raise
+        return dev, lfd
+    raise OSError(errno.EBUSY, 'no free loop device', path)

@@ -1,0 +1,346 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apply a plan with our own mount code: build the new overlays completely in a private
+child mount namespace, hand them to the caller as detached mounts, then swap each
+hierarchy atomically (tuck the new overlay beneath the old one with
+``move_mount(MOVE_MOUNT_BENEATH)``, then detach the old top).
+
+Nothing visible changes before every new overlay is built and checked; a failure before
+the swap leaves the host exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import traceback
+from dataclasses import dataclass, field
+
+from . import imagefs, mountapi, origin, rootfs, state
+from .release import CONFEXT
+
+STAGE_DIR = '/run/tucked-sysext'
+LOCK_FILE = '/run/tucked-sysext.lock'
+MARKER_VERSION = '1'
+
+
+class ApplyError(RuntimeError):
+    """The change could not be made; the host is as it was unless ``partial`` says otherwise."""
+
+    def __init__(self, msg: str, partial: bool = False):
+        super().__init__(msg)
+        self.partial = partial
+
+
+@dataclass
+class Layer:
+    name: str
+    kind: str              # directory | raw | block
+    host_path: str         # the image on this machine
+    inroot_path: str
+    origin: dict           # what the plan computed; rechecked before mounting
+    provides: tuple
+
+
+@dataclass
+class BuildRequest:
+    root: str
+    cls: str
+    hierarchies: tuple                 # hierarchies to build an overlay for
+    rebuild: tuple                     # hierarchies that are merged now (their base is below)
+    layers: list                       # Layer, in stacking order (lowest first)
+    origin_doc: dict
+    mode: str = 'no'
+    overlay_options: str = ''
+    legacy_mount: bool = False         # force mount(2) with an option string (tests)
+
+
+@dataclass
+class Built:
+    fds: dict = field(default_factory=dict)      # hierarchy -> detached mount fd
+    devs: dict = field(default_factory=dict)     # hierarchy -> "major:minor"
+    method: str = ''
+
+
+def escape_layer(path: str) -> str:
+    return path.replace('\\', '\\\\').replace(':', '\\:').replace(',', '\\,')
+
+
+def _write(path: str, text: str, mode: int = 0o644) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, text.encode('utf-8'))
+    finally:
+        os.close(fd)
+
+
+def _is_populated(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return any(True for _entry in it)
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------- child side
+def _pin_layers(req: BuildRequest) -> dict:
+    """Open every image and check it is still what the plan saw. Runs before the child
+    leaves the caller's mount namespace: mount IDs (part of the origin) are per namespace.
+    Everything after this uses the descriptors, so the image merged is the image checked."""
+    pinned = {}
+    for layer in req.layers:
+        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if layer.kind == 'directory' else 0)
+        try:
+            fd = os.open(layer.host_path, flags)
+        except OSError as e:
+            raise ApplyError('%s disappeared before it could be merged (%s); run again'
+                             % (layer.host_path, e.strerror)) from None
+        pinned[layer.name] = fd
+        now = origin.compute(layer.host_path, layer.inroot_path)
+        st, fst = os.stat(layer.host_path), os.fstat(fd)
+        if now != layer.origin or (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
+            raise ApplyError('%s changed while it was being merged (%s); run again' % (
+                layer.host_path, ', '.join(origin.differing_fields(layer.origin, now)) or 'replaced'))
+    return pinned
+
+
+def _build_in_child(req: BuildRequest, stage: str) -> Built:
+    """Runs in the child process: pins the images, then works in a private mount namespace."""
+    pinned = _pin_layers(req)
+    mountapi.unshare(mountapi.CLONE_NEWNS)
+    mountapi.mount(None, '/', None, mountapi.MS_REC | mountapi.MS_PRIVATE)
+    mountapi.mount('tmpfs', stage, 'tmpfs', mountapi.MS_NODEV | mountapi.MS_NOSUID, 'mode=0700')
+
+    # The hierarchies merged now: drop their overlays here (only in this namespace) so that
+    # the base tree below them becomes the bottom layer of the new overlay.
+    for h in req.rebuild:
+        host = rootfs.host_path(req.root, h)
+        while state.read_hierarchy(req.root, h, req.cls, mounts=[]).merged_by in ('systemd', 'tucked'):
+            mountapi.umount2(host, mountapi.MNT_DETACH)
+
+    roots = {}
+    os.mkdir(os.path.join(stage, 'images'), 0o700)
+    for layer in req.layers:
+        fd = pinned[layer.name]
+        if layer.kind == 'directory':
+            # overlayfs wants layers on mounts of this namespace: use the path again, after
+            # checking it still leads to the directory that was checked
+            st, fst = os.stat(layer.host_path), os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
+                raise ApplyError('%s was replaced while it was being merged; run again' % layer.host_path)
+            roots[layer.name] = layer.host_path
+            continue
+        target = os.path.join(stage, 'images', layer.name)
+        os.mkdir(target, 0o755)
+        fstype = imagefs.detect(fd)
+        if fstype not in ('squashfs', 'erofs'):
+            raise ApplyError('%s is not a squashfs or erofs image (%s); replace it with a valid image'
+                             % (layer.host_path, fstype or 'unknown format'))
+        dev, lfd = mountapi.loop_attach(fd, layer.host_path)
+        try:
+            mountapi.mount(dev, target, fstype, mountapi.MS_RDONLY | mountapi.MS_NODEV)
+        except OSError as e:
+            raise ApplyError('cannot mount %s (%s on %s): %s; the image is corrupt or the kernel lacks %s'
+                             % (layer.host_path, fstype, dev, e.strerror, fstype)) from None
+        finally:
+            os.close(lfd)
+        roots[layer.name] = target
+
+    built = Built()
+    meta_dir = state.META_DIR[req.cls]
+    for h in req.hierarchies:
+        base = rootfs.host_path(req.root, h)
+        st = os.stat(base)
+        meta = os.path.join(stage, 'meta' + h)
+        os.makedirs(meta, 0o755, exist_ok=True)
+        os.chmod(meta, stat.S_IMODE(st.st_mode))   # the top layer gives the hierarchy its mode
+        os.chown(meta, st.st_uid, st.st_gid)
+        md = os.path.join(meta, meta_dir)
+        os.mkdir(md, 0o755)
+        names = [la.name for la in req.layers]
+        _write(os.path.join(md, state.NAMES_FILE[req.cls]), ''.join(n + '\n' for n in names))
+        _write(os.path.join(md, 'origin'), origin.dumps(req.origin_doc))
+        layers = [meta]
+        for la in reversed(req.layers):            # highest first
+            p = os.path.join(roots[la.name], h.lstrip('/'))
+            if os.path.isdir(p):
+                layers.append(p)
+        if _is_populated(base):
+            layers.append(base)
+            if os.major(st.st_dev) != 0:
+                _write(os.path.join(md, 'backing'), '%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
+        fd, built.method = _make_overlay(req, h, layers, stage)
+        mst = os.fstat(fd)
+        devtext = '%d:%d' % (os.major(mst.st_dev), os.minor(mst.st_dev))
+        _write(os.path.join(md, 'dev'), devtext + '\n')
+        _write(os.path.join(md, state.TUCKED_MARKER), MARKER_VERSION + '\n')
+        # check the finished tree through the new mount itself before anyone sees it
+        with open(os.path.join('/proc/self/fd/%d' % fd, meta_dir, 'dev')) as f:
+            if f.read().strip() != devtext:
+                raise ApplyError('the new overlay for %s does not show its metadata; not swapping' % h)
+        built.fds[h] = fd
+        built.devs[h] = devtext
+    return built
+
+
+def _attrs(req: BuildRequest) -> int:
+    a = mountapi.MOUNT_ATTR_RDONLY | mountapi.MOUNT_ATTR_NODEV
+    if req.cls == CONFEXT:
+        a |= mountapi.MOUNT_ATTR_NOSUID | mountapi.MOUNT_ATTR_NOEXEC
+    return a
+
+
+def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str) -> tuple[int, str]:
+    """A detached read-only overlay of ``layers`` (top first). With the mount API and
+    ``lowerdir+`` (Linux 6.8+) there is no limit on the number of layers; otherwise (or when
+    forced) the classic mount(2) option string, limited to one page like systemd's."""
+    extra = [o for o in req.overlay_options.split(',') if o]
+    if not req.legacy_mount:
+        try:
+            with mountapi.FsContext('overlay') as ctx:
+                ctx.set_string('source', req.cls)
+                for layer in layers:
+                    ctx.set_string('lowerdir+', layer)
+                for opt in extra:
+                    key, _sep, value = opt.partition('=')
+                    if value:
+                        ctx.set_string(key, value)
+                    else:
+                        ctx.set_flag(key)
+                return ctx.mount(_attrs(req)), 'fsmount'
+        except OSError as e:
+            # EINVAL: no "lowerdir+" (Linux < 6.8); fall back to the option string below
+            if e.errno not in (mountapi.errno.EINVAL, mountapi.errno.ENOSYS):
+                raise ApplyError('cannot build the overlay for %s: %s' % (h, e)) from None
+    target = os.path.join(stage, 'overlay' + h)
+    os.makedirs(target, 0o755, exist_ok=True)
+    data = ','.join(['lowerdir=' + ':'.join(escape_layer(la) for la in layers)] + extra)
+    flags = mountapi.MS_RDONLY | mountapi.MS_NODEV
+    if req.cls == CONFEXT:
+        flags |= mountapi.MS_NOSUID | mountapi.MS_NOEXEC
+    try:
+        mountapi.mount(req.cls, target, 'overlay', flags, data)
+    except OSError as e:
+        raise ApplyError('cannot mount the overlay for %s (%d layers): %s' % (h, len(layers), e.strerror)) from None
+    return mountapi.open_tree(target), 'mount'
+
+
+def build(req: BuildRequest) -> Built:
+    """Fork a child that builds the overlays in its own mount namespace and passes them
+    back as detached mounts (file descriptors over a socket pair)."""
+    stage = rootfs.host_path(req.root, STAGE_DIR)
+    os.makedirs(stage, 0o700, exist_ok=True)
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            parent_sock.close()
+            try:
+                built = _build_in_child(req, stage)
+                hs = list(built.fds)
+                msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method})
+                socket.send_fds(child_sock, [msg.encode()], [built.fds[h] for h in hs])
+            except ApplyError as e:
+                child_sock.sendall(json.dumps({'ok': False, 'error': str(e)}).encode())
+                code = 1
+            except OSError as e:
+                child_sock.sendall(json.dumps({'ok': False, 'error': 'building the overlay failed: %s' % e}).encode())
+                code = 1
+            except BaseException:  # pylint: disable=broad-except
+                child_sock.sendall(json.dumps({'ok': False, 'error': traceback.format_exc()}).encode())
+                code = 2
+        finally:
+            os._exit(code)
+    child_sock.close()
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(parent_sock, 1 << 20, 64)
+        while data and not data.rstrip().endswith(b'}'):
+            more = parent_sock.recv(1 << 20)
+            if not more:
+                break
+            data += more
+    finally:
+        parent_sock.close()
+        os.waitpid(pid, 0)
+    try:
+        msg = json.loads(data.decode() or '{}')
+    except ValueError:
+        msg = {}
+    if not msg.get('ok'):
+        for fd in fds:
+            os.close(fd)
+        raise ApplyError(msg.get('error') or 'the build process died without a word')
+    return Built(fds=dict(zip(msg['hierarchies'], fds)), devs=msg['devs'], method=msg['method'])
+
+
+# ---------------------------------------------------------------------------- parent side
+@dataclass
+class SwapResult:
+    atomic: bool
+    swapped: list
+    unmerged: list
+
+
+def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic: bool) -> SwapResult:
+    """Put the new overlays in place. ``merged_now``: hierarchies with an overlay of ours or
+    systemd's on top; ``drop``: merged hierarchies that get no new overlay."""
+    res = SwapResult(atomic=atomic, swapped=[], unmerged=[])
+    try:
+        for h, fd in built.fds.items():
+            host = rootfs.host_path(root, h)
+            if h in merged_now:
+                if atomic:
+                    mountapi.move_mount_fd(fd, host, beneath=True)
+                    mountapi.umount2(host, mountapi.MNT_DETACH)
+                else:
+                    mountapi.umount2(host, mountapi.MNT_DETACH)
+                    mountapi.move_mount_fd(fd, host)
+            else:
+                mountapi.move_mount_fd(fd, host)
+            res.swapped.append(h)
+        for h in drop:
+            mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
+            res.unmerged.append(h)
+    except OSError as e:
+        raise ApplyError('swapping in the new overlay failed after %s: %s'
+                         % (', '.join(res.swapped + res.unmerged) or 'nothing', e),
+                         partial=bool(res.swapped or res.unmerged)) from None
+    finally:
+        for fd in built.fds.values():
+            os.close(fd)
+    return res
+
+
+def unmerge(root: str, hierarchies: list) -> list:
+    done = []
+    for h in hierarchies:
+        try:
+            mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
+        except OSError as e:
+            raise ApplyError('cannot unmerge %s: %s' % (rootfs.host_path(root, h), e.strerror),
+                             partial=bool(done)) from None
+        done.append(h)
+    return done
+
+
+class Lock:
+    """Serializes our own runs on one root: flock(LOCK_EX) on ROOT/run/tucked-sysext.lock.
+    (systemd-sysext 262 takes no lock of its own, so there is none to share with it.)"""
+
+    def __init__(self, root: str):
+        self.path = rootfs.host_path(root, LOCK_FILE)
+        self.fd = -1
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        mountapi.fcntl.flock(self.fd, mountapi.fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        self.fd = -1

@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""merge / refresh / unmerge: the pipeline behind the sysext_refresh module.
+
+gather -> plan -> (check mode stops here) -> lock -> re-plan -> build -> swap -> reload.
+The decision is always ``engine.plan()``'s; two backends do the mount work: ``native``
+(apply.py, atomic where the kernel allows) and ``systemd`` (the host's systemd-sysext /
+systemd-confext).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from . import apply, engine, mountinfo, origin, state
+from .version import version_key
+
+ATOMIC_CHOICES = ('auto', 'required', 'never')
+BACKENDS = ('native', 'systemd')
+TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
+
+
+class UnsupportedOption(ValueError):
+    """A parameter value this release cannot honour; raised before anything is touched."""
+
+
+NATIVE_MUTABLE_MODES = ('no',)
+
+
+@dataclass
+class Options:
+    root: str = '/'
+    classes: tuple = ('sysext', 'confext')
+    state: str = 'merged'
+    always_refresh: bool = False
+    mutable: str = 'no'
+    reload: bool = True
+    atomic: str = 'auto'
+    backend: str = 'native'
+    check_mode: bool = False
+    overlay_options: str = ''
+    legacy_mount: bool = False
+
+
+@dataclass
+class Outcome:
+    changed: bool = False
+    classes: dict = field(default_factory=dict)
+    hierarchies: dict = field(default_factory=dict)
+    atomic: bool | None = None
+    reloaded: bool = False
+    skipped_reason: str | None = None
+    warnings: list = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    diff: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {'changed': self.changed, 'classes': self.classes, 'hierarchies': self.hierarchies,
+                'atomic': self.atomic, 'reloaded': self.reloaded, 'skipped_reason': self.skipped_reason,
+                'timing': self.timing}
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+def _versions(cs: engine.ClassSnapshot) -> dict:
+    return {img.name: img.version for img in cs.discovery.images}
+
+
+def _listing(names, versions) -> str:
+    return ''.join('%s %s\n' % (n, versions.get(n) or '-') for n in names)
+
+
+def kernel_can_tuck() -> tuple[bool | None, str]:
+    return apply.mountapi.move_mount_beneath_supported()
+
+
+def run(opts: Options) -> Outcome:
+    """Do what ``opts`` asks; raise engine.EngineError / apply.ApplyError with a message."""
+    t0 = time.perf_counter()
+    out = Outcome()
+    if opts.backend == 'native' and opts.mutable not in NATIVE_MUTABLE_MODES:
+        raise UnsupportedOption('mutable=%s is not implemented by backend=native yet; use mutable=no, or '
+                                'backend=systemd (systemd 256 or newer)' % opts.mutable)
+    snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
+    out.warnings.extend(engine.warnings_of(snap))
+    out.timing['plan_ms'] = _ms(t0)
+
+    todo = _decide(snap, opts, out)
+    if not todo:
+        out.skipped_reason = out.skipped_reason or 'no change was found'
+        out.timing['total_ms'] = _ms(t0)
+        return out
+    out.changed = True
+    if opts.check_mode:
+        out.skipped_reason = 'check mode'
+        out.timing['total_ms'] = _ms(t0)
+        return out
+
+    atomic = _atomic_mode(opts, out)
+    t1 = time.perf_counter()
+    with apply.Lock(snap.root):
+        # the state may have changed while we waited for the lock: decide again
+        snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
+        out.classes, out.hierarchies, out.diff = {}, {}, {}
+        todo = _decide(snap, opts, out)
+        if not todo:
+            out.changed = False
+            out.skipped_reason = 'another run made the change first'
+        for cls in todo:
+            if opts.backend == 'systemd':
+                _apply_systemd(snap, cls, opts)
+                out.atomic = False
+            else:
+                _apply_native(snap, cls, opts, atomic)
+                out.atomic = atomic
+    out.timing['apply_ms'] = _ms(t1)
+    if out.changed and opts.reload:
+        out.reloaded = _reload(snap.root, out)
+    _report_after(opts, out)
+    out.timing['total_ms'] = _ms(t0)
+    return out
+
+
+def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:
+    """Classes that need work; fills the per-class and per-hierarchy report."""
+    todo = []
+    for cls, cs in snap.classes.items():
+        p = cs.plan
+        merged = [h for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
+        foreign = [h for h in cs.hierarchies if h.merged_by == 'foreign']
+        if opts.state == 'unmerged':
+            action = 'unmerge' if merged else 'none'
+            after = ()
+            reasons = [{'extension': None, 'change': 'unmerge', 'hierarchy': h.hierarchy,
+                        'detail': 'state=unmerged'} for h in merged]
+        else:
+            action = p.action
+            if opts.always_refresh and p.after and action == 'none':
+                action = 'refresh' if merged else 'merge'
+            after = p.after
+            reasons = p.as_dict()['reasons']
+            if opts.always_refresh and action != 'none' and not reasons:
+                reasons = [{'extension': None, 'change': 'always_refresh', 'detail': 'always_refresh=true'}]
+            if foreign and action != 'none':
+                raise engine.EngineError(
+                    '%s: a foreign overlay is mounted there (not systemd-sysext\'s, not ours); it is left '
+                    'alone. Unmount it first or exclude the class with classes=' % ', '.join(h.host_path for h in foreign))
+        versions = _versions(cs)
+        out.classes[cls] = {'action': action, 'reasons': reasons, 'before': list(p.before), 'after': list(after)}
+        for h in cs.hierarchies:
+            b = list(h.extensions) if h.merged_by in ('systemd', 'tucked') else []
+            provided = [n for n in after if any(w.name == n and h.hierarchy in w.provides for w in cs.wanted)]
+            a = list(after) if provided else []
+            out.hierarchies[h.hierarchy] = {'before': b, 'after': a if action != 'none' else b,
+                                            'merged_by': h.merged_by}
+            if action != 'none':
+                out.diff[h.hierarchy] = (_listing(b, versions), _listing(a, versions))
+        if action != 'none':
+            todo.append(cls)
+    return todo
+
+
+def _atomic_mode(opts: Options, out: Outcome) -> bool:
+    if opts.backend == 'systemd':
+        if opts.atomic == 'required':
+            raise engine.EngineError('atomic=required cannot be met with backend=systemd: systemd-sysext '
+                                     'unmounts and remounts; use backend=native')
+        return False
+    if opts.atomic == 'never':
+        return False
+    ok, why = kernel_can_tuck()
+    if ok:
+        return True
+    if opts.atomic == 'required':
+        raise engine.EngineError('atomic=required, but %s; nothing was changed. Use atomic=auto to accept a '
+                                 'short gap, or a kernel with MOVE_MOUNT_BENEATH (Linux 6.5+)' % why)
+    out.warnings.append('refresh will not be atomic: %s; readers may see the base tree for a moment' % why)
+    return False
+
+
+def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) -> None:
+    cs = snap.classes[cls]
+    merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
+    if opts.state == 'unmerged':
+        apply.unmerge(snap.root, merged)
+        return
+    if not cs.wanted:
+        apply.unmerge(snap.root, merged)
+        return
+    images = {img.name: img for img in cs.discovery.images}
+    want_h = [h for h in state.HIERARCHIES[cls] if any(h in w.provides for w in cs.wanted)]
+    layers = [apply.Layer(name=w.name, kind=images[w.name].type, host_path=images[w.name].host_path,
+                          inroot_path=images[w.name].path, origin=w.origin, provides=w.provides)
+              for w in sorted(cs.wanted, key=lambda w: version_key(w.name))]
+    req = apply.BuildRequest(root=snap.root, cls=cls, hierarchies=tuple(want_h),
+                             rebuild=tuple(h for h in merged if h in want_h), layers=layers,
+                             origin_doc=origin.document(opts.mutable, {la.name: la.origin for la in layers}),
+                             mode=opts.mutable, overlay_options=opts.overlay_options,
+                             legacy_mount=opts.legacy_mount)
+    built = apply.build(req)
+    apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
+               drop=[h for h in merged if h not in want_h], atomic=atomic)
+
+
+def systemd_version(tool: str) -> int | None:
+    path = shutil.which(tool)
+    if not path:
+        return None
+    res = subprocess.run([path, '--version'], capture_output=True, text=True, check=False)
+    m = re.match(r'systemd (\d+)', res.stdout)
+    return int(m.group(1)) if m else None
+
+
+def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
+    tool = TOOLS[cls]
+    version = systemd_version(tool)
+    if version is None:
+        raise apply.ApplyError('backend=systemd needs %s on the managed node; it was not found '
+                               '(confext needs systemd 254 or newer). Use backend=native' % tool)
+    cs = snap.classes[cls]
+    merged = any(h.merged_by in ('systemd', 'tucked') for h in cs.hierarchies)
+    verb = 'unmerge' if opts.state == 'unmerged' else ('refresh' if merged else 'merge')
+    cmd = [tool, verb]
+    if snap.root != '/':
+        cmd.append('--root=' + snap.root)
+    if version >= 254:
+        cmd.append('--no-reload')       # we reload ourselves, once, and only after a change
+    if verb != 'unmerge' and opts.mutable != 'no':
+        if version < 256:
+            raise apply.ApplyError('mutable=%s needs systemd-sysext 256 or newer (found %d)' % (opts.mutable, version))
+        cmd.append('--mutable=' + opts.mutable)
+    if verb == 'refresh' and version >= 260:
+        cmd.append('--always-refresh=yes')   # our plan already decided that something changed
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise apply.ApplyError('%s failed (exit %d): %s' % (' '.join(cmd), res.returncode,
+                                                            (res.stderr or res.stdout).strip()))
+
+
+def _reload(root: str, out: Outcome) -> bool:
+    """daemon-reload, as systemd-sysext does after a change, when PID 1 of the root we changed
+    is systemd (only for root=/)."""
+    if os.path.realpath(root) != '/' or not os.path.isdir('/run/systemd/system'):
+        return False
+    systemctl = shutil.which('systemctl')
+    if not systemctl:
+        return False
+    res = subprocess.run([systemctl, 'daemon-reload'], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        out.warnings.append('systemctl daemon-reload failed: %s' % (res.stderr or res.stdout).strip())
+        return False
+    return True
+
+
+def _report_after(opts: Options, out: Outcome) -> None:
+    """Re-read the hierarchies to report what is mounted now (cheap: no image reads)."""
+    mounts = mountinfo.read()
+    for cls in opts.classes:
+        for h in state.read_class(opts.root, cls, mounts):
+            if h.hierarchy in out.hierarchies:
+                out.hierarchies[h.hierarchy]['after'] = list(h.extensions) if h.merged_by in ('systemd', 'tucked') else []
+                out.hierarchies[h.hierarchy]['merged_by_after'] = h.merged_by
+                out.hierarchies[h.hierarchy]['mount_id'] = h.mount_id
+

@@ -1,0 +1,210 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sysext_refresh
+short_description: Merge, refresh or unmerge system and configuration extensions, atomically and only when needed
+version_added: 0.1.0
+description:
+  - Makes the extensions in the search directories the ones merged into C(/usr), C(/opt)
+    (sysext) and C(/etc) (confext), like C(systemd-sysext refresh), but touches nothing and
+    reports C(changed=false) when the recorded origins match the images found (the refresh
+    skip of systemd 260+, also on hosts with older systemd).
+  - When something changed, the new overlay is built completely in a private mount namespace
+    first; then it is tucked beneath the old one with C(move_mount(MOVE_MOUNT_BENEATH))
+    (Linux 6.5+) and the old one is detached, so readers never see the bare base tree. A
+    failure before the swap leaves the old overlay exactly as it was.
+  - The metadata is systemd's own (C(.systemd-sysext/) with C(extensions), C(dev),
+    C(backing) and the v262 C(origin)), so C(systemd-sysext status), C(refresh) and
+    C(unmerge) work on a merge made by this module, and this module on theirs.
+author:
+  - The tucked.sysext team (@tucked)
+options:
+  state:
+    description:
+      - V(merged) merges when nothing is merged, refreshes when the plan finds a change, and
+        otherwise does nothing. V(unmerged) removes the overlays of the selected classes.
+    type: str
+    choices: [merged, unmerged]
+    default: merged
+  classes:
+    description: Which extension classes to handle.
+    type: list
+    elements: str
+    choices: [sysext, confext]
+    default: [sysext, confext]
+  root:
+    description:
+      - The root directory to operate on, like C(systemd-sysext --root=). Search directories,
+        C(os-release) and hierarchies are taken relative to it.
+    type: path
+    default: /
+  always_refresh:
+    description:
+      - Refresh even when the recorded origins match, like C(systemd-sysext refresh --always-refresh=yes).
+    type: bool
+    default: false
+  mutable:
+    description:
+      - systemd's mutable mode. Only V(no) (read-only overlays, the default) is implemented by
+        this release; the other modes are refused with a clear message before anything is touched.
+    type: str
+    choices: ['no', 'yes', auto, import, ephemeral, ephemeral-import]
+    default: 'no'
+  reload:
+    description:
+      - After a change, reload the service manager the way systemd-sysext does
+        (C(systemctl daemon-reload), only when O(root=/) and PID 1 is systemd). Never when nothing changed.
+    type: bool
+    default: true
+  atomic:
+    description:
+      - V(auto) tucks the new overlay beneath the old one when the kernel can (Linux 6.5+) and
+        otherwise unmounts and mounts, with a warning and RV(atomic=false).
+      - V(required) fails before touching anything when the swap cannot be atomic.
+      - V(never) always unmounts and mounts (the way systemd-sysext 262 does).
+    type: str
+    choices: [auto, required, never]
+    default: auto
+  backend:
+    description:
+      - V(native) does the mount work itself (atomic, see O(atomic)).
+      - V(systemd) runs the host's C(systemd-sysext) / C(systemd-confext) for the mount work;
+        the decision is still this module's, so even systemd 252 gets the skip.
+    type: str
+    choices: [native, systemd]
+    default: native
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change and mounts nothing.
+  diff_mode:
+    support: full
+    description: Before and after list of extensions, with versions, per hierarchy.
+notes:
+  - Runs are serialized per root with C(flock) on C(ROOT/run/tucked-sysext.lock).
+    systemd-sysext 262 itself takes no lock, so a C(systemd-sysext) run started at the same
+    moment is not excluded.
+  - A hierarchy with an overlay that neither systemd-sysext nor this module made is left
+    alone; the task fails with a message naming it.
+seealso:
+  - module: tucked.sysext.sysext_facts
+  - name: systemd-sysext(8)
+    description: The tool whose on-disk format this module shares.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemd-sysext.html
+"""
+
+EXAMPLES = r"""
+- name: Merge or refresh all extensions, only when something changed
+  tucked.sysext.sysext_refresh:
+
+- name: Refresh only the confexts, and fail rather than leave a gap
+  tucked.sysext.sysext_refresh:
+    classes: [confext]
+    atomic: required
+
+- name: Let the host's systemd-sysext do the mounts (our decision, its mounts)
+  tucked.sysext.sysext_refresh:
+    backend: systemd
+
+- name: Remove all overlays
+  tucked.sysext.sysext_refresh:
+    state: unmerged
+
+# Ad hoc, across a fleet:
+#   ansible all -b -m tucked.sysext.sysext_refresh
+#   ansible all -b -m tucked.sysext.sysext_refresh -a 'state=unmerged classes=confext'
+"""
+
+RETURN = r"""
+changed:
+  description: Whether an overlay was merged, replaced or removed (in check mode, would be).
+  returned: always
+  type: bool
+classes:
+  description: Per class, what was decided.
+  returned: always
+  type: dict
+  contains:
+    action:
+      description: V(none), V(merge), V(refresh) or V(unmerge).
+      type: str
+    reasons:
+      description: The differences found (see the C(reasons) of M(tucked.sysext.sysext_facts)).
+      type: list
+      elements: dict
+    before:
+      description: Extensions merged before, lowest layer first.
+      type: list
+      elements: str
+    after:
+      description: Extensions merged after, lowest layer first.
+      type: list
+      elements: str
+hierarchies:
+  description: Per hierarchy (C(/usr), C(/opt), C(/etc)), the extensions before and after.
+  returned: always
+  type: dict
+  sample: {"/usr": {"before": ["foo"], "after": ["foo", "bar"], "merged_by": "systemd", "merged_by_after": "tucked", "mount_id": 2147483713}}
+atomic:
+  description: Whether the swap was atomic (tucked beneath, then the old top detached); V(null) when nothing was mounted.
+  returned: always
+  type: bool
+reloaded:
+  description: Whether the service manager was reloaded.
+  returned: always
+  type: bool
+skipped_reason:
+  description: Why nothing was done (for example C(no change was found), C(check mode)).
+  returned: when nothing was mounted
+  type: str
+timing:
+  description: Milliseconds spent deciding (C(plan_ms)), mounting (C(apply_ms)) and in all (C(total_ms)).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tucked.sysext.plugins.module_utils import apply, engine, refresh
+
+ARGUMENT_SPEC = {
+    'state': {'type': 'str', 'choices': ['merged', 'unmerged'], 'default': 'merged'},
+    'classes': {'type': 'list', 'elements': 'str', 'choices': ['sysext', 'confext'],
+                'default': ['sysext', 'confext']},
+    'root': {'type': 'path', 'default': '/'},
+    'always_refresh': {'type': 'bool', 'default': False},
+    'mutable': {'type': 'str', 'choices': ['no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import'],
+                'default': 'no'},
+    'reload': {'type': 'bool', 'default': True},
+    'atomic': {'type': 'str', 'choices': list(refresh.ATOMIC_CHOICES), 'default': 'auto'},
+    'backend': {'type': 'str', 'choices': list(refresh.BACKENDS), 'default': 'native'},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    opts = refresh.Options(root=p['root'], classes=tuple(dict.fromkeys(p['classes'])), state=p['state'],
+                           always_refresh=p['always_refresh'], mutable=p['mutable'], reload=p['reload'],
+                           atomic=p['atomic'], backend=p['backend'], check_mode=module.check_mode)
+    try:
+        out = refresh.run(opts)
+    except (engine.EngineError, apply.ApplyError, refresh.UnsupportedOption) as e:
+        module.fail_json(msg=str(e), partial=getattr(e, 'partial', False))
+    for w in out.warnings:
+        module.warn(w)
+    result = out.as_dict()
+    if module._diff and out.diff:
+        result['diff'] = [{'before_header': h, 'after_header': h, 'before': b, 'after': a}
+                          for h, (b, a) in sorted(out.diff.items())]
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
