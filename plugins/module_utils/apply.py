@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from . import imagefs, mountapi, origin, rootfs, state
 from .release import CONFEXT
 
-STAGE_DIR = '/run/tucked-sysext'
+STAGE_DIR = '/run/tucked-sysext/stage'
 LOCK_FILE = '/run/tucked-sysext.lock'
 MARKER_VERSION = '1'
 

@@ -267,6 +267,7 @@ def facts(snap: Snapshot) -> dict:
                 'merged_by': h.merged_by,
                 'extensions': list(h.extensions),
                 'origins': h.origins,
+                'origin_source': h.origin_source,
                 'mutable': (h.origin or {}).get('mutable') if h.origin is not None else None,
                 'mount_id': h.mount_id,
                 'dev': h.dev,

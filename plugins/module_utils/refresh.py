@@ -243,6 +243,12 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     if res.returncode != 0:
         raise apply.ApplyError('%s failed (exit %d): %s' % (' '.join(cmd), res.returncode,
                                                             (res.stderr or res.stdout).strip()))
+    if verb == 'unmerge' or not cs.wanted:
+        state.drop_record(snap.root, cls)
+    elif version < 260:
+        # systemd < 260 writes no origin: keep the one we planned with, bound to its overlays
+        now = state.read_class(snap.root, cls)
+        state.write_record(snap.root, cls, now, origin.document(opts.mutable, {w.name: w.origin for w in cs.wanted}))
 
 
 def _reload(root: str, out: Outcome) -> bool:

@@ -6,6 +6,7 @@ origins systemd (or we) recorded in ``.systemd-sysext/`` / ``.systemd-confext/``
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ META_DIR = {SYSEXT: '.systemd-sysext', CONFEXT: '.systemd-confext'}
 NAMES_FILE = {SYSEXT: 'extensions', CONFEXT: 'confexts'}
 # Written by tucked.sysext next to systemd's files; systemd ignores unknown files there.
 TUCKED_MARKER = 'tucked'
+# When systemd < 260 did the mounting for us (backend=systemd), the origin we planned with is
+# kept here, bound to the overlay's dev and unique mount ID, so the next run can still skip.
+RECORD_FILE = '/run/tucked-sysext/record-%s.json'
 MAX_META_SIZE = 1024 * 1024
 
 
@@ -33,6 +37,7 @@ class HierarchyState:
     merged_by: str = 'none'          # systemd | tucked | foreign | none
     extensions: list = field(default_factory=list)   # lowest first
     origin: dict | None = None       # the parsed origin document (None: not recorded)
+    origin_source: str | None = None  # metadata (systemd's origin file) | record (ours, see RECORD_FILE)
     dev: str | None = None
     backing: str | None = None
     mount_id: int | None = None      # unique mount ID of what is visible at the hierarchy
@@ -99,9 +104,13 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
             hs.backing = backing.strip() if backing is not None else None
             try:
                 hs.origin = origin.read(os.path.join(meta, 'origin'))
+                hs.origin_source = 'metadata' if hs.origin is not None else None
             except origin.OriginError as e:
                 hs.problems.append(str(e))
                 hs.origin = None
+            if hs.origin is None and not hs.problems:
+                hs.origin = _recorded_origin(root, cls, hs)
+                hs.origin_source = 'record' if hs.origin is not None else None
             return hs
         hs.problems.append('%s records dev %s but %s is on %s: stale metadata, ignored'
                            % (os.path.join(meta, 'dev'), hs.dev, host, _dev_of(host)))
@@ -111,6 +120,43 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
         hs.problems.append('%s is an overlay mount (source %r) that neither systemd-sysext nor tucked.sysext '
                            'made; it is left alone' % (host, top.source))
     return hs
+
+
+def _recorded_origin(root: str, cls: str, hs: HierarchyState) -> dict | None:
+    """Our record of a merge made by systemd < 260 for us, if it is about this very overlay."""
+    path = rootfs.host_path(root, RECORD_FILE % cls)
+    try:
+        rec = json.loads(_read_small(path) or 'null')
+    except ValueError:
+        hs.problems.append('%s is not valid JSON; ignored (the next change rewrites it)' % path)
+        return None
+    if not isinstance(rec, dict):
+        return None
+    bound = rec.get('hierarchies', {}).get(hs.hierarchy, {})
+    if bound.get('dev') == hs.dev and bound.get('mount_id') == hs.mount_id and isinstance(rec.get('origin'), dict):
+        return rec['origin']
+    return None
+
+
+def write_record(root: str, cls: str, hierarchies: list, doc: dict) -> None:
+    """Bind ``doc`` to the overlays now mounted on ``hierarchies`` (after systemd merged)."""
+    bound = {}
+    for hs in hierarchies:
+        if hs.merged_by == 'systemd':
+            bound[hs.hierarchy] = {'dev': hs.dev, 'mount_id': hs.mount_id}
+    path = rootfs.host_path(root, RECORD_FILE % cls)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump({'hierarchies': bound, 'origin': doc}, f)
+    os.replace(tmp, path)
+
+
+def drop_record(root: str, cls: str) -> None:
+    try:
+        os.unlink(rootfs.host_path(root, RECORD_FILE % cls))
+    except FileNotFoundError:
+        pass
 
 
 def read_class(root: str, cls: str, mounts: list | None = None) -> list[HierarchyState]:

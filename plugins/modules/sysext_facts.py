@@ -158,6 +158,13 @@ ansible_facts:
                   or C(inode), C(crtime), C(mtime), or C(verityHash)), exactly as systemd wrote it.
                 - V(null) when the merge recorded no origin (systemd before 260).
               type: dict
+            origin_source:
+              description:
+                - Where C(origins) came from, V(metadata) (systemd's C(origin) file, systemd 260+ or
+                  this collection), V(record) (this collection's record of a merge it had systemd < 260
+                  make, see M(tucked.sysext.sysext_refresh) O(tucked.sysext.sysext_refresh#module:backend=systemd)),
+                  or V(null).
+              type: str
             mutable:
               description: The recorded mutable settings (C(mode), C(mutableDirs)), V(null) when not recorded.
               type: dict

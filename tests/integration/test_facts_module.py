@@ -10,46 +10,20 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-BIN = os.path.dirname(sys.executable)
-
-
-def ansible_env():
-    env = dict(os.environ)
-    env.update(ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               PATH=BIN + os.pathsep + env.get('PATH', ''))
-    return env
+from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
 
 
 def run_facts(root, check_mode=False, classes=None):
-    """Run the module in a one-task playbook; return (task result, raw process)."""
+    """Run the module through ansible-playbook; return its registered result."""
     args = {'root': str(root)}
     if classes:
         args['classes'] = classes
-    work = os.path.dirname(str(root))
-    pb, result = os.path.join(work, 'play.yml'), os.path.join(work, 'result.json')
-    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
-        {'name': 'facts', 'tucked.sysext.sysext_facts': args, 'ignore_errors': True, 'register': 'r'},
-        {'name': 'save', 'ansible.builtin.copy': {'content': '{{ r | to_json }}', 'dest': result, 'mode': '0644'},
-         'check_mode': False},
-    ]}]
-    with open(pb, 'w') as f:
-        json.dump(play, f)
-    cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['--check'] if check_mode else [])
-    res = subprocess.run(cmd, cwd=REPO, env=ansible_env(), text=True, capture_output=True, check=False)
-    assert 'Traceback' not in res.stdout + res.stderr, res.stdout + res.stderr
-    assert res.returncode == 0, res.stdout + res.stderr
-    with open(result) as f:
-        out = json.load(f)
-    os.unlink(pb)
-    os.unlink(result)
-    out['warnings_shown'] = res.stdout + res.stderr
-    return out, res
+    res = run_tasks([{'tucked.sysext.sysext_facts': args}], check_mode=check_mode)[0]
+    res['warnings_shown'] = res['_shown']
+    return res
 
 
 def tree_digest(root):
@@ -95,7 +69,7 @@ def test_facts_on_a_clean_root(tmp_path):
     add_ext(root, 'var/lib/extensions', 'foo')
     add_ext(root, 'run/confexts', 'site', cls='confext')
     before = tree_digest(root)
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     assert res['changed'] is False
     assert facts['needs_refresh'] is True
@@ -110,7 +84,7 @@ def test_facts_on_a_clean_root(tmp_path):
 def test_check_mode_and_classes(tmp_path):
     root = make_root(tmp_path)
     add_ext(root, 'var/lib/extensions', 'foo')
-    res, _ = run_facts(root, check_mode=True, classes=['confext'])
+    res = run_facts(root, check_mode=True, classes=['confext'])
     facts = res['ansible_facts']['sysext']
     assert list(facts['classes']) == ['confext']
     assert facts['needs_refresh'] is False
@@ -118,7 +92,7 @@ def test_check_mode_and_classes(tmp_path):
 
 
 def test_root_that_does_not_exist(tmp_path):
-    res, _ = run_facts(tmp_path / 'nope')
+    res = run_facts(tmp_path / 'nope')
     assert res['failed'] is True
     assert str(tmp_path / 'nope') in res['msg'] and 'does not exist' in res['msg']
 
@@ -126,7 +100,7 @@ def test_root_that_does_not_exist(tmp_path):
 def test_root_without_os_release(tmp_path):
     root = tmp_path / 'bare'
     root.mkdir()
-    res, _ = run_facts(root)
+    res = run_facts(root)
     assert res['failed'] is True
     assert 'os-release' in res['msg'] and str(root) in res['msg']
 
@@ -144,7 +118,7 @@ def test_bad_release_files(tmp_path, what, release, expect):
     add_ext(root, 'var/lib/extensions', 'good')
     add_ext(root, 'var/lib/extensions', 'bad', release=release)
     before = tree_digest(root)
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     bad = image(facts, '/var/lib/extensions/bad')
     assert bad['compatible'] is False
@@ -161,7 +135,7 @@ def test_release_symlink_pointing_outside_the_image(tmp_path):
     secret.write_text('ID=_any\n')
     d = add_ext(root, 'var/lib/extensions', 'esc', release=None)
     os.symlink(str(secret), d / 'usr/lib/extension-release.d/extension-release.esc')
-    res, _ = run_facts(root)
+    res = run_facts(root)
     esc = image(res['ansible_facts']['sysext'], '/var/lib/extensions/esc')
     # the absolute target is re-rooted inside the image, where it does not exist
     assert esc['compatible'] is False and 'has no' in esc['reason']
@@ -176,7 +150,7 @@ def test_invalid_image_names(tmp_path, fname, why):
     root = make_root(tmp_path)
     p = root / 'var/lib/extensions' / fname
     p.write_bytes(b'junk')
-    res, _ = run_facts(root)
+    res = run_facts(root)
     entries = [i for i in res['ansible_facts']['sysext']['images'] if i['type'] == 'ignored']
     assert len(entries) == 1 and why in entries[0]['reason'], entries
 
@@ -186,7 +160,7 @@ def test_dangling_symlink_and_loop(tmp_path):
     os.symlink('/nowhere/x', root / 'etc/extensions/dangling')
     os.symlink('loop2', root / 'etc/extensions/loop1')
     os.symlink('loop1', root / 'etc/extensions/loop2')
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     assert 'dangling symlink' in image(facts, '/etc/extensions/dangling')['reason']
     assert 'symlink loop' in image(facts, '/etc/extensions/loop1')['reason']
@@ -202,7 +176,7 @@ def test_corrupt_and_truncated_raw_images(tmp_path):
     subprocess.run(['mksquashfs', str(src), str(tmp_path / 'cut.raw'), '-quiet', '-noappend'], check=True)
     data = (tmp_path / 'cut.raw').read_bytes()
     (root / 'var/lib/extensions/cut.raw').write_bytes(data[:len(data) // 2])
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     junk = image(facts, '/var/lib/extensions/junk.raw')
     assert junk['compatible'] is False and 'unknown magic' in junk['reason']
@@ -234,7 +208,7 @@ def test_truncated_or_non_json_origin(tmp_path, text, expect):
     add_ext(root, 'var/lib/extensions', 'foo')
     meta = fake_merged(root, 'sysext', text)
     before = tree_digest(root)
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     usr = facts['hierarchies']['/usr']
     assert usr['merged_by'] == 'systemd' and usr['origins'] is None
@@ -247,12 +221,12 @@ def test_recorded_origin_matches(tmp_path):
     """An origin written like systemd's for the current image means: nothing to do."""
     root = make_root(tmp_path)
     add_ext(root, 'var/lib/extensions', 'foo')
-    first, _ = run_facts(root)
+    first = run_facts(root)
     rec = image(first['ansible_facts']['sysext'], '/var/lib/extensions/foo')['origin']
     # pretty-printed the way systemd does, keys in another order: compared semantically
     doc = {'extensions': {'foo': dict(reversed(list(rec.items())))}, 'mutable': {'mode': 'no'}}
     fake_merged(root, 'sysext', json.dumps(doc, indent='\t', separators=(',', ' : ')) + '\n')
-    res, _ = run_facts(root)
+    res = run_facts(root)
     facts = res['ansible_facts']['sysext']
     assert facts['classes']['sysext']['needs_refresh'] is False, facts['classes']['sysext']
     assert facts['classes']['sysext']['unchanged'] == ['foo']

@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+"""Run real ansible-playbook from this checkout and return the registered task results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               PATH=BIN + os.pathsep + env.get('PATH', ''))
+    env.update(extra or {})
+    return env
+
+
+def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir: str | None = None,
+              extra_env: dict | None = None) -> list:
+    """Run ``tasks`` (module-name -> args dicts) on localhost, each with ``ignore_errors`` and
+    registered; return the list of results, each with ``_shown`` (what ansible printed).
+    Fails the caller's test on a traceback or on an ansible-playbook failure."""
+    work = tempfile.mkdtemp(prefix='tucked-play-', dir=workdir)
+    results_file = os.path.join(work, 'results.json')
+    play_tasks = []
+    for i, t in enumerate(tasks):
+        t = dict(t)
+        t.setdefault('name', 'task %d' % i)
+        t['ignore_errors'] = True
+        t['register'] = 'r%d' % i
+        play_tasks.append(t)
+    play_tasks.append({'name': 'save results', 'check_mode': False, 'ansible.builtin.copy': {
+        'dest': results_file, 'mode': '0644',
+        'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks)))}})
+    pb = os.path.join(work, 'play.yml')
+    with open(pb, 'w') as f:
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': play_tasks}], f)
+    cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['--check'] if check_mode else []) + (['--diff'] if diff else [])
+    res = subprocess.run(cmd, cwd=REPO, env=ansible_env(extra_env), text=True, capture_output=True, check=False)
+    shown = res.stdout + res.stderr
+    if 'Traceback' in shown or res.returncode != 0:
+        raise AssertionError('ansible-playbook failed (%d) or printed a traceback:\n%s' % (res.returncode, shown[-6000:]))
+    with open(results_file) as f:
+        out = json.load(f)
+    for r in out:
+        r['_shown'] = shown
+    for name in (results_file, pb):
+        os.unlink(name)
+    os.rmdir(work)
+    return out
