@@ -26,6 +26,7 @@ bench:
 	scripts/bootstrap.sh debs venv sid-root
 	scripts/link-collection.sh
 	unshare --mount --propagation private -- $(VENV)/bin/python tests/bench/bench_plan.py
+	$(VENV)/bin/python tests/bench/bench_refresh.py
 
 clean:
 	rm -rf .build tests/output

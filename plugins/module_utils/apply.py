@@ -20,19 +20,12 @@ import traceback
 from dataclasses import dataclass, field
 
 from . import imagefs, mountapi, origin, rootfs, state
+from .engine import ApplyError
 from .release import CONFEXT
 
 STAGE_DIR = '/run/tucked-sysext/stage'
 LOCK_FILE = '/run/tucked-sysext.lock'
 MARKER_VERSION = '1'
-
-
-class ApplyError(RuntimeError):
-    """The change could not be made; the host is as it was unless ``partial`` says otherwise."""
-
-    def __init__(self, msg: str, partial: bool = False):
-        super().__init__(msg)
-        self.partial = partial
 
 
 @dataclass
@@ -334,11 +327,16 @@ class Lock:
     def __init__(self, root: str):
         self.path = rootfs.host_path(root, LOCK_FILE)
         self.fd = -1
+        self.waited = False     # True when another run held the lock: its change may be ours
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        mountapi.fcntl.flock(self.fd, mountapi.fcntl.LOCK_EX)
+        try:
+            mountapi.fcntl.flock(self.fd, mountapi.fcntl.LOCK_EX | mountapi.fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.waited = True
+            mountapi.fcntl.flock(self.fd, mountapi.fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):

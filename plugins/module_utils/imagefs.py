@@ -14,7 +14,6 @@ erofs with plain or inline (uncompressed) data. Anything else raises
 
 from __future__ import annotations
 
-import lzma
 import os
 import stat
 import struct
@@ -169,6 +168,7 @@ class Squashfs(_Reader):
         self._meta_cache: dict[int, tuple[bytes, int]] = {}
 
     def _decompress(self, data: bytes, limit: int) -> bytes:
+        import lzma  # pylint: disable=import-outside-toplevel  (only xz/lzma images need it)
         try:
             if self.comp == self.COMP_GZIP:
                 d = zlib.decompressobj()

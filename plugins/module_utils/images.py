@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import imagefs, rootfs
 from .version import sort_names
@@ -89,8 +90,7 @@ class Image:
         return self.release.get('VERSION') or self.release.get('IMAGE_VERSION') or self.release.get('VERSION_ID')
 
 
-@dataclass
-class Discovery:
+class Discovery(NamedTuple):
     images: list[Image]        # winners in stacking order (version-sorted names, lowest first)
     ignored: list[dict]        # entries skipped, with the reason
     warnings: list[str]
@@ -199,6 +199,7 @@ class ImageSource:
         self.img = img
         self._fd = None
         self._reader = None
+        self._chased: dict = {}
         if img.type in ('raw', 'block'):
             self._fd = os.open(img.host_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -218,10 +219,17 @@ class ImageSource:
     def __exit__(self, *exc):
         self.close()
 
+    def _resolve(self, path: str) -> str:
+        """Host path of ``path`` inside a directory image (symlinks kept inside it); cached,
+        since the release file is first looked up and then read."""
+        if path not in self._chased:
+            self._chased[path] = rootfs.resolve(self.img.host_path, path)
+        return self._chased[path]
+
     def read(self, path: str, limit: int) -> bytes:
         if self._reader is not None:
             return self._reader.read_file(path, limit)
-        real = rootfs.resolve(self.img.host_path, path)
+        real = self._resolve(path)
         with open(real, 'rb') as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise imagefs.ImageError('%s: not a regular file' % path)
@@ -237,7 +245,7 @@ class ImageSource:
             except imagefs.ImageError:
                 return False
         try:
-            return os.path.isdir(rootfs.resolve(self.img.host_path, path))
+            return os.path.isdir(self._resolve(path))
         except OSError:
             return False
 
@@ -246,7 +254,7 @@ class ImageSource:
             if self._reader is not None:
                 self._reader.resolve(path)
             else:
-                rootfs.chase(self.img.host_path, path)
+                self._resolve(path)
             return True
         except (imagefs.NotFound, FileNotFoundError):
             return False
@@ -254,7 +262,7 @@ class ImageSource:
     def list_release_dir(self, path: str) -> list[str]:
         if self._reader is not None:
             return sorted(self._reader.list_dir(path))
-        return sorted(os.listdir(rootfs.resolve(self.img.host_path, path)))
+        return sorted(os.listdir(self._resolve(path)))
 
     def strict_xattr(self, path: str) -> str | None:
         """The user.extension-release.strict xattr of a file; None when absent or when the

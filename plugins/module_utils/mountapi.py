@@ -10,13 +10,11 @@ or raises OSError with the errno the kernel gave.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
-import platform
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -63,7 +61,9 @@ CLONE_NEWNS = 0x00020000
 _MOUNT_API = {'open_tree': 428, 'move_mount': 429, 'fsopen': 430, 'fsconfig': 431, 'fsmount': 432}
 _SYSCALLS = {'x86_64': _MOUNT_API, 'aarch64': _MOUNT_API}
 
-_libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+# dlopen(NULL): the C library the interpreter already uses (ctypes.util.find_library would
+# run ldconfig in a subprocess, on every import)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(ret: int, what: str, path: str | None = None) -> int:
@@ -73,8 +73,7 @@ def _check(ret: int, what: str, path: str | None = None) -> int:
     return ret
 
 
-@dataclass(frozen=True)
-class Statx:
+class Statx(NamedTuple):
     mask: int
     mode: int
     ino: int
@@ -117,8 +116,7 @@ def statx(path: str, dirfd: int = AT_FDCWD, flags: int = 0,
     )
 
 
-@dataclass(frozen=True)
-class FileHandle:
+class FileHandle(NamedTuple):
     handle_type: int
     handle: bytes
     mount_id: int
@@ -153,9 +151,9 @@ def move_mount_beneath_supported() -> tuple[bool | None, str]:
     descriptors, so EINVAL means "flag unknown", EBADF/ENOENT means "flag accepted".
     Returns (supported or None when it cannot tell, explanation).
     """
-    nr = _SYSCALLS.get(platform.machine(), {}).get('move_mount')
+    nr = _SYSCALLS.get(os.uname().machine, {}).get('move_mount')
     if nr is None:
-        return None, 'unknown syscall numbers for architecture %s' % platform.machine()
+        return None, 'unknown syscall numbers for architecture %s' % os.uname().machine
     fn = _libc.syscall
     fn.restype = ctypes.c_long
     ret = fn(ctypes.c_long(nr), ctypes.c_int(-1), ctypes.c_char_p(b''), ctypes.c_int(-1),
@@ -164,11 +162,11 @@ def move_mount_beneath_supported() -> tuple[bool | None, str]:
         return None, 'move_mount probe unexpectedly succeeded'
     err = ctypes.get_errno()
     if err in (errno.EBADF, errno.ENOENT):
-        return True, 'move_mount(MOVE_MOUNT_BENEATH) is available (kernel %s)' % platform.release()
+        return True, 'move_mount(MOVE_MOUNT_BENEATH) is available (kernel %s)' % os.uname().release
     if err == errno.EINVAL:
-        return False, 'kernel %s lacks MOVE_MOUNT_BENEATH (needs Linux 6.5 or newer)' % platform.release()
+        return False, 'kernel %s lacks MOVE_MOUNT_BENEATH (needs Linux 6.5 or newer)' % os.uname().release
     if err == errno.ENOSYS:
-        return False, 'kernel %s lacks the mount API (move_mount, needs Linux 5.2 or newer)' % platform.release()
+        return False, 'kernel %s lacks the mount API (move_mount, needs Linux 5.2 or newer)' % os.uname().release
     if err == errno.EPERM:
         return None, 'not privileged to probe move_mount (needs CAP_SYS_ADMIN)'
     return None, 'move_mount probe failed: %s' % os.strerror(err)
@@ -176,9 +174,9 @@ def move_mount_beneath_supported() -> tuple[bool | None, str]:
 
 # ---------------------------------------------------------------------------- mounting
 def _syscall(name: str, *args) -> int:
-    nr = _SYSCALLS.get(platform.machine(), {}).get(name)
+    nr = _SYSCALLS.get(os.uname().machine, {}).get(name)
     if nr is None:
-        raise OSError(errno.ENOSYS, '%s: unknown syscall number on %s' % (name, platform.machine()))
+        raise OSError(errno.ENOSYS, '%s: unknown syscall number on %s' % (name, os.uname().machine))
     fn = _libc.syscall
     fn.restype = ctypes.c_long
     return fn(ctypes.c_long(nr), *args)

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import apply, engine, mountinfo, origin, state
+from . import engine, mountapi, mountinfo, origin, state
 from .version import version_key
 
 ATOMIC_CHOICES = ('auto', 'required', 'never')
@@ -26,7 +26,7 @@ BACKENDS = ('native', 'systemd')
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
 
 
-class UnsupportedOption(ValueError):
+class UnsupportedOption(engine.EngineError):
     """A parameter value this release cannot honour; raised before anything is touched."""
 
 
@@ -79,11 +79,18 @@ def _listing(names, versions) -> str:
 
 
 def kernel_can_tuck() -> tuple[bool | None, str]:
-    return apply.mountapi.move_mount_beneath_supported()
+    return mountapi.move_mount_beneath_supported()
+
+
+def _apply_module():
+    """The mount code is imported only when something is to be mounted: the no-change path
+    (every play, on every host) compiles and imports as little as possible."""
+    from . import apply  # pylint: disable=import-outside-toplevel
+    return apply
 
 
 def run(opts: Options) -> Outcome:
-    """Do what ``opts`` asks; raise engine.EngineError / apply.ApplyError with a message."""
+    """Do what ``opts`` asks; raise engine.EngineError (ApplyError for failed changes) with a message."""
     t0 = time.perf_counter()
     out = Outcome()
     if opts.backend == 'native' and opts.mutable not in NATIVE_MUTABLE_MODES:
@@ -106,14 +113,16 @@ def run(opts: Options) -> Outcome:
 
     atomic = _atomic_mode(opts, out)
     t1 = time.perf_counter()
-    with apply.Lock(snap.root):
-        # the state may have changed while we waited for the lock: decide again
-        snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
-        out.classes, out.hierarchies, out.diff = {}, {}, {}
-        todo = _decide(snap, opts, out)
-        if not todo:
-            out.changed = False
-            out.skipped_reason = 'another run made the change first'
+    with _apply_module().Lock(snap.root) as lock:
+        if lock.waited:
+            # another run held the lock and may have made our change: decide again
+            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
+            out.classes, out.hierarchies, out.diff = {}, {}, {}
+            todo = _decide(snap, opts, out)
+            if not todo:
+                out.changed = False
+                out.skipped_reason = 'another run made the change first'
+        # (images changed since the plan are caught in the build: their origin is checked again)
         for cls in todo:
             if opts.backend == 'systemd':
                 _apply_systemd(snap, cls, opts)
@@ -187,6 +196,7 @@ def _atomic_mode(opts: Options, out: Outcome) -> bool:
 
 
 def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) -> None:
+    apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
     if opts.state == 'unmerged':
@@ -223,7 +233,7 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     tool = TOOLS[cls]
     version = systemd_version(tool)
     if version is None:
-        raise apply.ApplyError('backend=systemd needs %s on the managed node; it was not found '
+        raise engine.ApplyError('backend=systemd needs %s on the managed node; it was not found '
                                '(confext needs systemd 254 or newer). Use backend=native' % tool)
     cs = snap.classes[cls]
     merged = any(h.merged_by in ('systemd', 'tucked') for h in cs.hierarchies)
@@ -235,13 +245,13 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
         cmd.append('--no-reload')       # we reload ourselves, once, and only after a change
     if verb != 'unmerge' and opts.mutable != 'no':
         if version < 256:
-            raise apply.ApplyError('mutable=%s needs systemd-sysext 256 or newer (found %d)' % (opts.mutable, version))
+            raise engine.ApplyError('mutable=%s needs systemd-sysext 256 or newer (found %d)' % (opts.mutable, version))
         cmd.append('--mutable=' + opts.mutable)
     if verb == 'refresh' and version >= 260:
         cmd.append('--always-refresh=yes')   # our plan already decided that something changed
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
-        raise apply.ApplyError('%s failed (exit %d): %s' % (' '.join(cmd), res.returncode,
+        raise engine.ApplyError('%s failed (exit %d): %s' % (' '.join(cmd), res.returncode,
                                                             (res.stderr or res.stdout).strip()))
     if verb == 'unmerge' or not cs.wanted:
         state.drop_record(snap.root, cls)

@@ -7,9 +7,8 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 SYSEXT = 'sysext'
 CONFEXT = 'confext'
@@ -140,16 +139,15 @@ def read_release_bytes(data: bytes, what: str) -> dict[str, str]:
 
 
 def native_architecture(machine: str | None = None) -> str:
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     return _ARCHITECTURES.get(machine, machine)
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(NamedTuple):
     """What an extension is matched against: the root's os-release and scope."""
-    os_release: dict = field(default_factory=dict)
+    os_release: dict = {}
     scope: str = 'system'            # 'initrd' when the root has /etc/initrd-release
-    architecture: str = field(default_factory=native_architecture)
+    architecture: str = native_architecture()
     source: str = ''                 # the os-release file read
 
     @property

@@ -16,8 +16,13 @@ def _cmp(a, b) -> int:
     return (a > b) - (a < b)
 
 
+_DIGITS = frozenset('0123456789')
+_ALPHA = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ')
+_VALID = _DIGITS | _ALPHA | frozenset('~-^.')
+
+
 def _valid(c: str) -> bool:
-    return c.isascii() and (c.isalnum() or c in '~-^.')
+    return c in _VALID
 
 
 def strverscmp_improved(a: str | None, b: str | None) -> int:
@@ -26,88 +31,65 @@ def strverscmp_improved(a: str | None, b: str | None) -> int:
     ignored) and are newer than alphabetic ones; more segments are newer."""
     if not a or not b:
         return _cmp(a or '', b or '') if (a or b) else 0
-    i = j = 0
     la, lb = len(a), len(b)
-
-    def at(s, k):
-        return s[k] if k < len(s) else ''
-
+    a += '\0'     # sentinels: indexing one past the end reads '\0', like the C code
+    b += '\0'
+    i = j = 0
     while True:
         while i < la and not _valid(a[i]):
             i += 1
         while j < lb and not _valid(b[j]):
             j += 1
-        ca, cb = at(a, i), at(b, j)
-        if ca == '~' or cb == '~':
-            r = _cmp(ca != '~', cb != '~')
+        if a[i] == '~' or b[j] == '~':
+            r = _cmp(a[i] != '~', b[j] != '~')
             if r:
                 return r
             i += 1
             j += 1
-        ca, cb = at(a, i), at(b, j)
-        if ca == '' or cb == '':
-            return _cmp(a[i:], b[j:])
+        if i >= la or j >= lb:
+            return _cmp(a[i:la], b[j:lb])
         for sep in '-^.':
-            ca, cb = at(a, i), at(b, j)
-            if ca == sep or cb == sep:
-                r = _cmp(ca != sep, cb != sep)
+            if a[i] == sep or b[j] == sep:
+                r = _cmp(a[i] != sep, b[j] != sep)
                 if r:
                     return r
                 i += 1
                 j += 1
-        ca, cb = at(a, i), at(b, j)
-        if (ca.isascii() and ca.isdigit()) or (cb.isascii() and cb.isdigit()):
+        if a[i] in _DIGITS or b[j] in _DIGITS:
             ii, jj = i, j
-            while ii < la and a[ii].isascii() and a[ii].isdigit():
+            while a[ii] in _DIGITS:
                 ii += 1
-            while jj < lb and b[jj].isascii() and b[jj].isdigit():
+            while b[jj] in _DIGITS:
                 jj += 1
             r = _cmp(ii != i, jj != j)
             if r:
                 return r
-            while i < la and a[i] == '0':
+            while a[i] == '0':
                 i += 1
-            while j < lb and b[j] == '0':
+            while b[j] == '0':
                 j += 1
-            r = _cmp(ii - i, jj - j)
-            if r:
-                return r
-            r = _cmp(a[i:ii], b[j:jj])
+            r = _cmp(ii - i, jj - j) or _cmp(a[i:ii], b[j:jj])
             if r:
                 return r
         else:
             ii, jj = i, j
-            while ii < la and a[ii].isascii() and a[ii].isalpha():
+            while a[ii] in _ALPHA:
                 ii += 1
-            while jj < lb and b[jj].isascii() and b[jj].isalpha():
+            while b[jj] in _ALPHA:
                 jj += 1
             n = min(ii - i, jj - j)
-            r = _cmp(a[i:i + n], b[j:j + n])
-            if r:
-                return r
-            r = _cmp(ii - i, jj - j)
+            r = _cmp(a[i:i + n], b[j:j + n]) or _cmp(ii - i, jj - j)
             if r:
                 return r
         i, j = ii, jj
 
 
-def version_key(s: str):
-    """A sort key: systemd's order, then plain string order for versions that compare equal."""
-    return (_VersionKey(s), s)
+def _total(a: str, b: str) -> int:
+    """systemd's order, then plain string order for versions that compare equal (00 vs 0)."""
+    return strverscmp_improved(a, b) or _cmp(a, b)
 
 
-@functools.total_ordering
-class _VersionKey:
-    __slots__ = ('s',)
-
-    def __init__(self, s: str):
-        self.s = s
-
-    def __eq__(self, other) -> bool:
-        return strverscmp_improved(self.s, other.s) == 0
-
-    def __lt__(self, other) -> bool:
-        return strverscmp_improved(self.s, other.s) < 0
+version_key = functools.cmp_to_key(_total)
 
 
 def sort_names(names) -> list:

@@ -171,7 +171,7 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tucked.sysext.plugins.module_utils import apply, engine, refresh
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh
 
 ARGUMENT_SPEC = {
     'state': {'type': 'str', 'choices': ['merged', 'unmerged'], 'default': 'merged'},
@@ -195,7 +195,7 @@ def main():
                            atomic=p['atomic'], backend=p['backend'], check_mode=module.check_mode)
     try:
         out = refresh.run(opts)
-    except (engine.EngineError, apply.ApplyError, refresh.UnsupportedOption) as e:
+    except engine.EngineError as e:
         module.fail_json(msg=str(e), partial=getattr(e, 'partial', False))
     for w in out.warnings:
         module.warn(w)

@@ -21,3 +21,18 @@ def test_plan_benchmark_runs():
     for row in out['rows']:
         assert row['ours_ms'] > 0 and row['systemd_skip_ms'] > 0 and row['ratio'] > 0, row
     assert '| 100 |' in res.stderr, 'the table is printed'
+
+
+def test_refresh_benchmark_runs():
+    subprocess.run([os.path.join(nsroot.REPO, 'scripts', 'link-collection.sh')], check=True)
+    res = subprocess.run([sys.executable, os.path.join(HERE, 'bench_refresh.py'), '--quick'],
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out['gap']['ours']['refreshes'] == 10 and out['gap']['ours']['reads'] > 0
+    assert out['gap']['systemd_262']['reads'] > 0
+    assert out['changing_refresh']['ours_ms'] > 0 and out['changing_refresh']['systemd_always_refresh_ms'] > 0
+    costs = out['task_costs']
+    assert costs['ping_ms'] > 0 and costs['sysext_refresh_ms'] > 0 and costs['sysext_facts_ms'] > 0
+    assert costs['all_ok_no_change'], 'the no-change tasks reported no change'
+    assert '| no-change sysext_refresh task' in res.stderr

@@ -174,6 +174,7 @@ def atomicity(n=100, systemd=True, extensions=10):
 
 def faults():
     """Bad input between plan and apply: clear error, previous state intact."""
+    from ansible_collections.tucked.sysext.plugins.module_utils import apply as apply_mod
     from ansible_collections.tucked.sysext.plugins.module_utils import refresh as api
     r = SidRoot()
     r.add_dir('var/lib/extensions', 'foo')
@@ -192,7 +193,7 @@ def faults():
     r.add_raw('var/lib/extensions', 'bad')
     bad = r.p('var/lib/extensions/bad.raw')
     snap_opts = api.Options(root=r.path, classes=('sysext',), reload=False)
-    orig_build = api.apply.build
+    orig_build = apply_mod.build
 
     def corrupt_then_build(req):
         st = os.stat(bad)
@@ -201,14 +202,14 @@ def faults():
             f.write(os.urandom(st.st_size - 96))
         os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))
         return orig_build(req)
-    api.apply.build = corrupt_then_build
+    apply_mod.build = corrupt_then_build
     try:
         api.run(snap_opts)
         out['corrupt'] = {'error': None}
-    except api.apply.ApplyError as e:
+    except apply_mod.ApplyError as e:
         out['corrupt'] = {'error': str(e)}
     finally:
-        api.apply.build = orig_build
+        apply_mod.build = orig_build
     out['corrupt'].update(state())
     os.unlink(bad)
 
@@ -218,14 +219,14 @@ def faults():
     def delete_then_build(req):
         shutil.rmtree(r.p('var/lib/extensions/gone'))
         return orig_build(req)
-    api.apply.build = delete_then_build
+    apply_mod.build = delete_then_build
     try:
         api.run(snap_opts)
         out['deleted'] = {'error': None}
-    except api.apply.ApplyError as e:
+    except apply_mod.ApplyError as e:
         out['deleted'] = {'error': str(e)}
     finally:
-        api.apply.build = orig_build
+        apply_mod.build = orig_build
     out['deleted'].update(state())
 
     # 3. an image replaced between plan and apply
@@ -234,14 +235,14 @@ def faults():
         r.add_raw('var/lib/extensions', 'sqx', files={'usr/share/sqx/hello': 'swapped\n'})
         return orig_build(req)
     os.utime(r.p('var/lib/extensions/sqx.raw'), (time.time() + 5, time.time() + 5))
-    api.apply.build = replace_then_build
+    apply_mod.build = replace_then_build
     try:
         api.run(snap_opts)
         out['replaced'] = {'error': None}
-    except api.apply.ApplyError as e:
+    except apply_mod.ApplyError as e:
         out['replaced'] = {'error': str(e)}
     finally:
-        api.apply.build = orig_build
+        apply_mod.build = orig_build
     out['replaced'].update(state())
 
     # 4. a foreign overlay on /opt: refused, nothing touched
