@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+"""refresh.py decisions that need no mounts: atomic mode, unsupported options, reload, record."""
+
+import os
+
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh, state
+
+
+def test_atomic_auto_uses_beneath_when_the_kernel_has_it(monkeypatch):
+    monkeypatch.setattr(refresh, 'kernel_can_tuck', lambda: (True, 'available'))
+    out = refresh.Outcome()
+    assert refresh._atomic_mode(refresh.Options(atomic='auto'), out) is True
+    assert out.warnings == []
+
+
+def test_atomic_auto_falls_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(refresh, 'kernel_can_tuck', lambda: (False, 'kernel 6.1 lacks MOVE_MOUNT_BENEATH'))
+    out = refresh.Outcome()
+    assert refresh._atomic_mode(refresh.Options(atomic='auto'), out) is False
+    assert any('not be atomic' in w and '6.1' in w for w in out.warnings)
+
+
+def test_atomic_required_fails_before_touching_anything(monkeypatch):
+    monkeypatch.setattr(refresh, 'kernel_can_tuck', lambda: (False, 'kernel 6.1 lacks MOVE_MOUNT_BENEATH'))
+    with pytest.raises(engine.EngineError, match='atomic=required.*nothing was changed'):
+        refresh._atomic_mode(refresh.Options(atomic='required'), refresh.Outcome())
+
+
+def test_atomic_required_cannot_be_met_by_systemd():
+    with pytest.raises(engine.EngineError, match='backend=systemd'):
+        refresh._atomic_mode(refresh.Options(atomic='required', backend='systemd'), refresh.Outcome())
+
+
+def test_atomic_never(monkeypatch):
+    monkeypatch.setattr(refresh, 'kernel_can_tuck', lambda: (True, 'available'))
+    assert refresh._atomic_mode(refresh.Options(atomic='never'), refresh.Outcome()) is False
+
+
+def test_mutable_modes_not_implemented_natively_are_refused_early(tmp_path):
+    with pytest.raises(refresh.UnsupportedOption, match='mutable=yes'):
+        refresh.run(refresh.Options(root=str(tmp_path), mutable='yes'))
+
+
+def test_no_reload_for_other_roots(tmp_path):
+    out = refresh.Outcome()
+    assert refresh._reload(str(tmp_path), out) is False
+    assert out.warnings == []
+
+
+def _merged_root(tmp_path):
+    root = tmp_path / 'root'
+    (root / 'usr/lib').mkdir(parents=True)
+    (root / 'usr/lib/os-release').write_text('ID=debian\n')
+    meta = root / 'usr/.systemd-sysext'
+    meta.mkdir()
+    st = os.stat(root / 'usr')
+    (meta / 'dev').write_text('%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
+    (meta / 'extensions').write_text('foo\n')
+    return root
+
+
+def test_record_gives_systemd_252_merges_an_origin(tmp_path):
+    root = _merged_root(tmp_path)
+    before = state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[])
+    assert before.merged_by == 'systemd' and before.origin is None
+    doc = {'mutable': {'mode': 'no'}, 'extensions': {'foo': {'path': '/var/lib/extensions/foo'}}}
+    state.write_record(str(root), 'sysext', [before], doc)
+    after = state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[])
+    assert after.origin == doc and after.origin_source == 'record'
+    state.drop_record(str(root), 'sysext')
+    assert state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[]).origin is None
+
+
+def test_record_of_another_overlay_is_ignored(tmp_path):
+    root = _merged_root(tmp_path)
+    hs = state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[])
+    hs.mount_id = (hs.mount_id or 0) + 1        # a later overlay that reused the same dev
+    state.write_record(str(root), 'sysext', [hs], {'mutable': {'mode': 'no'}, 'extensions': {}})
+    assert state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[]).origin is None
+
+
+def test_corrupt_record_is_a_problem_not_a_crash(tmp_path):
+    root = _merged_root(tmp_path)
+    rec = root / state.RECORD_FILE.lstrip('/').replace('%s', 'sysext')
+    rec.parent.mkdir(parents=True)
+    rec.write_text('{"hierarchies": ')
+    hs = state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[])
+    assert hs.origin is None and any('not valid JSON' in p and str(rec) in p for p in hs.problems)
+
+
+def test_decide_refuses_foreign_overlays(tmp_path):
+    hs = state.HierarchyState(hierarchy='/opt', cls='sysext', host_path='/x/opt', merged=True, merged_by='foreign',
+                              problems=['/x/opt is an overlay mount'])
+    p = engine.plan('sysext', [hs], [engine.Wanted('foo', {'path': '/p'}, ('/usr',))])
+    cs = engine.ClassSnapshot(cls='sysext', discovery=None, hierarchies=[hs], wanted=[], plan=p)
+    snap = engine.Snapshot(root=str(tmp_path), host=None, classes={'sysext': cs}, kernel={})
+    with pytest.raises(engine.EngineError, match='/x/opt: a foreign overlay'):
+        refresh._decide(snap, refresh.Options(), refresh.Outcome())
+
+
+def test_escape_layer():
+    from ansible_collections.tucked.sysext.plugins.module_utils import apply
+    assert apply.escape_layer('/a:b,c\\d') == '/a\\:b\\,c\\\\d'
