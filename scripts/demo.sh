@@ -62,5 +62,23 @@ report "1. A fresh target: three sysexts and a confext on disk, nothing merged"
 echo; echo "##### 2. systemd-sysext $(systemd-sysext --version | awk 'NR==1{print $2}') (this machine's) merges them (in the namespace)"
 systemd-sysext --root="$R" merge 2>&1 | sed 's/^/  /'
 report "3. Facts after systemd's merge (systemd < 260 records no origin, so a refresh is always needed)"
-echo; echo "##### 4. The gathered facts as JSON (ansible_facts.sysext)"
+
+refresh() {
+    echo; echo "##### $1"
+    ansible-playbook "$here/playbooks/refresh.yml" -e sysext_root="$R" ${2:+-e sysext_state=$2} \
+        | sed -n -e '/"msg"/s/^ *"msg": "\(.*\)"$/  \1/p' -e 's/^\(localhost *:.*\)$/  \1/p'
+}
+refresh "4. tucked.sysext.sysext_refresh takes over: builds the new overlays aside, tucks them beneath systemd's, detaches the old"
+refresh "5. The same task again: nothing changed, nothing remounted (ok, changed=0)"
+ext "$scratch/build/monitor2" monitor sysext 2.5
+rm -f "$R/var/lib/extensions/monitor.raw.new"
+mkfs.erofs --quiet --all-root "$R/var/lib/extensions/monitor.raw.new" "$scratch/build/monitor2"
+mv "$R/var/lib/extensions/monitor.raw.new" "$R/var/lib/extensions/monitor.raw"
+refresh "6. monitor 2.5 replaces 2.4: one atomic swap, readers never see /usr without it"
+echo "  $R/usr/share/monitor/VERSION now says: $(cat "$R/usr/share/monitor/VERSION")"
+echo; echo "##### 7. This machine's systemd-sysext reads our merge and unmerges it"
+systemd-sysext --root="$R" unmerge 2>&1 | sed 's/^/  /'
+refresh "8. state=unmerged removes what is left (the confext: systemd 252 has no systemd-confext)" unmerged
+report "9. Facts after the unmerge"
+echo; echo "##### 10. The gathered facts as JSON (ansible_facts.sysext)"
 cat "$scratch/facts.json"

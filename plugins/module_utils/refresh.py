@@ -127,9 +127,8 @@ def run(opts: Options) -> Outcome:
             if opts.backend == 'systemd':
                 _apply_systemd(snap, cls, opts)
                 out.atomic = False
-            else:
-                _apply_native(snap, cls, opts, atomic)
-                out.atomic = atomic
+            elif _apply_native(snap, cls, opts, atomic):
+                out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
     out.timing['apply_ms'] = _ms(t1)
     if out.changed and opts.reload:
         out.reloaded = _reload(snap.root, out)
@@ -195,16 +194,15 @@ def _atomic_mode(opts: Options, out: Outcome) -> bool:
     return False
 
 
-def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) -> None:
+def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) -> bool:
+    """Make the change for one class; True when new overlays were swapped in (False when
+    overlays were only removed)."""
     apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
-    if opts.state == 'unmerged':
+    if opts.state == 'unmerged' or not cs.wanted:
         apply.unmerge(snap.root, merged)
-        return
-    if not cs.wanted:
-        apply.unmerge(snap.root, merged)
-        return
+        return False
     images = {img.name: img for img in cs.discovery.images}
     want_h = [h for h in state.HIERARCHIES[cls] if any(h in w.provides for w in cs.wanted)]
     layers = [apply.Layer(name=w.name, kind=images[w.name].type, host_path=images[w.name].host_path,
@@ -218,6 +216,7 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) 
     built = apply.build(req)
     apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
                drop=[h for h in merged if h not in want_h], atomic=atomic)
+    return True
 
 
 def systemd_version(tool: str) -> int | None:
