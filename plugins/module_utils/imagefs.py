@@ -168,7 +168,8 @@ class Squashfs(_Reader):
         self._meta_cache: dict[int, tuple[bytes, int]] = {}
 
     def _decompress(self, data: bytes, limit: int) -> bytes:
-        import lzma  # pylint: disable=import-outside-toplevel  (only xz/lzma images need it)
+        # only xz/lzma images need lzma: keep it off the import path of every run
+        import lzma  # pylint: disable=import-outside-toplevel
         try:
             if self.comp == self.COMP_GZIP:
                 d = zlib.decompressobj()

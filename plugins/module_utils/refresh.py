@@ -233,7 +233,7 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     version = systemd_version(tool)
     if version is None:
         raise engine.ApplyError('backend=systemd needs %s on the managed node; it was not found '
-                               '(confext needs systemd 254 or newer). Use backend=native' % tool)
+                                '(confext needs systemd 254 or newer). Use backend=native' % tool)
     cs = snap.classes[cls]
     merged = any(h.merged_by in ('systemd', 'tucked') for h in cs.hierarchies)
     verb = 'unmerge' if opts.state == 'unmerged' else ('refresh' if merged else 'merge')
@@ -250,8 +250,8 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
         cmd.append('--always-refresh=yes')   # our plan already decided that something changed
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
-        raise engine.ApplyError('%s failed (exit %d): %s' % (' '.join(cmd), res.returncode,
-                                                            (res.stderr or res.stdout).strip()))
+        raise engine.ApplyError('%s failed (exit %d): %s'
+                                % (' '.join(cmd), res.returncode, (res.stderr or res.stdout).strip()))
     if verb == 'unmerge' or not cs.wanted:
         state.drop_record(snap.root, cls)
     elif version < 260:
@@ -284,4 +284,3 @@ def _report_after(opts: Options, out: Outcome) -> None:
                 out.hierarchies[h.hierarchy]['after'] = list(h.extensions) if h.merged_by in ('systemd', 'tucked') else []
                 out.hierarchies[h.hierarchy]['merged_by_after'] = h.merged_by
                 out.hierarchies[h.hierarchy]['mount_id'] = h.mount_id
-

@@ -165,8 +165,8 @@ def atomicity(n=100, systemd=True, extensions=10):
     api.run(api.Options(root=r.path, classes=('sysext',), state='unmerged'))
     if systemd:
         r.systemd('systemd-sysext', 'merge', '--no-reload')
-        out['systemd_262'] = probe(r, lambda: r.systemd('systemd-sysext', 'refresh', '--always-refresh=yes',
-                                                         '--no-reload'), n, path)
+        out['systemd_262'] = probe(
+            r, lambda: r.systemd('systemd-sysext', 'refresh', '--always-refresh=yes', '--no-reload'), n, path)
         r.systemd('systemd-sysext', 'unmerge', '--no-reload')
     out['loops'] = os.popen('losetup -a').read().strip()
     return out
