@@ -19,7 +19,7 @@ import stat
 import traceback
 from dataclasses import dataclass, field
 
-from . import imagefs, mountapi, origin, rootfs, state
+from . import imagefs, mountapi, mutable, origin, rootfs, state
 from .engine import ApplyError
 from .release import CONFEXT
 
@@ -47,6 +47,7 @@ class BuildRequest:
     layers: list                       # Layer, in stacking order (lowest first)
     origin_doc: dict
     mode: str = 'no'
+    layouts: dict = field(default_factory=dict)   # hierarchy -> mutable.Layout
     overlay_options: str = ''
     legacy_mount: bool = False         # force mount(2) with an option string (tests)
 
@@ -55,6 +56,7 @@ class BuildRequest:
 class Built:
     fds: dict = field(default_factory=dict)      # hierarchy -> detached mount fd
     devs: dict = field(default_factory=dict)     # hierarchy -> "major:minor"
+    work_dirs: dict = field(default_factory=dict)  # hierarchy -> new work_dir (relative to root)
     method: str = ''
 
 
@@ -156,16 +158,32 @@ def _build_in_child(req: BuildRequest, stage: str) -> Built:
         names = [la.name for la in req.layers]
         _write(os.path.join(md, state.NAMES_FILE[req.cls]), ''.join(n + '\n' for n in names))
         _write(os.path.join(md, 'origin'), origin.dumps(req.origin_doc))
+        lay = req.layouts.get(h, mutable.NONE)
         layers = [meta]
+        if lay.imported:
+            imported = rootfs.host_path(req.root, lay.imported)
+            if os.path.isdir(imported):
+                layers.append(imported)
         for la in reversed(req.layers):            # highest first
             p = os.path.join(roots[la.name], h.lstrip('/'))
             if os.path.isdir(p):
                 layers.append(p)
-        if _is_populated(base):
+        upper = work = None
+        try:
+            if lay.upper:
+                upper, work = mutable.prepare_upper(req.root, h, lay.upper)
+                rel = os.path.relpath(work, os.path.abspath(req.root))
+                _write(os.path.join(md, 'work_dir'), rel + '\n')
+                built.work_dirs[h] = rel
+            elif lay.ephemeral:
+                upper, work = _ephemeral_upper(stage, h, st)
+        except mutable.MutableError as e:
+            raise ApplyError(str(e)) from None
+        if _is_populated(base) and not (upper and os.path.samefile(upper, base)):
             layers.append(base)
             if os.major(st.st_dev) != 0:
                 _write(os.path.join(md, 'backing'), '%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
-        fd, built.method = _make_overlay(req, h, layers, stage)
+        fd, built.method = _make_overlay(req, h, layers, stage, upper, work)
         mst = os.fstat(fd)
         devtext = '%d:%d' % (os.major(mst.st_dev), os.minor(mst.st_dev))
         _write(os.path.join(md, 'dev'), devtext + '\n')
@@ -179,39 +197,62 @@ def _build_in_child(req: BuildRequest, stage: str) -> Built:
     return built
 
 
-def _attrs(req: BuildRequest) -> int:
-    a = mountapi.MOUNT_ATTR_RDONLY | mountapi.MOUNT_ATTR_NODEV
+def _ephemeral_upper(stage: str, h: str, base_st: os.stat_result) -> tuple[str, str]:
+    """A tmpfs of its own for an ephemeral upper layer: the overlay keeps it alive after this
+    namespace is gone, and it disappears with the overlay (writes are discarded on unmerge)."""
+    ws = os.path.join(stage, 'mh_workspace', mutable.component(h))
+    os.makedirs(ws, 0o755)
+    mountapi.mount('tmpfs', ws, 'tmpfs', mountapi.MS_NODEV, 'mode=0755')
+    upper = os.path.join(ws, mutable.component(h))
+    os.mkdir(upper)
+    os.chmod(upper, stat.S_IMODE(base_st.st_mode))
+    os.chown(upper, base_st.st_uid, base_st.st_gid)
+    work = os.path.join(ws, '.systemd-%s-workdir' % mutable.component(h))
+    os.mkdir(work, 0o700)
+    return upper, work
+
+
+def _attrs(req: BuildRequest, writable: bool) -> int:
+    a = mountapi.MOUNT_ATTR_NODEV | (mountapi.MOUNT_ATTR_NOATIME if writable else mountapi.MOUNT_ATTR_RDONLY)
     if req.cls == CONFEXT:
         a |= mountapi.MOUNT_ATTR_NOSUID | mountapi.MOUNT_ATTR_NOEXEC
     return a
 
 
-def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str) -> tuple[int, str]:
-    """A detached read-only overlay of ``layers`` (top first). With the mount API and
-    ``lowerdir+`` (Linux 6.8+) there is no limit on the number of layers; otherwise (or when
-    forced) the classic mount(2) option string, limited to one page like systemd's."""
+def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
+                  upper: str | None = None, work: str | None = None) -> tuple[int, str]:
+    """A detached overlay of ``layers`` (top first), read-only, or writable with ``upper``.
+    With the mount API and ``lowerdir+`` (Linux 6.8+) there is no limit on the number of
+    layers; otherwise (or when forced) the classic mount(2) option string, limited to one
+    page like systemd's."""
     extra = [o for o in req.overlay_options.split(',') if o]
+    if upper and not req.overlay_options:
+        extra = list(mutable.OPTIONS)    # systemd's defaults; SYSTEMD_*_OVERLAYFS_MOUNT_OPTIONS replaces them
     if not req.legacy_mount:
         try:
             with mountapi.FsContext('overlay') as ctx:
                 ctx.set_string('source', req.cls)
                 for layer in layers:
                     ctx.set_string('lowerdir+', layer)
+                if upper:
+                    ctx.set_string('upperdir', upper)
+                    ctx.set_string('workdir', work)
                 for opt in extra:
                     key, _sep, value = opt.partition('=')
                     if value:
                         ctx.set_string(key, value)
                     else:
                         ctx.set_flag(key)
-                return ctx.mount(_attrs(req)), 'fsmount'
+                return ctx.mount(_attrs(req, bool(upper))), 'fsmount'
         except OSError as e:
             # EINVAL: no "lowerdir+" (Linux < 6.8); fall back to the option string below
             if e.errno not in (mountapi.errno.EINVAL, mountapi.errno.ENOSYS):
                 raise ApplyError('cannot build the overlay for %s: %s' % (h, e)) from None
     target = os.path.join(stage, 'overlay' + h)
     os.makedirs(target, 0o755, exist_ok=True)
-    data = ','.join(['lowerdir=' + ':'.join(escape_layer(la) for la in layers)] + extra)
-    flags = mountapi.MS_RDONLY | mountapi.MS_NODEV
+    data = ','.join(['lowerdir=' + ':'.join(escape_layer(la) for la in layers)]
+                    + (['upperdir=' + escape_layer(upper), 'workdir=' + escape_layer(work)] if upper else []) + extra)
+    flags = mountapi.MS_NODEV | (mountapi.MS_NOATIME if upper else mountapi.MS_RDONLY)
     if req.cls == CONFEXT:
         flags |= mountapi.MS_NOSUID | mountapi.MS_NOEXEC
     try:
@@ -235,7 +276,8 @@ def build(req: BuildRequest) -> Built:
             try:
                 built = _build_in_child(req, stage)
                 hs = list(built.fds)
-                msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method})
+                msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method,
+                                  'work_dirs': built.work_dirs})
                 socket.send_fds(child_sock, [msg.encode()], [built.fds[h] for h in hs])
             except ApplyError as e:
                 child_sock.sendall(json.dumps({'ok': False, 'error': str(e)}).encode())
@@ -267,7 +309,8 @@ def build(req: BuildRequest) -> Built:
         for fd in fds:
             os.close(fd)
         raise ApplyError(msg.get('error') or 'the build process died without a word')
-    return Built(fds=dict(zip(msg['hierarchies'], fds)), devs=msg['devs'], method=msg['method'])
+    return Built(fds=dict(zip(msg['hierarchies'], fds)), devs=msg['devs'], method=msg['method'],
+                 work_dirs=msg.get('work_dirs', {}))
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -308,8 +351,10 @@ def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic
     return res
 
 
-def unmerge(root: str, hierarchies: list) -> list:
-    done = []
+def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None) -> tuple[list, list]:
+    """Detach the overlays; then remove their recorded work directories. Returns the
+    hierarchies done and any problems met while cleaning up."""
+    done, problems = [], []
     for h in hierarchies:
         try:
             mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
@@ -317,7 +362,19 @@ def unmerge(root: str, hierarchies: list) -> list:
             raise ApplyError('cannot unmerge %s: %s' % (rootfs.host_path(root, h), e.strerror),
                              partial=bool(done)) from None
         done.append(h)
-    return done
+    problems += cleanup_work_dirs(root, old_work_dirs or {}, {})
+    return done, problems
+
+
+def cleanup_work_dirs(root: str, old: dict, new: dict) -> list:
+    """Remove the work directories of overlays that are gone (not reused by the new ones)."""
+    problems = []
+    for h, rel in old.items():
+        if rel and rel not in new.values():
+            problem = mutable.remove_work_dir(root, rel)
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 class Lock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import images as images_mod
-from . import mountapi, mountinfo, origin, release, state
+from . import mountapi, mountinfo, mutable, origin, release, state
 from .version import version_key
 
 DEFAULT_MUTABLE = 'no'
@@ -80,12 +80,13 @@ _NO_CHANGE = ('unchanged',)
 
 
 def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
-         mutable_dirs: dict | None = None) -> ClassPlan:
+         mutable_dirs: dict | None = None, mount_always: tuple = ()) -> ClassPlan:
     """Decide, like systemd-sysext 262's refresh, whether anything would change.
 
     ``current``: HierarchyState per hierarchy of the class. ``wanted``: the compatible
-    extensions a merge would use now, in stacking order. The recorded origin documents are
-    compared semantically (key order never matters) with the would-be document.
+    extensions a merge would use now, in stacking order. ``mount_always``: hierarchies the
+    mutable mode mounts even without extension files for them. The recorded origin documents
+    are compared semantically (key order never matters) with the would-be document.
     """
     wanted = sorted(wanted, key=lambda w: version_key(w.name))  # systemd's stacking order
     after = tuple(w.name for w in wanted)
@@ -98,7 +99,7 @@ def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
     before = tuple(recorded.extensions) if recorded else ()
 
     for h in current:
-        want = any(h.hierarchy in w.provides for w in wanted)
+        want = h.hierarchy in mount_always or any(h.hierarchy in w.provides for w in wanted)
         if h.merged_by == 'foreign':
             reasons.append(Reason(None, 'foreign', h.hierarchy, detail='; '.join(h.problems)))
             continue
@@ -136,9 +137,9 @@ def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
     if not needs:
         action = 'none'
     elif not ours:
-        action = 'merge' if wanted else 'none'
-        needs = bool(wanted) or any(r.change == 'foreign' for r in hier_changes)
-    elif not wanted:
+        action = 'merge' if (wanted or mount_always) else 'none'
+        needs = bool(wanted or mount_always) or any(r.change == 'foreign' for r in hier_changes)
+    elif not wanted and not mount_always:
         action = 'unmerge'
     else:
         action = 'refresh'
@@ -186,6 +187,7 @@ class ClassSnapshot:
     wanted: list
     plan: ClassPlan
     warnings: list = field(default_factory=list)
+    layouts: dict = field(default_factory=dict)     # hierarchy -> mutable.Layout
 
 
 @dataclass
@@ -256,8 +258,14 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list, mode: st
         wanted.append(Wanted(name=img.name, origin=rec, provides=img.provides))
     for h in hier:
         warnings.extend(h.problems)
-    p = plan(cls, hier, wanted, mode)
-    return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings)
+    try:
+        layouts = {h: mutable.layout(root, h, mode) for h in hierarchies}
+    except mutable.MutableError as e:
+        raise EngineError(str(e)) from None
+    p = plan(cls, hier, wanted, mode, mutable.recorded_dirs(layouts),
+             tuple(h for h, lay in layouts.items() if lay.mounts_always))
+    return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings,
+                         layouts=layouts)
 
 
 def facts(snap: Snapshot) -> dict:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import engine, mountapi, mountinfo, origin, state
+from . import engine, mountapi, mountinfo, mutable, origin, state
 from .version import version_key
 
 ATOMIC_CHOICES = ('auto', 'required', 'never')
@@ -28,9 +28,6 @@ TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
 
 class UnsupportedOption(engine.EngineError):
     """A parameter value this release cannot honour; raised before anything is touched."""
-
-
-NATIVE_MUTABLE_MODES = ('no',)
 
 
 @dataclass
@@ -93,9 +90,8 @@ def run(opts: Options) -> Outcome:
     """Do what ``opts`` asks; raise engine.EngineError (ApplyError for failed changes) with a message."""
     t0 = time.perf_counter()
     out = Outcome()
-    if opts.backend == 'native' and opts.mutable not in NATIVE_MUTABLE_MODES:
-        raise UnsupportedOption('mutable=%s is not implemented by backend=native yet; use mutable=no, or '
-                                'backend=systemd (systemd 256 or newer)' % opts.mutable)
+    if opts.mutable not in mutable.MODES:
+        raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
     out.warnings.extend(engine.warnings_of(snap))
     out.timing['plan_ms'] = _ms(t0)
@@ -127,7 +123,7 @@ def run(opts: Options) -> Outcome:
             if opts.backend == 'systemd':
                 _apply_systemd(snap, cls, opts)
                 out.atomic = False
-            elif _apply_native(snap, cls, opts, atomic):
+            elif _apply_native(snap, cls, opts, atomic, out.warnings):
                 out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
     out.timing['apply_ms'] = _ms(t1)
     if out.changed and opts.reload:
@@ -194,28 +190,33 @@ def _atomic_mode(opts: Options, out: Outcome) -> bool:
     return False
 
 
-def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool) -> bool:
+def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, warnings: list) -> bool:
     """Make the change for one class; True when new overlays were swapped in (False when
     overlays were only removed)."""
     apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
-    if opts.state == 'unmerged' or not cs.wanted:
-        apply.unmerge(snap.root, merged)
+    old_work = {h.hierarchy: h.work_dir for h in cs.hierarchies if h.work_dir and h.hierarchy in merged}
+    mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]
+    if opts.state == 'unmerged' or not (cs.wanted or mount_always):
+        _done, problems = apply.unmerge(snap.root, merged, old_work)
+        warnings.extend(problems)
         return False
     images = {img.name: img for img in cs.discovery.images}
-    want_h = [h for h in state.HIERARCHIES[cls] if any(h in w.provides for w in cs.wanted)]
+    want_h = [h for h in state.HIERARCHIES[cls] if h in mount_always or any(h in w.provides for w in cs.wanted)]
     layers = [apply.Layer(name=w.name, kind=images[w.name].type, host_path=images[w.name].host_path,
                           inroot_path=images[w.name].path, origin=w.origin, provides=w.provides)
               for w in sorted(cs.wanted, key=lambda w: version_key(w.name))]
     req = apply.BuildRequest(root=snap.root, cls=cls, hierarchies=tuple(want_h),
                              rebuild=tuple(h for h in merged if h in want_h), layers=layers,
-                             origin_doc=origin.document(opts.mutable, {la.name: la.origin for la in layers}),
-                             mode=opts.mutable, overlay_options=opts.overlay_options,
+                             origin_doc=origin.document(opts.mutable, {la.name: la.origin for la in layers},
+                                                        mutable.recorded_dirs(cs.layouts)),
+                             mode=opts.mutable, layouts=cs.layouts, overlay_options=opts.overlay_options,
                              legacy_mount=opts.legacy_mount)
     built = apply.build(req)
     apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
                drop=[h for h in merged if h not in want_h], atomic=atomic)
+    warnings.extend(apply.cleanup_work_dirs(snap.root, old_work, built.work_dirs))
     return True
 
 

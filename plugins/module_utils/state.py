@@ -40,6 +40,7 @@ class HierarchyState:
     origin_source: str | None = None  # metadata (systemd's origin file) | record (ours, see RECORD_FILE)
     dev: str | None = None
     backing: str | None = None
+    work_dir: str | None = None      # the recorded work directory of a mutable merge (relative to root)
     mount_id: int | None = None      # unique mount ID of what is visible at the hierarchy
     mount_source: str | None = None
     mount_options: str | None = None
@@ -102,6 +103,8 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
             hs.extensions = [n for n in names.split('\n') if n]
             backing = _read_small(os.path.join(meta, 'backing'))
             hs.backing = backing.strip() if backing is not None else None
+            work_dir = _read_small(os.path.join(meta, 'work_dir'))
+            hs.work_dir = work_dir.strip() if work_dir else None
             try:
                 hs.origin = origin.read(os.path.join(meta, 'origin'))
                 hs.origin_source = 'metadata' if hs.origin is not None else None

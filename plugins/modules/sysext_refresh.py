@@ -51,8 +51,18 @@ options:
     default: false
   mutable:
     description:
-      - systemd's mutable mode. Only V(no) (read-only overlays, the default) is implemented by
-        this release; the other modes are refused with a clear message before anything is touched.
+      - systemd's mutable mode, with systemd 262's layout, so that systemd-sysext accepts the merge.
+      - V(no) read-only overlays.
+      - V(yes) writes go to C(/var/lib/extensions.mutable/<hierarchy>), created with missing
+        parents 0755 and the hierarchy's own mode; an existing directory with another mode is refused.
+        Data written there survives every refresh and unmerge.
+      - V(auto) like V(yes) where that directory exists, else like V(no).
+      - V(import) the directory is shown read-only, between the metadata and the extensions.
+      - V(ephemeral) writes go to a tmpfs that is dropped on unmerge and refresh.
+      - V(ephemeral-import) both.
+      - In every mode but V(no) all hierarchies of a class are mounted, as systemd does. Each merge
+        gets a fresh work directory, removed when its overlay goes, so that the old and the new
+        overlay never share one during the atomic swap.
     type: str
     choices: ['no', 'yes', auto, import, ephemeral, ephemeral-import]
     default: 'no'

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -267,7 +268,53 @@ def faults():
     return out
 
 
-SCENARIOS = {'lifecycle': lifecycle, 'interop-262': interop_262, 'interop-252': interop_252,
+def mutable_modes():
+    """Every mutable mode: writable or not, data kept across refreshes (or dropped for the
+    ephemeral modes), systemd 262 skips on our merge and unmerges it, modes of hierarchies
+    unchanged; then the mutable directory faults."""
+    from ansible_collections.tucked.sysext.plugins.module_utils import refresh as api
+    r = SidRoot(writable_var_lib=True)
+    r.add_dir('var/lib/extensions', 'foo')
+    r.add_dir('var/lib/confexts', 'cc', cls='confext')
+    mode_of = {h: oct(os.stat(r.p(h)).st_mode & 0o7777) for h in ('usr', 'opt', 'etc')}
+    out = {'modes': {}, 'hier_modes_before': mode_of}
+    for mode in ('yes', 'auto', 'import', 'ephemeral', 'ephemeral-import', 'no'):
+        res = {}
+        res['merge'] = brief(refresh(r, mutable=mode, reload=False))
+        res['hier_modes_merged'] = {h: oct(os.stat(r.p(h)).st_mode & 0o7777) for h in ('usr', 'opt', 'etc')}
+        w = subprocess.run(['chroot', r.path, 'sh', '-c', 'echo %s > /usr/share/written-%s' % (mode, mode)],
+                           capture_output=True, text=True, check=False)
+        res['writable'] = w.returncode == 0
+        res['refresh'] = brief(refresh(r, mutable=mode, always_refresh=True, reload=False))
+        res['kept'] = read(r, 'usr/share/written-%s' % mode)
+        res['systemd_refresh'] = r.systemd('systemd-sysext', 'refresh', '--no-reload', '--mutable=' + mode,
+                                           check=False).stderr.strip()
+        res['again'] = brief(refresh(r, mutable=mode, reload=False))
+        res['unmerge'] = brief(refresh(r, mutable=mode, state='unmerged', reload=False))
+        res['in_upper'] = read(r, 'var/lib/extensions.mutable/usr/share/written-%s' % mode)
+        res['hier_modes_after'] = {h: oct(os.stat(r.p(h)).st_mode & 0o7777) for h in ('usr', 'opt', 'etc')}
+        res['leftover_workdirs'] = sorted(n for n in os.listdir(r.p('var/lib/extensions.mutable'))
+                                          if 'workdir' in n) if os.path.isdir(r.p('var/lib/extensions.mutable')) else []
+        out['modes'][mode] = res
+    # faults: wrong mode on the mutable directory; mutable directory on a read-only filesystem
+    refresh(r, classes=['sysext'], reload=False)
+    good = r.mount_id('/usr')
+    os.chmod(r.p('var/lib/extensions.mutable/usr'), 0o700)
+    out['wrong_mode'] = brief(refresh(r, classes=['sysext'], mutable='yes', reload=False))
+    out['wrong_mode']['usr_id_kept'] = r.mount_id('/usr') == good
+    os.chmod(r.p('var/lib/extensions.mutable/usr'), 0o755)
+    shutil.rmtree(r.p('var/lib/extensions.mutable'))
+    os.mkdir(r.p('var/lib/extensions.mutable'))
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'ro', 'tmpfs', r.p('var/lib/extensions.mutable')], check=True)
+    out['read_only'] = brief(refresh(r, classes=['sysext'], mutable='yes', reload=False))
+    out['read_only']['usr_id_kept'] = r.mount_id('/usr') == good
+    out['read_only']['foo'] = read(r, 'usr/share/foo/hello')
+    api.run(api.Options(root=r.path, state='unmerged'))
+    out['loops'] = os.popen('losetup -a').read().strip()
+    return out
+
+
+SCENARIOS = {'mutable': mutable_modes, 'lifecycle': lifecycle, 'interop-262': interop_262, 'interop-252': interop_252,
              'atomicity': atomicity, 'faults': faults}
 
 if __name__ == '__main__':

@@ -118,3 +118,28 @@ def test_faults_leave_the_previous_state(sid_root):
     assert out['legacy']['atomic'] is True and out['legacy']['sqx'] == 'swapped'
     assert out['never']['changed'] is True and out['never']['atomic'] is False and out['never']['foo'] == 'foo'
     assert not loops_of(out), 'no loop device outlives the namespace'
+
+
+def test_mutable_modes(sid_root):
+    out = run_driver('refresh_driver.py', 'mutable')
+    modes = out['modes']
+    for mode, res in modes.items():
+        assert res['merge']['changed'] is True and res['merge']['atomic'] is True, (mode, res)
+        assert SKIP_MSG in res['systemd_refresh'], (mode, 'systemd 262 accepts our %s merge' % mode)
+        assert res['again']['changed'] is False, mode
+        assert res['unmerge']['changed'] is True, mode
+        assert res['hier_modes_merged'] == res['hier_modes_after'] == out['hier_modes_before'], mode
+        assert res['leftover_workdirs'] == [], (mode, 'work directories are removed with their overlay')
+    for mode in ('yes', 'auto'):
+        assert modes[mode]['writable'] is True
+        assert modes[mode]['kept'] == mode, 'data written through a mutable merge survives a refresh'
+        assert modes[mode]['in_upper'] == mode, 'and stays in the mutable directory after unmerge'
+    for mode in ('ephemeral', 'ephemeral-import'):
+        assert modes[mode]['writable'] is True and modes[mode]['kept'] is None and modes[mode]['in_upper'] is None
+    for mode in ('import', 'no'):
+        assert modes[mode]['writable'] is False
+    assert out['wrong_mode']['failed'] and 'has mode 0700, ought to have mode 0755' in out['wrong_mode']['msg']
+    assert out['wrong_mode']['usr_id_kept'], 'the previous merge is intact'
+    assert out['read_only']['failed'] and 'Read-only file system' in out['read_only']['msg']
+    assert out['read_only']['usr_id_kept'] and out['read_only']['foo'] == 'foo'
+    assert out['loops'] == ''

@@ -112,7 +112,8 @@ class _Root:
 class SidRoot(_Root):
     """The cached sid root (systemd 262), made writable where tests write."""
 
-    def __init__(self, base: str = SID_ROOT):
+    def __init__(self, base: str = SID_ROOT, writable_var_lib: bool = False):
+        """``writable_var_lib``: a tmpfs over /var/lib (for /var/lib/extensions.mutable)."""
         in_namespace_guard()
         if not os.path.exists(os.path.join(base, 'usr/bin/systemd-sysext')):
             raise SystemExit('no sid root at %s: run scripts/bootstrap.sh sid-root' % base)
@@ -125,6 +126,10 @@ class SidRoot(_Root):
         sh('mount', '-t', 'proc', 'proc', self.p('proc'))
         sh('mount', '-t', 'sysfs', 'sysfs', self.p('sys'))
         sh('mount', '-t', 'devtmpfs', 'devtmpfs', self.p('dev'))
+        if writable_var_lib:
+            sh('mount', '-t', 'tmpfs', 'tmpfs', self.p('var/lib'))
+            for d in ('extensions', 'confexts'):
+                os.mkdir(self.p('var/lib/' + d))
         for d in ('run', 'tmp', 'var/lib/extensions', 'var/lib/confexts', 'etc/extensions'):
             if not os.path.isdir(self.p(d)):
                 raise SystemExit('sid root lacks /%s: rerun scripts/bootstrap.sh sid-root' % d)

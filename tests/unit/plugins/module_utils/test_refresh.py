@@ -38,9 +38,9 @@ def test_atomic_never(monkeypatch):
     assert refresh._atomic_mode(refresh.Options(atomic='never'), refresh.Outcome()) is False
 
 
-def test_mutable_modes_not_implemented_natively_are_refused_early(tmp_path):
-    with pytest.raises(refresh.UnsupportedOption, match='mutable=yes'):
-        refresh.run(refresh.Options(root=str(tmp_path), mutable='yes'))
+def test_unknown_mutable_mode_is_refused_early(tmp_path):
+    with pytest.raises(refresh.UnsupportedOption, match="unknown mutable mode 'maybe'"):
+        refresh.run(refresh.Options(root=str(tmp_path), mutable='maybe'))
 
 
 def test_no_reload_for_other_roots(tmp_path):
