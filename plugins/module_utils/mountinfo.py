@@ -30,24 +30,11 @@ class Mount(NamedTuple):
     optional: tuple[str, ...]
     fstype: str
     source: str
-    super_options_text: str
+    super_options: str
 
     @property
     def dev(self) -> str:
         return '%d:%d' % (self.major, self.minor)
-
-    @property
-    def super_options(self) -> tuple[str, ...]:
-        """Split on demand: an overlay's lowerdir list can be thousands of characters long."""
-        return tuple(_split_super_options(self.super_options_text)) if self.super_options_text else ()
-
-    def super_option(self, key: str) -> str | None:
-        """Value of ``key=value`` in the superblock options (None when absent)."""
-        prefix = key + '='
-        for opt in self.super_options:
-            if opt.startswith(prefix):
-                return opt[len(prefix):]
-        return None
 
 
 class MountinfoError(ValueError):
@@ -70,29 +57,10 @@ def parse_line(line: str) -> Mount:
             optional=tuple(fields[6:sep]),
             fstype=fields[sep + 1],
             source=unescape(fields[sep + 2]),
-            super_options_text=unescape(fields[sep + 3]) if len(fields) > sep + 3 else '',
+            super_options=unescape(fields[sep + 3]) if len(fields) > sep + 3 else '',
         )
     except (ValueError, IndexError) as e:
         raise MountinfoError('malformed mountinfo line %r: %s' % (line, e)) from None
-
-
-def _split_super_options(text: str) -> list[str]:
-    # overlayfs lowerdir values may contain escaped commas ("\,"); split on bare commas only.
-    out, cur, esc = [], [], False
-    for ch in text:
-        if esc:
-            cur.append(ch)
-            esc = False
-        elif ch == '\\':
-            cur.append(ch)
-            esc = True
-        elif ch == ',':
-            out.append(''.join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append(''.join(cur))
-    return out
 
 
 def parse(text: str) -> list[Mount]:
@@ -115,24 +83,3 @@ def top_mount_at(mounts: list[Mount], target: str) -> Mount | None:
     parents = {m.parent_id for m in at if m.parent_id in ids}
     tops = [m for m in at if m.mount_id not in parents]
     return tops[-1]
-
-
-def overlay_lowerdirs(mount: Mount) -> list[str]:
-    """The lowerdir layers of an overlay mount, top first, unescaped (``\\:`` and ``\\,``)."""
-    value = mount.super_option('lowerdir')
-    if value is None:
-        return []
-    layers, cur, esc = [], [], False
-    for ch in value:
-        if esc:
-            cur.append(ch)
-            esc = False
-        elif ch == '\\':
-            esc = True
-        elif ch == ':':
-            layers.append(''.join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    layers.append(''.join(cur))
-    return layers

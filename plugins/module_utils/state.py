@@ -43,7 +43,6 @@ class HierarchyState:
     work_dir: str | None = None      # the recorded work directory of a mutable merge (relative to root)
     mount_id: int | None = None      # unique mount ID of what is visible at the hierarchy
     mount_source: str | None = None
-    mount_options: str | None = None
     problems: list = field(default_factory=list)
 
     @property
@@ -91,7 +90,6 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
         hs.mount_id = top.mount_id if top is not None else None
     if top is not None:
         hs.mount_source = top.source
-        hs.mount_options = ','.join(top.super_options)
     if dev is not None:
         hs.dev = dev.strip()
         # systemd's test: the hierarchy is "ours" when the recorded dev is the overlay's own st_dev

@@ -103,3 +103,42 @@ def test_decide_refuses_foreign_overlays(tmp_path):
 def test_escape_layer():
     from ansible_collections.tucked.sysext.plugins.module_utils import apply
     assert apply.escape_layer('/a:b,c\\d') == '/a\\:b\\,c\\\\d'
+
+
+class _Ran:
+    def __init__(self):
+        self.cmds = []
+
+    def __call__(self, cmd, **kw):
+        self.cmds.append(cmd)
+
+        class R:
+            returncode = 0
+            stdout = stderr = ''
+        return R()
+
+
+def test_reload_on_a_systemd_host(monkeypatch):
+    ran = _Ran()
+    monkeypatch.setattr(refresh.os.path, 'isdir', lambda p: p == '/run/systemd/system')
+    monkeypatch.setattr(refresh.shutil, 'which', lambda name: '/usr/bin/' + name)
+    monkeypatch.setattr(refresh.subprocess, 'run', ran)
+    assert refresh._reload('/', refresh.Outcome()) is True
+    assert ran.cmds == [['/usr/bin/systemctl', 'daemon-reload']]
+
+
+def test_no_reload_without_systemd_as_pid1(monkeypatch):
+    ran = _Ran()
+    monkeypatch.setattr(refresh.os.path, 'isdir', lambda p: False)
+    monkeypatch.setattr(refresh.subprocess, 'run', ran)
+    assert refresh._reload('/', refresh.Outcome()) is False and ran.cmds == []
+
+
+def test_no_reload_when_nothing_changed(tmp_path, monkeypatch):
+    (tmp_path / 'usr/lib').mkdir(parents=True)
+    (tmp_path / 'usr/lib/os-release').write_text('ID=debian\n')
+    called = []
+    monkeypatch.setattr(refresh, '_reload', lambda root, out: called.append(root) or True)
+    out = refresh.run(refresh.Options(root=str(tmp_path)))
+    assert out.changed is False and out.reloaded is False and called == []
+    assert out.skipped_reason == 'no change was found'

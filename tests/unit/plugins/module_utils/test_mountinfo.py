@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import mountinfo
+
+CAPTURED = """\
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
+130 27 0:42 / /usr ro,nodev,relatime shared:77 - overlay sysext ro,lowerdir=/run/systemd/sysext/meta/usr:/run/systemd/sysext/extensions/a\\072b/usr:/usr,redirect_dir=on
+140 27 0:50 / /my\\040dir rw,relatime master:2 - tmpfs tmpfs rw,size=4k
+150 130 0:60 / /usr ro,nodev,relatime - overlay sysext ro,lowerdir=/x\\,y:/z
+"""
+
+
+def test_parse_captured():
+    ms = mountinfo.parse(CAPTURED)
+    assert [m.mount_id for m in ms] == [27, 130, 140, 150]
+    usr = ms[1]
+    assert usr.fstype == 'overlay' and usr.source == 'sysext' and usr.dev == '0:42'
+    assert usr.optional == ('shared:77',) and 'nodev' in usr.options
+    assert usr.super_options.endswith(':/usr,redirect_dir=on') and 'extensions/a:b/usr' in usr.super_options
+    assert ms[2].target == '/my dir' and ms[2].optional == ('master:2',)
+    assert ms[0].super_options == 'rw,discard'
+    assert ms[2].parent_id == 27 and ms[3].parent_id == 130
+
+
+def test_top_mount_at_follows_stacking():
+    ms = mountinfo.parse(CAPTURED)
+    assert mountinfo.top_mount_at(ms, '/usr').mount_id == 150
+    assert mountinfo.top_mount_at(ms, '/opt') is None
+
+
+@pytest.mark.parametrize('line', ['garbage', '1 2 3', '27 1 254:0 / / rw shared:1 ext4 /dev/vda rw', 'x 1 254:0 / / rw - ext4 a b'])
+def test_malformed(line):
+    with pytest.raises(mountinfo.MountinfoError, match='malformed mountinfo line'):
+        mountinfo.parse_line(line)
+
+
+def test_reads_this_process():
+    ms = mountinfo.read()
+    assert any(m.target == '/' for m in ms)

@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+"""release.py: systemd's parse_env_file() and extension_release_validate()."""
+
+import os
+
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import release
+from ansible_collections.tucked.sysext.plugins.module_utils.release import Host, ReleaseError, parse_env, validate
+
+
+@pytest.mark.parametrize('text,expected', [
+    ('ID=debian\nVERSION_ID=12\n', {'ID': 'debian', 'VERSION_ID': '12'}),
+    ('ID="debian"\n', {'ID': 'debian'}),
+    ("ID='deb ian'\n", {'ID': 'deb ian'}),
+    ('ID="a"\'b\'c\n', {'ID': 'abc'}),                       # quoted and bare parts concatenate
+    ('ID="a\\"b\\\\c\\$d\\`e"\n', {'ID': 'a"b\\c$d`e'}),     # escapes inside double quotes
+    ('ID="a\\nb"\n', {'ID': 'a\\nb'}),                        # other escapes are kept
+    ('ID=a\\ b\n', {'ID': 'a b'}),                            # backslash escapes outside quotes
+    ('ID=long\\\nvalue\n', {'ID': 'longvalue'}),              # continuation line
+    ('  ID  =  spaced  \n', {'ID': 'spaced'}),                # whitespace around key and value
+    ('# comment\n; other comment\nID=x\n', {'ID': 'x'}),
+    ('NOEQUALS\nID=x\n', {'ID': 'x'}),                        # lines without '=' are ignored
+    ('1BAD=x\nGOOD_1=y\n', {'GOOD_1': 'y'}),                  # invalid keys are ignored
+    ('ID=\n', {'ID': ''}),
+    ('ID=a\nID=b\n', {'ID': 'b'}),                            # the last one wins
+    ('ID=x\r\n', {'ID': 'x'}),
+    ('', {}),
+])
+def test_parse_env(text, expected):
+    assert parse_env(text) == expected
+
+
+@pytest.mark.parametrize('text,msg', [
+    ('ID=a\0b\n', 'NUL'),
+    ('ID="open\n', 'unterminated double quote'),
+    ("ID='open\n", 'unterminated single quote'),
+])
+def test_parse_env_errors(text, msg):
+    with pytest.raises(ReleaseError, match=msg):
+        parse_env(text)
+
+
+def test_read_release_bytes_names_the_file():
+    with pytest.raises(ReleaseError, match='/x/rel is larger than'):
+        release.read_release_bytes(b'A=b\n' * 20000, '/x/rel')
+    with pytest.raises(ReleaseError, match='/x/rel is not valid UTF-8'):
+        release.read_release_bytes(b'ID=\xff\n', '/x/rel')
+    with pytest.raises(ReleaseError, match='/x/rel: contains NUL'):
+        release.read_release_bytes(b'ID=\0\n', '/x/rel')
+
+
+HOST = Host(os_release={'ID': 'debian', 'VERSION_ID': '12', 'ID_LIKE': 'ubuntu'}, scope='system', architecture='x86-64')
+
+
+@pytest.mark.parametrize('ext,ok,why', [
+    ({}, False, 'carries no release data'),
+    ({'ID': '_any'}, True, 'any OS'),
+    ({'ID': '_any', 'VERSION_ID': '1'}, True, 'any OS'),           # _any skips version checks
+    ({'ID': 'debian', 'VERSION_ID': '12'}, True, 'matches'),
+    ({'ID': 'debian', 'VERSION_ID': '11'}, False, "for OS version '11'"),
+    ({'ID': 'debian'}, False, 'does not contain VERSION_ID'),
+    ({'ID': 'fedora', 'VERSION_ID': '12'}, False, "for OS 'fedora'"),
+    ({'ID': 'ubuntu', 'VERSION_ID': '12'}, True, 'matches'),       # ID_LIKE of the host counts
+    ({'VERSION_ID': '12'}, False, 'does not contain ID'),
+    ({'ID': '_any', 'ARCHITECTURE': 'arm64'}, False, "architecture 'arm64'"),
+    ({'ID': '_any', 'ARCHITECTURE': 'x86-64'}, True, 'any OS'),
+    ({'ID': '_any', 'ARCHITECTURE': '_any'}, True, 'any OS'),
+    ({'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, False, 'not suitable for scope system'),
+    ({'ID': '_any', 'SYSEXT_SCOPE': 'initrd system'}, True, 'any OS'),
+    ({'ID': '_any', 'SYSEXT_SCOPE': 'portable'}, False, 'scope'),
+])
+def test_validate_sysext(ext, ok, why):
+    got, reason = validate('e', ext, HOST, 'sysext')
+    assert got is ok and why in reason, reason
+
+
+def test_levels_win_over_version_id():
+    host = Host(os_release={'ID': 'fedora', 'VERSION_ID': '40', 'SYSEXT_LEVEL': '1.2', 'CONFEXT_LEVEL': '7'},
+                architecture='x86-64')
+    assert validate('e', {'ID': 'fedora', 'SYSEXT_LEVEL': '1.2', 'VERSION_ID': '39'}, host, 'sysext')[0]
+    ok, why = validate('e', {'ID': 'fedora', 'SYSEXT_LEVEL': '1.3'}, host, 'sysext')
+    assert not ok and "API level '1.3'" in why
+    # without a level on the extension, VERSION_ID decides
+    assert validate('e', {'ID': 'fedora', 'VERSION_ID': '40'}, host, 'sysext')[0]
+    # confext uses CONFEXT_LEVEL and CONFEXT_SCOPE
+    assert validate('e', {'ID': 'fedora', 'CONFEXT_LEVEL': '7'}, host, 'confext')[0]
+    assert not validate('e', {'ID': 'fedora', 'CONFEXT_LEVEL': '8'}, host, 'confext')[0]
+    assert not validate('e', {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}, host, 'confext')[0]
+    assert validate('e', {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, host, 'confext')[0]
+
+
+def test_rolling_release_host_matches_on_id():
+    host = Host(os_release={'ID': 'arch'}, architecture='x86-64')
+    ok, why = validate('e', {'ID': 'arch', 'VERSION_ID': 'whatever'}, host, 'sysext')
+    assert ok and 'rolling release' in why
+
+
+def test_initrd_scope():
+    host = Host(os_release={'ID': 'x'}, scope='initrd', architecture='x86-64')
+    assert not validate('e', {'ID': '_any'}, host, 'sysext')[0]        # default scope: system, portable
+    assert validate('e', {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, host, 'sysext')[0]
+
+
+def test_native_architecture():
+    assert release.native_architecture('x86_64') == 'x86-64'
+    assert release.native_architecture('aarch64') == 'arm64'
+    assert release.native_architecture('riscv64') == 'riscv64'
+
+
+def _root(tmp_path, etc=None, usr=None):
+    (tmp_path / 'etc').mkdir()
+    (tmp_path / 'usr/lib').mkdir(parents=True)
+    if usr is not None:
+        (tmp_path / 'usr/lib/os-release').write_text(usr)
+    if etc == 'symlink':
+        os.symlink('../usr/lib/os-release', tmp_path / 'etc/os-release')
+    elif etc is not None:
+        (tmp_path / 'etc/os-release').write_text(etc)
+    return str(tmp_path)
+
+
+def test_read_host_follows_the_relative_symlink(tmp_path):
+    host = release.read_host(_root(tmp_path, etc='symlink', usr='ID=debian\nVERSION_ID=12\n'))
+    assert host.id == 'debian' and host.source == '/etc/os-release' and host.scope == 'system'
+
+
+def test_read_host_absolute_symlink_stays_in_root(tmp_path):
+    root = _root(tmp_path, usr='ID=inroot\n')
+    os.symlink('/usr/lib/os-release', tmp_path / 'etc/os-release')
+    assert release.read_host(root).id == 'inroot'
+
+
+def test_read_host_falls_back_to_usr_lib(tmp_path):
+    host = release.read_host(_root(tmp_path, usr='ID=fallback\n'))
+    assert host.id == 'fallback' and host.source == '/usr/lib/os-release'
+
+
+def test_read_host_missing(tmp_path):
+    with pytest.raises(ReleaseError, match='no os-release in'):
+        release.read_host(_root(tmp_path))
+
+
+def test_read_host_initrd(tmp_path):
+    root = _root(tmp_path, etc='ID=x\n')
+    (tmp_path / 'etc/initrd-release').write_text('')
+    assert release.read_host(root).scope == 'initrd'

@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+import errno
+import os
+
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import rootfs
+
+
+def test_relative_and_absolute_symlinks_stay_in_root(tmp_path):
+    (tmp_path / 'a/b').mkdir(parents=True)
+    os.symlink('b', tmp_path / 'a/rel')
+    os.symlink('/a/b', tmp_path / 'abs')
+    assert rootfs.chase(str(tmp_path), '/a/rel') == '/a/b'
+    assert rootfs.chase(str(tmp_path), '/abs') == '/a/b'
+    assert rootfs.resolve(str(tmp_path), 'abs') == str(tmp_path / 'a/b')
+
+
+def test_dotdot_never_climbs_above_the_root(tmp_path):
+    (tmp_path / 'a').mkdir()
+    os.symlink('../../../../etc', tmp_path / 'a/up')
+    (tmp_path / 'etc').mkdir()
+    assert rootfs.chase(str(tmp_path), '/a/up') == '/etc'
+    assert rootfs.chase(str(tmp_path), '/../../a/../..') == '/'
+
+
+def test_loop(tmp_path):
+    os.symlink('two', tmp_path / 'one')
+    os.symlink('one', tmp_path / 'two')
+    with pytest.raises(rootfs.RootError) as e:
+        rootfs.chase(str(tmp_path), '/one')
+    assert e.value.errno == errno.ELOOP
+
+
+def test_missing_and_missing_ok(tmp_path):
+    (tmp_path / 'a').mkdir()
+    with pytest.raises(FileNotFoundError):
+        rootfs.chase(str(tmp_path), '/a/b/c')
+    assert rootfs.chase(str(tmp_path), '/a/b/c', missing_ok=True) == '/a/b/c'
+
+
+def test_not_a_directory(tmp_path):
+    (tmp_path / 'f').write_text('x')
+    with pytest.raises(rootfs.RootError) as e:
+        rootfs.chase(str(tmp_path), '/f/x')
+    assert e.value.errno == errno.ENOTDIR
+
+
+def test_follow_last(tmp_path):
+    os.symlink('/target', tmp_path / 'link')
+    assert rootfs.chase(str(tmp_path), '/link', follow_last=False) == '/link'
