@@ -35,6 +35,16 @@ def build_image(tree, out, fs='squashfs', comp=None):
     return str(out)
 
 
+@pytest.fixture(name='make_tree', scope='session')
+def make_tree_fixture():
+    return make_tree
+
+
+@pytest.fixture(name='build_image', scope='session')
+def build_image_fixture():
+    return build_image
+
+
 @pytest.fixture
 def root(tmp_path):
     """A scratch root with os-release and the sysext/confext search directories."""

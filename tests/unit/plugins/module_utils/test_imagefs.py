@@ -7,14 +7,12 @@ import pytest
 
 from ansible_collections.tucked.sysext.plugins.module_utils import imagefs
 
-from conftest import build_image, make_tree
-
 BIG = os.urandom(300 * 1024)
 REL = 'usr/lib/extension-release.d/extension-release.foo'
 
 
 @pytest.fixture(scope='module')
-def tree(tmp_path_factory):
+def tree(tmp_path_factory, make_tree):
     t = tmp_path_factory.mktemp('tree')
     make_tree(t, 'foo', files={'usr/share/foo/big': BIG, 'usr/share/foo/deep/er/file': 'deep\n'})
     os.symlink('../../lib/extension-release.d/extension-release.foo', t / 'usr/share/foo/rel-link')
@@ -33,7 +31,7 @@ def open_reader(path):
 
 
 @pytest.mark.parametrize('fs,comp', [('squashfs', 'gzip'), ('squashfs', 'xz'), ('squashfs', 'lzma'), ('erofs', None)])
-def test_reads_files_dirs_and_symlinks(tree, tmp_path, fs, comp):
+def test_reads_files_dirs_and_symlinks(tree, tmp_path, fs, comp, build_image):
     img = build_image(tree, tmp_path / 'img.raw', fs, comp)
     r, fd = open_reader(img)
     try:
@@ -56,7 +54,7 @@ def test_reads_files_dirs_and_symlinks(tree, tmp_path, fs, comp):
 
 
 @pytest.mark.parametrize('comp', ['lz4', 'zstd', 'lzo'])
-def test_unsupported_squashfs_compression(tree, tmp_path, comp):
+def test_unsupported_squashfs_compression(tree, tmp_path, comp, build_image):
     try:
         img = build_image(tree, tmp_path / 'img.raw', 'squashfs', comp)
     except Exception:  # pylint: disable=broad-except
@@ -65,7 +63,7 @@ def test_unsupported_squashfs_compression(tree, tmp_path, comp):
         open_reader(img)
 
 
-def test_symlink_loop_in_image(tmp_path):
+def test_symlink_loop_in_image(tmp_path, make_tree, build_image):
     t = tmp_path / 't'
     make_tree(t, 'foo')
     os.symlink('b', t / 'a')
@@ -79,7 +77,7 @@ def test_symlink_loop_in_image(tmp_path):
 
 
 @pytest.mark.parametrize('fs', ['squashfs', 'erofs'])
-def test_truncated_images_raise_image_error(tree, tmp_path, fs):
+def test_truncated_images_raise_image_error(tree, tmp_path, fs, build_image):
     data = open(build_image(tree, tmp_path / 'img.raw', fs), 'rb').read()
     for cut in (len(data) // 2, len(data) // 8, 1100, 100):
         (tmp_path / 'cut.raw').write_bytes(data[:cut])

@@ -8,8 +8,6 @@ import pytest
 from ansible_collections.tucked.sysext.plugins.module_utils import images
 from ansible_collections.tucked.sysext.plugins.module_utils.images import discover, extract_name, image_name_is_valid
 
-from conftest import build_image, make_tree
-
 
 def names(d):
     return [i.name for i in d.images]
@@ -31,7 +29,7 @@ def test_extract_name():
     assert extract_name('..raw', 'sysext', ('.raw',)) is None
 
 
-def test_precedence_shadowing_and_order(root):
+def test_precedence_shadowing_and_order(root, make_tree):
     make_tree(root / 'var/lib/extensions/foo', 'foo')
     make_tree(root / 'etc/extensions/foo', 'foo')
     make_tree(root / 'run/extensions/bar', 'bar')
@@ -44,7 +42,7 @@ def test_precedence_shadowing_and_order(root):
     assert any(i['reason'] == 'shadowed by /etc/extensions/foo' for i in d.ignored)
 
 
-def test_kinds_and_suffixes(root, tmp_path):
+def test_kinds_and_suffixes(root, tmp_path, make_tree, build_image):
     make_tree(tmp_path / 't', 'sq')
     build_image(tmp_path / 't', root / 'var/lib/extensions/sq.sysext.raw')
     (root / 'var/lib/extensions/notraw.img').write_bytes(b'x')
@@ -59,7 +57,7 @@ def test_kinds_and_suffixes(root, tmp_path):
     assert 'versioned (.v)' in reasons['/var/lib/extensions/pick.v']
 
 
-def test_symlinks_resolve_inside_the_root(root):
+def test_symlinks_resolve_inside_the_root(root, make_tree):
     make_tree(root / 'opt/store/bar-1', 'bar')
     os.symlink('/opt/store/bar-1', root / 'etc/extensions/bar')           # absolute: re-rooted
     os.symlink('../../opt/store/bar-1', root / 'run/extensions/rel')      # relative
@@ -74,7 +72,7 @@ def test_symlinks_resolve_inside_the_root(root):
     assert any('symlink loop' in w and 'l1' in w for w in d.warnings)
 
 
-def test_initrd_and_confext_dirs(root):
+def test_initrd_and_confext_dirs(root, make_tree):
     assert images.search_dirs(str(root), 'confext')[0] == '/run/confexts'
     assert '/.extra/sysext' not in images.search_dirs(str(root), 'sysext')
     (root / 'etc/initrd-release').write_text('')
@@ -92,7 +90,7 @@ def load(root, name, sdir='var/lib/extensions'):
     return img
 
 
-def test_release_found_and_provides(root):
+def test_release_found_and_provides(root, make_tree):
     make_tree(root / 'var/lib/extensions/foo', 'foo', release='ID=_any\nIMAGE_VERSION=1.2\n', files={'opt/foo/x': 'x'})
     img = load(root, 'foo')
     assert img.readable and img.release == {'ID': '_any', 'IMAGE_VERSION': '1.2'} and img.version == '1.2'
@@ -107,7 +105,7 @@ def _xattr_ok(path):
         return False
 
 
-def test_renamed_image_falls_back_only_with_strict_false(root):
+def test_renamed_image_falls_back_only_with_strict_false(root, make_tree):
     make_tree(root / 'var/lib/extensions/renamed', 'original')
     rel = root / 'var/lib/extensions/renamed/usr/lib/extension-release.d/extension-release.original'
     img = load(root, 'renamed')
@@ -141,13 +139,13 @@ def test_release_symlink_outside_the_image_stays_inside(root, tmp_path):
     (b'ID=_any\n' + b'#' * (70 * 1024), 'larger than'),
     (b'ID="x\n', 'unterminated'),
 ])
-def test_bad_release_files(root, data, words):
+def test_bad_release_files(root, data, words, make_tree):
     make_tree(root / 'var/lib/extensions/bad', 'bad', release=data)
     img = load(root, 'bad')
     assert not img.readable and words in img.reason and str(root / 'var/lib/extensions/bad') in img.reason
 
 
-def test_release_in_images(root, tmp_path):
+def test_release_in_images(root, tmp_path, make_tree, build_image):
     make_tree(tmp_path / 't', 'sq', release='ID=debian\nVERSION_ID=12\n', files={'opt/sq/f': 'f'})
     build_image(tmp_path / 't', root / 'var/lib/extensions/sq.raw')
     build_image(tmp_path / 't', root / 'var/lib/extensions/er.raw', fs='erofs')
