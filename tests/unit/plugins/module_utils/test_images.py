@@ -37,8 +37,8 @@ def test_precedence_shadowing_and_order(root, make_tree):
     make_tree(root / 'var/lib/extensions/e2', 'e2')
     d = discover(str(root), 'sysext')
     assert names(d) == ['bar', 'e2', 'e10', 'foo'], 'version order, like systemd'
-    foo = d.images[-1]
-    assert foo.entry == '/etc/extensions/foo' and foo.shadows == ['/var/lib/extensions/foo']
+    winner = d.images[-1]
+    assert winner.entry == '/etc/extensions/foo' and winner.shadows == ['/var/lib/extensions/foo']
     assert any(i['reason'] == 'shadowed by /etc/extensions/foo' for i in d.ignored)
 
 
@@ -65,8 +65,8 @@ def test_symlinks_resolve_inside_the_root(root, make_tree):
     os.symlink('l2', root / 'etc/extensions/l1')
     os.symlink('l1', root / 'etc/extensions/l2')
     d = discover(str(root), 'sysext')
-    bar = next(i for i in d.images if i.name == 'bar')
-    assert bar.path == '/opt/store/bar-1' and bar.host_path == str(root / 'opt/store/bar-1')
+    linked = next(i for i in d.images if i.name == 'bar')
+    assert linked.path == '/opt/store/bar-1' and linked.host_path == str(root / 'opt/store/bar-1')
     assert next(i for i in d.images if i.name == 'rel').path == '/opt/store/bar-1'
     assert any('dangling symlink' in w and str(root / 'etc/extensions/dangling') in w for w in d.warnings)
     assert any('symlink loop' in w and 'l1' in w for w in d.warnings)

@@ -5,7 +5,7 @@ from ansible_collections.tucked.sysext.plugins.module_utils import mountinfo
 
 CAPTURED = """\
 27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
-130 27 0:42 / /usr ro,nodev,relatime shared:77 - overlay sysext ro,lowerdir=/run/systemd/sysext/meta/usr:/run/systemd/sysext/extensions/a\\072b/usr:/usr,redirect_dir=on
+130 27 0:42 / /usr ro,nodev,relatime shared:77 - overlay sysext ro,lowerdir=/run/sysext/meta/usr:/run/sysext/a\\072b/usr:/usr,redirect_dir=on
 140 27 0:50 / /my\\040dir rw,relatime master:2 - tmpfs tmpfs rw,size=4k
 150 130 0:60 / /usr ro,nodev,relatime - overlay sysext ro,lowerdir=/x\\,y:/z
 """
@@ -17,7 +17,7 @@ def test_parse_captured():
     usr = ms[1]
     assert usr.fstype == 'overlay' and usr.source == 'sysext' and usr.dev == '0:42'
     assert usr.optional == ('shared:77',) and 'nodev' in usr.options
-    assert usr.super_options.endswith(':/usr,redirect_dir=on') and 'extensions/a:b/usr' in usr.super_options
+    assert usr.super_options.endswith(':/usr,redirect_dir=on') and '/run/sysext/a:b/usr' in usr.super_options
     assert ms[2].target == '/my dir' and ms[2].optional == ('master:2',)
     assert ms[0].super_options == 'rw,discard'
     assert ms[2].parent_id == 27 and ms[3].parent_id == 130
