@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: sanity, units, lint, then the integration suite (real mounts in
-# private namespaces, real systemd-sysext 252 and 262, real ansible-playbook) and the
-# benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
+# private namespaces, real systemd-sysext 252 and 262, real ansible-playbook), the fault
+# injection (SIGKILL at every stage, concurrent runs) and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
-steps=${*:-sanity units lint integration bench}
+steps=${*:-sanity units lint integration faults bench}
 
 # ansible-test wants the collection at a path ending in ansible_collections/tucked/sysext;
 # copy the working tree (not .git, not the venv) there.
@@ -36,6 +36,8 @@ for step in $steps; do
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/integration) ;;
+        faults)
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/faults) ;;
         bench)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/bench) ;;
         *) echo "unknown step $step" >&2; exit 2 ;;

@@ -19,7 +19,7 @@ import stat
 import traceback
 from dataclasses import dataclass, field
 
-from . import imagefs, mountapi, mutable, origin, rootfs, state
+from . import imagefs, mountapi, mountinfo, mutable, origin, rootfs, state
 from .engine import ApplyError
 from .release import CONFEXT
 
@@ -268,11 +268,13 @@ def build(req: BuildRequest) -> Built:
     stage = rootfs.host_path(req.root, STAGE_DIR)
     os.makedirs(stage, 0o700, exist_ok=True)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         code = 0
         try:
             parent_sock.close()
+            mountapi.die_with_parent(parent)
             try:
                 built = _build_in_child(req, stage)
                 hs = list(built.fds)
@@ -371,6 +373,38 @@ def cleanup_work_dirs(root: str, old: dict, new: dict) -> list:
     problems = []
     for h, rel in old.items():
         if rel and rel not in new.values():
+            problem = mutable.remove_work_dir(root, rel)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def finish_interrupted_swaps(root: str, hierarchies: list, sources: tuple) -> list:
+    """A run killed between tucking its new overlay beneath the old one and detaching the old
+    one leaves two complete overlays stacked: finish that swap by detaching the top (the old
+    set); readers see one complete set, then the other. Returns the hierarchies fixed."""
+    fixed = []
+    for h in hierarchies:
+        host = os.path.realpath(rootfs.host_path(root, h))
+        while True:
+            chain = mountinfo.stack_at(mountinfo.read(), host)
+            ours = [m for m in chain if m.fstype == 'overlay' and m.source in sources]
+            if len(ours) < 2 or chain[0] is not ours[0]:
+                break
+            mountapi.umount2(host, mountapi.MNT_DETACH)
+            fixed.append(h)
+    return fixed
+
+
+def cleanup_stale_work_dirs(root: str, hierarchies: list) -> list:
+    """Remove our per-merge work directories that no mounted overlay uses any more (left by a
+    killed run). Called after a swap, when the merged overlays are the new ones."""
+    with open('/proc/self/mountinfo', encoding='utf-8', errors='surrogateescape') as f:
+        in_use = f.read()
+    base = rootfs.host_path(root, mutable.BASE)
+    problems = []
+    for rel in mutable.stale_work_dirs(root, hierarchies, set()):
+        if 'workdir=%s' % os.path.join(base, os.path.basename(rel)) not in in_use:
             problem = mutable.remove_work_dir(root, rel)
             if problem:
                 problems.append(problem)

@@ -80,7 +80,7 @@ _NO_CHANGE = ('unchanged',)
 
 
 def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
-         mutable_dirs: dict | None = None, mount_always: tuple = ()) -> ClassPlan:
+         mutable_dirs: dict | None = None, mount_always: tuple = (), stale: tuple = ()) -> ClassPlan:
     """Decide, like systemd-sysext 262's refresh, whether anything would change.
 
     ``current``: HierarchyState per hierarchy of the class. ``wanted``: the compatible
@@ -113,6 +113,10 @@ def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
             touched.append(h.hierarchy)
         elif have:
             touched.append(h.hierarchy)
+            if h.stacked > 1:
+                reasons.append(Reason(None, 'interrupted', h.hierarchy,
+                                      detail='%d overlays are stacked on %s: an earlier run was interrupted '
+                                             'mid-swap' % (h.stacked, h.hierarchy)))
             if h.origin is None:
                 reasons.append(Reason(None, 'unknown', h.hierarchy,
                                       detail='%s was merged without an origin record (systemd < 260 or '
@@ -130,6 +134,9 @@ def plan(cls: str, current: list, wanted: list, mode: str = DEFAULT_MUTABLE,
         for key in extra:
             reasons.append(Reason(None, 'replaced', fields=(key,), detail='origin records %r, which this merge would not' % key))
     reasons.extend(_extension_reasons(recorded, wanted, after))
+    for path in stale:
+        reasons.append(Reason(None, 'stale', detail='/%s is the work directory of an interrupted run; a refresh '
+                                                    'removes it' % path))
 
     hier_changes = [r for r in reasons if r.extension is None]
     ext_changes = [r for r in reasons if r.extension is not None and r.change not in _NO_CHANGE]
@@ -262,8 +269,11 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list, mode: st
         layouts = {h: mutable.layout(root, h, mode) for h in hierarchies}
     except mutable.MutableError as e:
         raise EngineError(str(e)) from None
+    stale = ()
+    if any(lay.upper for lay in layouts.values()):
+        stale = tuple(mutable.stale_work_dirs(root, list(hierarchies), {h.work_dir for h in hier if h.work_dir}))
     p = plan(cls, hier, wanted, mode, mutable.recorded_dirs(layouts),
-             tuple(h for h, lay in layouts.items() if lay.mounts_always))
+             tuple(h for h, lay in layouts.items() if lay.mounts_always), stale)
     return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings,
                          layouts=layouts)
 

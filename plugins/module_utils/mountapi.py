@@ -289,3 +289,18 @@ def loop_attach(backing: int, path: str) -> tuple[str, int]:
             raise
         return dev, lfd
     raise OSError(errno.EBUSY, 'no free loop device', path)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL) in a forked child: if the parent (pid ``parent``, taken
+    before the fork) is killed, the child is too, instead of finishing a build nobody will
+    use. Exits at once if the parent is already gone."""
+    import signal  # pylint: disable=import-outside-toplevel
+    fn = _libc.prctl
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    _check(fn(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), 'prctl')
+    if os.getppid() != parent:
+        os._exit(1)

@@ -72,14 +72,15 @@ def read(path: str = '/proc/self/mountinfo') -> list[Mount]:
         return parse(f.read())
 
 
-def top_mount_at(mounts: list[Mount], target: str) -> Mount | None:
-    """The mount that is visible at ``target``: the last one mounted there (mountinfo lists
-    mounts in mount order; a mount tucked beneath appears with the one above as parent)."""
-    at = [m for m in mounts if m.target == target]
-    if not at:
-        return None
-    ids = {m.mount_id for m in at}
-    # the visible one is the one that no other mount at the same target has as its parent
-    parents = {m.parent_id for m in at if m.parent_id in ids}
-    tops = [m for m in at if m.mount_id not in parents]
-    return tops[-1]
+def stack_at(mounts: list[Mount], target: str) -> list[Mount]:
+    """The mounts stacked at ``target``, top first (each one mounted on the next)."""
+    at = {m.mount_id: m for m in mounts if m.target == target}
+    parents = {m.parent_id for m in at.values()}
+    tops = [m for m in at.values() if m.mount_id not in parents]
+    if not tops:
+        return []
+    chain, cur = [], tops[-1]
+    while cur is not None and cur.mount_id not in {c.mount_id for c in chain}:
+        chain.append(cur)
+        cur = at.get(cur.parent_id)
+    return chain

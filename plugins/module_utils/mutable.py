@@ -147,3 +147,16 @@ def remove_work_dir(root: str, recorded: str) -> str | None:
         return None
     shutil.rmtree(host, ignore_errors=True)
     return None
+
+
+def stale_work_dirs(root: str, hierarchies: list, recorded: set) -> list:
+    """Our per-merge work directories (``.systemd-<h>-workdir-<16 hex>``) that no merged
+    hierarchy records in its ``work_dir``: left by a run that was killed. One listdir."""
+    try:
+        names = os.listdir(rootfs.host_path(root, BASE))
+    except OSError:
+        return []
+    prefixes = ['.systemd-%s-workdir-' % component(h) for h in hierarchies]
+    return sorted(BASE.lstrip('/') + '/' + n for n in names
+                  if any(n.startswith(p) and len(n) == len(p) + 16 for p in prefixes)
+                  and BASE.lstrip('/') + '/' + n not in recorded)

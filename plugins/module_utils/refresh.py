@@ -109,15 +109,21 @@ def run(opts: Options) -> Outcome:
 
     atomic = _atomic_mode(opts, out)
     t1 = time.perf_counter()
-    with _apply_module().Lock(snap.root) as lock:
-        if lock.waited:
+    apply = _apply_module()
+    with apply.Lock(snap.root) as lock:
+        fixed = []
+        for cls in opts.classes:
+            fixed += apply.finish_interrupted_swaps(snap.root, list(state.HIERARCHIES[cls]), (cls,))
+        if fixed:
+            out.warnings.append('finished the swap of an interrupted earlier run on %s' % ', '.join(fixed))
+        if lock.waited or fixed or _remounted_since(snap):
             # another run held the lock and may have made our change: decide again
             snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
             out.classes, out.hierarchies, out.diff = {}, {}, {}
             todo = _decide(snap, opts, out)
             if not todo:
-                out.changed = False
-                out.skipped_reason = 'another run made the change first'
+                out.changed = bool(fixed)
+                out.skipped_reason = None if fixed else 'another run made the change first'
         # (images changed since the plan are caught in the build: their origin is checked again)
         for cls in todo:
             if opts.backend == 'systemd':
@@ -131,6 +137,19 @@ def run(opts: Options) -> Outcome:
     _report_after(opts, out)
     out.timing['total_ms'] = _ms(t0)
     return out
+
+
+def _remounted_since(snap: engine.Snapshot) -> bool:
+    """Did another run swap a hierarchy between our plan and our taking the lock? (Unique
+    mount IDs are never reused: one statx per hierarchy tells.)"""
+    for cs in snap.classes.values():
+        for h in cs.hierarchies:
+            try:
+                if mountapi.statx(h.host_path).mnt_id != h.mount_id:
+                    return True
+            except OSError:
+                return True
+    return False
 
 
 def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:
@@ -217,6 +236,8 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
                drop=[h for h in merged if h not in want_h], atomic=atomic)
     warnings.extend(apply.cleanup_work_dirs(snap.root, old_work, built.work_dirs))
+    if any(lay.upper for lay in cs.layouts.values()):
+        warnings.extend(apply.cleanup_stale_work_dirs(snap.root, want_h))
     return True
 
 

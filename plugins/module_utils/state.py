@@ -41,6 +41,7 @@ class HierarchyState:
     dev: str | None = None
     backing: str | None = None
     work_dir: str | None = None      # the recorded work directory of a mutable merge (relative to root)
+    stacked: int = 0                 # overlays of this class stacked here (2+: an interrupted swap)
     mount_id: int | None = None      # unique mount ID of what is visible at the hierarchy
     mount_source: str | None = None
     problems: list = field(default_factory=list)
@@ -80,7 +81,9 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
         return hs
     if mounts is None:
         mounts = mountinfo.read()
-    top = mountinfo.top_mount_at(mounts, os.path.realpath(host))
+    stack = mountinfo.stack_at(mounts, os.path.realpath(host))
+    top = stack[0] if stack else None
+    hs.stacked = sum(1 for m in stack if m.fstype == 'overlay' and m.source == cls)
     meta = os.path.join(host, META_DIR[cls])
     dev = _read_small(os.path.join(meta, 'dev'))
     try:

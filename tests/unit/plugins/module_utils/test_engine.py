@@ -119,3 +119,10 @@ def test_gather_errors(tmp_path):
         engine.gather(str(tmp_path / 'nope'))
     with pytest.raises(engine.EngineError, match='no os-release'):
         engine.gather(str(tmp_path))
+
+
+def test_interrupted_swap_needs_a_refresh():
+    h = hier(by='tucked', names=['foo'], origins={'foo': REC})
+    h.stacked = 2
+    p = plan('sysext', [h], [Wanted('foo', REC, ('/usr',))])
+    assert p.needs_refresh and ('', 'interrupted') in changes(p)

@@ -23,10 +23,10 @@ def test_parse_captured():
     assert ms[2].parent_id == 27 and ms[3].parent_id == 130
 
 
-def test_top_mount_at_follows_stacking():
+def test_stack_at_lists_stacked_mounts_top_first():
     ms = mountinfo.parse(CAPTURED)
-    assert mountinfo.top_mount_at(ms, '/usr').mount_id == 150
-    assert mountinfo.top_mount_at(ms, '/opt') is None
+    assert [m.mount_id for m in mountinfo.stack_at(ms, '/usr')] == [150, 130]
+    assert mountinfo.stack_at(ms, '/opt') == []
 
 
 @pytest.mark.parametrize('line', ['garbage', '1 2 3', '27 1 254:0 / / rw shared:1 ext4 /dev/vda rw', 'x 1 254:0 / / rw - ext4 a b'])
