@@ -17,7 +17,7 @@ test:
 bootstrap:
 	scripts/bootstrap.sh
 
-units sanity integration faults lint:
+units sanity corpus integration faults lint:
 	scripts/bootstrap.sh debs venv test-venv sid-root
 	scripts/test.sh $@
 

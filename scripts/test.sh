@@ -8,7 +8,7 @@ VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
-steps=${*:-sanity units lint integration faults bench}
+steps=${*:-sanity units lint corpus integration faults bench}
 
 # ansible-test wants the collection at a path ending in ansible_collections/tucked/sysext;
 # copy the working tree (not .git, not the venv) there.
@@ -36,6 +36,8 @@ for step in $steps; do
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/integration) ;;
+        corpus)
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/faults) ;;
         bench)

@@ -34,6 +34,10 @@ class NotFound(ImageError):
     """The path does not exist in the image."""
 
 
+class TooLarge(ImageError):
+    """The file is larger than the caller allows."""
+
+
 SQUASHFS_MAGIC = 0x73717368
 EROFS_MAGIC = 0xE0F5E1E2
 EROFS_SUPER_OFFSET = 1024
@@ -285,7 +289,7 @@ class Squashfs(_Reader):
     def read_data(self, inode, limit: int) -> bytes:
         size = inode['size']
         if size > limit:
-            raise ImageError('file is %d bytes, more than the %d allowed' % (size, limit))
+            raise TooLarge('file is %d bytes, more than the %d allowed' % (size, limit))
         has_frag = inode['frag'] != 0xFFFFFFFF
         nblocks = size // self.block_size if has_frag else (size + self.block_size - 1) // self.block_size
         sizes_raw = self._meta_bytes(inode['bpos'], inode['boff'], 4 * nblocks)
@@ -326,7 +330,10 @@ class Erofs(_Reader):
         if not 9 <= self.blkszbits <= 16:
             raise ImageError('corrupt erofs superblock (block size bits %d)' % self.blkszbits)
         self.blksz = 1 << self.blkszbits
-        (self.meta_blkaddr,) = struct.unpack('<I', sb[40:44])
+        (blocks, self.meta_blkaddr) = struct.unpack('<II', sb[36:44])
+        if blocks * self.blksz > self.size:
+            raise ImageError('truncated erofs image: %d blocks of %d bytes, but the file has %d bytes'
+                             % (blocks, self.blksz, self.size))
 
     def root(self):
         return self._inode(self.root_nid)
@@ -356,7 +363,7 @@ class Erofs(_Reader):
     def read_data(self, inode, limit: int) -> bytes:
         size = inode['size']
         if size > limit:
-            raise ImageError('file is %d bytes, more than the %d allowed' % (size, limit))
+            raise TooLarge('file is %d bytes, more than the %d allowed' % (size, limit))
         if inode['layout'] == self.FLAT_PLAIN:
             return self._pread(size, inode['blk'] * self.blksz)
         if inode['layout'] == self.FLAT_INLINE:

@@ -66,6 +66,10 @@ def extract_name(fname: str, cls: str, format_suffixes: tuple[str, ...] | None) 
     return name if image_name_is_valid(name) else None
 
 
+class NotRegular(imagefs.ImageError):
+    """A release file in a directory image that is not a regular file."""
+
+
 @dataclass
 class Image:
     """One image found in a search directory."""
@@ -230,12 +234,12 @@ class ImageSource:
         if self._reader is not None:
             return self._reader.read_file(path, limit)
         real = self._resolve(path)
+        if not os.path.isfile(real):
+            raise NotRegular('%s is not a regular file' % path)
         with open(real, 'rb') as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise imagefs.ImageError('%s: not a regular file' % path)
             data = f.read(limit + 1)
         if len(data) > limit:
-            raise imagefs.ImageError('file is larger than the %d bytes allowed' % limit)
+            raise imagefs.TooLarge('file is larger than the %d bytes allowed' % limit)
         return data
 
     def is_dir(self, path: str) -> bool:
@@ -343,6 +347,13 @@ def load_release(img: Image, hierarchies: tuple[str, ...], max_size: int = 64 * 
         img.readable = False
         img.reason = ('%s has no %s/extension-release.%s; add one (or set %s=false on a renamed image\'s '
                       'release file)' % (shown, RELEASE_DIR[img.cls].lstrip('/'), img.name, STRICT_XATTR))
+    except imagefs.TooLarge:
+        img.readable = False
+        img.reason = ('%s: its release file %s is larger than %d bytes; a release file holds a few KEY=VALUE '
+                      'lines' % (shown, img.release_file, max_size))
+    except NotRegular as e:
+        img.readable = False
+        img.reason = '%s: %s; make it a file with KEY=VALUE lines' % (shown, e)
     except imagefs.UnsupportedImage as e:
         img.readable = False
         img.reason = '%s: %s' % (shown, e)
