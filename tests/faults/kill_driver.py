@@ -59,8 +59,7 @@ def observe(r):
                     files[ext] = f.read().strip()
             except OSError:
                 files[ext] = None
-        foo = os.path.exists(r.p('usr/share/foo/hello'))
-        out[h] = {'names': names, 'files': files, 'foo': foo}
+        out[h] = {'names': names, 'files': files, 'foo': os.path.exists(r.p('usr/share/foo/hello'))}
     return out
 
 
@@ -137,7 +136,8 @@ def main(kills: int, mode: str) -> dict:
     points = sorted({'p:%d' % n for n in spread(1, swap_from, rest - in_child)}
                     | {'c:%d' % n for n in spread(1, child_total, in_child)} | swap_calls,
                     key=lambda p: (p[0] == 'c', int(p[2:])))
-    results = {'points': len(points), 'total_calls': total, 'child_calls': child_total, 'kills': 0, 'completed': 0, 'failures': [], 'seen_new': 0, 'seen_old': 0, 'seen_mixed': 0,
+    results = {'points': len(points), 'total_calls': total, 'child_calls': child_total, 'kills': 0, 'completed': 0,
+               'failures': [], 'seen_new': 0, 'seen_old': 0, 'seen_mixed': 0,
                'stacked_recovered': 0}
     current = 'A'
     for n in points:
