@@ -27,6 +27,8 @@ bench:
 	scripts/link-collection.sh
 	unshare --mount --propagation private -- $(VENV)/bin/python tests/bench/bench_plan.py
 	$(VENV)/bin/python tests/bench/bench_refresh.py
+	$(VENV)/bin/python tests/bench/bench_fleet.py
+	$(VENV)/bin/python tests/bench/report.py
 
 clean:
 	rm -rf .build tests/output

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -73,6 +74,7 @@ def main(quick: bool) -> dict:
                      'systemd_skip_ms': round(ref, 3) if ref is not None else None,
                      'ratio': round(mine / ref, 3) if ref else None})
     r.systemd('systemd-sysext', 'unmerge', '--no-reload')
+    refresh_rows = refresh_scaling(r, (1, 10, 100) if quick else (1, 10, 100, 400), 3 if quick else 9)
     by_n = {row['extensions']: row for row in rows}
     summary = {
         'plan_100_vs_systemd_skip_100': by_n[100]['ratio'],
@@ -80,7 +82,34 @@ def main(quick: bool) -> dict:
         'plan_1000_vs_plan_100': round(by_n[1000]['ours_ms'] / by_n[100]['ours_ms'], 2) if 1000 in by_n else None,
         'target_plan_1000_vs_plan_100': '<= 12 (linear: about 10)',
     }
-    return {'benchmark': 'plan', 'quick': quick, 'repetitions': reps, 'rows': rows, 'summary': summary}
+    return {'benchmark': 'plan', 'quick': quick, 'repetitions': reps, 'rows': rows, 'summary': summary,
+            'refresh_rows': refresh_rows}
+
+
+def refresh_scaling(r, sizes, reps):
+    """A changing refresh (always_refresh) of N extensions: ours vs systemd 262's
+    ``refresh --always-refresh=yes`` on the same root, where systemd can merge N at all."""
+    from ansible_collections.tucked.sysext.plugins.module_utils import refresh as api  # noqa: E402
+    for name in os.listdir(r.p('var/lib/extensions')):
+        subprocess.run(['rm', '-rf', r.p('var/lib/extensions/' + name)], check=True)
+    rows, have = [], 0
+    for n in sizes:
+        for i in range(have, n):
+            r.add_dir('var/lib/extensions', 'e%d' % i)
+        have = n
+        opts = api.Options(root=r.path, classes=('sysext',), always_refresh=True, reload=False)
+        api.run(opts)
+        mine = median_ms(lambda: api.run(opts), reps)
+        api.run(api.Options(root=r.path, classes=('sysext',), state='unmerged', reload=False))
+        ref = None
+        if n <= 100:
+            r.systemd('systemd-sysext', 'merge', '--no-reload')
+            ref = median_ms(lambda: r.systemd('systemd-sysext', 'refresh', '--always-refresh=yes', '--no-reload'), reps)
+            r.systemd('systemd-sysext', 'unmerge', '--no-reload')
+        rows.append({'extensions': n, 'ours_ms': round(mine, 3),
+                     'systemd_refresh_ms': round(ref, 3) if ref is not None else None,
+                     'ratio': round(mine / ref, 3) if ref else None})
+    return rows
 
 
 def table(res: dict) -> str:
@@ -98,6 +127,13 @@ def table(res: dict) -> str:
     if s['plan_1000_vs_plan_100'] is not None:
         lines.append('plan(1000) / plan(100) = %s (target %s)'
                      % (s['plan_1000_vs_plan_100'], s['target_plan_1000_vs_plan_100']))
+    lines += ['', '| extensions | ours: changing refresh (ms) | systemd 262: refresh --always-refresh (ms) | ratio |',
+              '|---:|---:|---:|---:|']
+    for row in res['refresh_rows']:
+        lines.append('| %d | %.2f | %s | %s |' % (
+            row['extensions'], row['ours_ms'],
+            '%.2f' % row['systemd_refresh_ms'] if row['systemd_refresh_ms'] is not None else 'n/a (systemd cannot merge this many)',
+            '%.2f' % row['ratio'] if row['ratio'] is not None else '-'))
     return '\n'.join(lines)
 
 

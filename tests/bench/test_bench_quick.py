@@ -36,3 +36,13 @@ def test_refresh_benchmark_runs():
     assert costs['ping_ms'] > 0 and costs['sysext_refresh_ms'] > 0 and costs['sysext_facts_ms'] > 0
     assert costs['all_ok_no_change'], 'the no-change tasks reported no change'
     assert '| no-change sysext_refresh task' in res.stderr
+
+
+def test_fleet_benchmark_runs():
+    res = subprocess.run([sys.executable, os.path.join(HERE, 'bench_fleet.py'), '--quick'],
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out['targets'] == 20 and out['forks'] == 10
+    assert out['ping_playbook_s'] > 0 and out['rollout_playbook_s'] > 0
+    assert out['changed_tasks'] == 0, 'the rollout over merged targets changes nothing'
