@@ -309,6 +309,15 @@ def mutable_modes():
     out['read_only'] = brief(refresh(r, classes=['sysext'], mutable='yes', reload=False))
     out['read_only']['usr_id_kept'] = r.mount_id('/usr') == good
     out['read_only']['foo'] = read(r, 'usr/share/foo/hello')
+    subprocess.run(['umount', r.p('var/lib/extensions.mutable')], check=True)
+    # the filesystem of the mutable directory is full (no inode left for the work directory)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,nr_inodes=4', 'tmpfs', r.p('var/lib/extensions.mutable')],
+                   check=True)
+    os.mkdir(r.p('var/lib/extensions.mutable/usr'), 0o755)
+    os.mkdir(r.p('var/lib/extensions.mutable/opt'), 0o755)
+    out['full'] = brief(refresh(r, classes=['sysext'], mutable='yes', reload=False))
+    out['full']['usr_id_kept'] = r.mount_id('/usr') == good
+    out['full']['foo'] = read(r, 'usr/share/foo/hello')
     api.run(api.Options(root=r.path, state='unmerged'))
     out['loops'] = os.popen('losetup -a').read().strip()
     return out

@@ -142,4 +142,6 @@ def test_mutable_modes(sid_root):
     assert out['wrong_mode']['usr_id_kept'], 'the previous merge is intact'
     assert out['read_only']['failed'] and 'Read-only file system' in out['read_only']['msg']
     assert out['read_only']['usr_id_kept'] and out['read_only']['foo'] == 'foo'
+    assert out['full']['failed'] and 'No space left on device' in out['full']['msg'], out['full']
+    assert out['full']['usr_id_kept'] and out['full']['foo'] == 'foo', 'a full disk leaves the merge as it was'
     assert out['loops'] == ''
