@@ -107,7 +107,9 @@ def run(opts: Options) -> Outcome:
         out.timing['total_ms'] = _ms(t0)
         return out
 
-    atomic = _atomic_mode(opts, out)
+    # only replacing a merged overlay can leave a gap; merging and unmerging cannot
+    replacing = any(out.classes[cls]['action'] == 'refresh' for cls in todo)
+    atomic = _atomic_mode(opts, out) if replacing else opts.backend == 'native' and opts.atomic != 'never'
     t1 = time.perf_counter()
     apply = _apply_module()
     with apply.Lock(snap.root) as lock:
@@ -145,9 +147,10 @@ def _remounted_since(snap: engine.Snapshot) -> bool:
     for cs in snap.classes.values():
         for h in cs.hierarchies:
             try:
-                if mountapi.statx(h.host_path).mnt_id != h.mount_id:
-                    return True
+                now = mountapi.statx(h.host_path).mnt_id
             except OSError:
+                now = None
+            if now != h.mount_id:
                 return True
     return False
 
