@@ -90,6 +90,13 @@ class _Reader:
     def listdir(self, inode) -> list[bytes]:
         raise NotImplementedError
 
+    def xattr(self, inode, name: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def get_xattr(self, path: str, name: str) -> bytes | None:
+        """An extended attribute of ``path`` itself (symlinks not followed), or None."""
+        return self.xattr(self.resolve(path, follow_last=False), name.encode())
+
     # path resolution, chroot-like: '..' at the root stays at the root, absolute symlinks
     # restart at the image root, so nothing ever escapes the image.
     def resolve(self, path: str, follow_last: bool = True):
@@ -157,7 +164,7 @@ class Squashfs(_Reader):
         sb = self._pread(96, 0)
         (magic, self.inode_count, _mtime, self.block_size, _frag_count, self.comp,
          self.block_log, _flags, _id_count, vmaj, _vmin, self.root_ref, self.bytes_used,
-         _id_table, _xattr_table, self.inode_table, self.dir_table, self.frag_table,
+         _id_table, self.xattr_id_table, self.inode_table, self.dir_table, self.frag_table,
          _export_table) = struct.unpack('<IIIIIHHHHHHQQQQQQQQ', sb)
         if magic != SQUASHFS_MAGIC:
             raise ImageError('not a squashfs image')
@@ -242,8 +249,8 @@ class Squashfs(_Reader):
             node.update(start=start, frag=frag, frag_off=frag_off, size=size, bpos=pos2, boff=off2)
         elif itype == 9:
             b, pos2, off2 = self._meta_read(pos, off, 40)
-            start, size, _sparse, _nlink, frag, frag_off, _xattr = struct.unpack('<QQQIIII', b)
-            node.update(start=start, frag=frag, frag_off=frag_off, size=size, bpos=pos2, boff=off2)
+            start, size, _sparse, _nlink, frag, frag_off, xattr = struct.unpack('<QQQIIII', b)
+            node.update(start=start, frag=frag, frag_off=frag_off, size=size, bpos=pos2, boff=off2, xattr=xattr)
         elif itype in (3, 10):
             b, pos2, off2 = self._meta_read(pos, off, 8)
             _nlink, tsize = struct.unpack('<II', b)
@@ -285,6 +292,38 @@ class Squashfs(_Reader):
 
     def readlink(self, inode) -> bytes:
         return inode['target']
+
+    XATTR_PREFIX = {0: b'user.', 1: b'trusted.', 2: b'security.'}
+    XATTR_VALUE_OOL = 0x100
+
+    def xattr(self, inode, name: bytes) -> bytes | None:
+        """Extended attributes of regular files (extended file inodes carry the index)."""
+        idx = inode.get('xattr', 0xFFFFFFFF)
+        if idx == 0xFFFFFFFF or self.xattr_id_table == 0xFFFFFFFFFFFFFFFF:
+            return None
+        table_start, ids = struct.unpack('<QI', self._pread(12, self.xattr_id_table))
+        if idx >= ids:
+            raise ImageError('corrupt squashfs xattr index %d (of %d)' % (idx, ids))
+        (blk,) = struct.unpack('<Q', self._pread(8, self.xattr_id_table + 16 + 8 * (idx // 512)))
+        ref, count, _size = struct.unpack('<QII', self._meta_bytes(blk, (idx % 512) * 16, 16))
+        pos, off = table_start + (ref >> 16), ref & 0xFFFF
+        for _entry in range(count):
+            head, pos, off = self._meta_read(pos, off, 4)
+            xtype, nsize = struct.unpack('<HH', head)
+            key, pos, off = self._meta_read(pos, off, nsize)
+            vhead, pos, off = self._meta_read(pos, off, 4)
+            (vsize,) = struct.unpack('<I', vhead)
+            if vsize > 65536:
+                raise ImageError('corrupt squashfs xattr value size %d' % vsize)
+            value, pos, off = self._meta_read(pos, off, vsize)
+            if self.XATTR_PREFIX.get(xtype & 0xFF, b'?') + key != name:
+                continue
+            if xtype & self.XATTR_VALUE_OOL:
+                (vref,) = struct.unpack('<Q', value)
+                vh, p2, o2 = self._meta_read(table_start + (vref >> 16), vref & 0xFFFF, 4)
+                value = self._meta_bytes(p2, o2, min(struct.unpack('<I', vh)[0], 65536))
+            return value
+        return None
 
     def read_data(self, inode, limit: int) -> bytes:
         size = inode['size']
@@ -330,7 +369,7 @@ class Erofs(_Reader):
         if not 9 <= self.blkszbits <= 16:
             raise ImageError('corrupt erofs superblock (block size bits %d)' % self.blkszbits)
         self.blksz = 1 << self.blkszbits
-        (blocks, self.meta_blkaddr) = struct.unpack('<II', sb[36:44])
+        (blocks, self.meta_blkaddr, self.xattr_blkaddr) = struct.unpack('<III', sb[36:48])
         if blocks * self.blksz > self.size:
             raise ImageError('truncated erofs image: %d blocks of %d bytes, but the file has %d bytes'
                              % (blocks, self.blksz, self.size))
@@ -355,7 +394,7 @@ class Erofs(_Reader):
             isize = 32
         xsize = 0 if xicount == 0 else 12 + (xicount - 1) * 4
         return {'mode': mode, 'layout': layout, 'size': size, 'blk': raw_blk,
-                'inline': pos + isize + xsize}
+                'inline': pos + isize + xsize, 'xattr_pos': pos + isize, 'xattr_size': xsize}
 
     def mode(self, inode) -> int:
         return inode['mode']
@@ -404,6 +443,33 @@ class Erofs(_Reader):
 
     def readlink(self, inode) -> bytes:
         return self.read_data(inode, 4096)
+
+    XATTR_PREFIX = {1: b'user.', 4: b'trusted.', 6: b'security.'}
+
+    def _xattr_entry(self, pos: int) -> tuple[bytes, bytes, int]:
+        """(full name, value, size of the entry aligned to 4) of the entry at ``pos``."""
+        name_len, index, vsize = struct.unpack('<BBH', self._pread(4, pos))
+        key = self._pread(name_len, pos + 4)
+        value = self._pread(vsize, pos + 4 + name_len)
+        return self.XATTR_PREFIX.get(index, b'?') + key, value, (4 + name_len + vsize + 3) & ~3
+
+    def xattr(self, inode, name: bytes) -> bytes | None:
+        if not inode['xattr_size']:
+            return None
+        pos, end = inode['xattr_pos'], inode['xattr_pos'] + inode['xattr_size']
+        shared = self._pread(12, pos)[4]
+        ids = struct.unpack('<%dI' % shared, self._pread(4 * shared, pos + 12)) if shared else ()
+        for xid in ids:
+            key, value, _n = self._xattr_entry(self.xattr_blkaddr * self.blksz + 4 * xid)
+            if key == name:
+                return value
+        pos += 12 + 4 * shared
+        while pos + 4 <= end:
+            key, value, n = self._xattr_entry(pos)
+            if key == name:
+                return value
+            pos += n
+        return None
 
 
 def open_image(fd: int) -> _Reader:

@@ -269,10 +269,13 @@ class ImageSource:
         return sorted(os.listdir(self._resolve(path)))
 
     def strict_xattr(self, path: str) -> str | None:
-        """The user.extension-release.strict xattr of a file; None when absent or when the
-        image format keeps xattrs where this reader does not look (squashfs/erofs)."""
+        """The user.extension-release.strict xattr of a file; None when absent."""
         if self._reader is not None:
-            return None
+            try:
+                value = self._reader.get_xattr(path, STRICT_XATTR)
+            except imagefs.ImageError:
+                return None
+            return value.decode('utf-8', 'replace') if value is not None else None
         try:
             return os.getxattr(os.path.join(self.img.host_path, path.lstrip('/')), STRICT_XATTR,
                                follow_symlinks=False).decode('utf-8', 'replace')

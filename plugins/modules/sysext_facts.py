@@ -54,6 +54,9 @@ notes:
   - Versioned C(NAME.v/) directories and GPT disk images are listed with a reason and are not
     used yet; squashfs compressed with lz4, lzo or zstd, and compressed erofs files, cannot be read
     without mounting and are reported as unreadable.
+  - A renamed image is matched through the single release file marked
+    C(user.extension-release.strict=false), as systemd does; the attribute is read from
+    directories and from inside squashfs and erofs images.
 seealso:
   - name: systemd-sysext(8)
     description: The tool whose on-disk format and decisions this module follows.

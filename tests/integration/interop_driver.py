@@ -15,6 +15,7 @@ so every merged state needs a refresh; our facts must read its metadata correctl
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
@@ -74,6 +75,20 @@ def _incompatible(r):
         f.write('ID=fedora\nVERSION_ID=40\n')
 
 
+def _add_renamed_raw(r, fs):
+    """An image renamed after it was built: its release file is extension-release.orig,
+    marked user.extension-release.strict=false, so systemd accepts it under its new name."""
+    tree = r.p('tmp/renamed-' + fs)
+    r.make_tree(tree, 'orig', files={'usr/share/orig/hello': 'orig\n'})
+    os.setxattr(os.path.join(tree, 'usr/lib/extension-release.d/extension-release.orig'),
+                'user.extension-release.strict', b'false')
+    out = r.p('var/lib/extensions/renamed-%s.raw' % fs)
+    if fs == 'squashfs':
+        subprocess.run(['mksquashfs', tree, out, '-quiet', '-noappend', '-all-root'], check=True, capture_output=True)
+    else:
+        subprocess.run(['mkfs.erofs', '--quiet', '--all-root', out, tree], check=True, capture_output=True)
+
+
 def _touch_inside_dir(r):
     _touch(r.p('var/lib/extensions/foo/usr/share/foo/hello'))
 
@@ -95,6 +110,8 @@ CASES = {
     'touch-inside-dir': (('sysext',), base_sysext, _touch_inside_dir),
     'shadow-new-earlier': (('sysext',), base_sysext, lambda r: r.add_dir('etc/extensions', 'foo')),
     'nothing-merged-add': (('sysext',), lambda r: None, lambda r: r.add_dir('var/lib/extensions', 'foo')),
+    'add-renamed-squashfs': (('sysext',), base_sysext, lambda r: _add_renamed_raw(r, 'squashfs')),
+    'add-renamed-erofs': (('sysext',), base_sysext, lambda r: _add_renamed_raw(r, 'erofs')),
     'confext-unchanged': (('confext',), base_confext, lambda r: None),
     'confext-touch': (('confext',), base_confext, lambda r: _touch(r.p('var/lib/confexts/cr.raw'))),
     'confext-add': (('confext',), base_confext,

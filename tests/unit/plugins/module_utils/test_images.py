@@ -153,6 +153,22 @@ def test_release_in_images(root, tmp_path, make_tree, build_image):
     assert img.readable and img.release['VERSION_ID'] == '12' and img.provides == ('/usr', '/opt')
     er = load(root, 'er')
     assert not er.readable and 'extension-release.er' in er.reason   # renamed: its release says sq
+
+
+def test_renamed_images_with_strict_false(root, tmp_path, make_tree, build_image):
+    make_tree(tmp_path / 't', 'orig')
+    rel = tmp_path / 't/usr/lib/extension-release.d/extension-release.orig'
+    if not _xattr_ok(str(rel)):
+        pytest.skip('no user xattrs on this filesystem')
+    os.setxattr(str(rel), images.STRICT_XATTR, b'false')
+    build_image(tmp_path / 't', root / 'var/lib/extensions/sqren.raw')
+    build_image(tmp_path / 't', root / 'var/lib/extensions/erren.raw', fs='erofs')
+    for name in ('sqren', 'erren'):
+        img = load(root, name)
+        assert img.readable and img.release_file.endswith('extension-release.orig'), img.reason
+    os.setxattr(str(rel), images.STRICT_XATTR, b'true')
+    build_image(tmp_path / 't', root / 'var/lib/extensions/strict.raw')
+    assert not load(root, 'strict').readable
     (root / 'var/lib/extensions/junk.raw').write_bytes(os.urandom(4096))
     junk = load(root, 'junk')
     assert not junk.readable and 'unknown magic' in junk.reason
