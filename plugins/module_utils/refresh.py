@@ -58,9 +58,10 @@ class Outcome:
     diff: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        reasons = [dict(r, **{'class': cls}) for cls, c in self.classes.items() for r in c['reasons']]
         return {'changed': self.changed, 'classes': self.classes, 'hierarchies': self.hierarchies,
-                'atomic': self.atomic, 'reloaded': self.reloaded, 'skipped_reason': self.skipped_reason,
-                'timing': self.timing}
+                'reasons': reasons, 'atomic': self.atomic, 'reloaded': self.reloaded,
+                'skipped_reason': self.skipped_reason, 'timing': self.timing}
 
 
 def _ms(t0: float) -> float:

@@ -156,6 +156,14 @@ classes:
       description: Extensions merged after, lowest layer first.
       type: list
       elements: str
+reasons:
+  description:
+    - Every difference that made the module act, of all classes, each with its C(class); the
+      same entries as RV(classes.sysext.reasons) and RV(classes.confext.reasons).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"class": "sysext", "extension": "foo", "change": "replaced", "fields": ["mtime"], "detail": "..."}]
 hierarchies:
   description: Per hierarchy (C(/usr), C(/opt), C(/etc)), the extensions before and after.
   returned: always

@@ -31,7 +31,7 @@ def refresh(r, **args):
 
 def brief(res):
     return {k: res.get(k) for k in ('changed', 'failed', 'msg', 'atomic', 'reloaded', 'skipped_reason', 'hierarchies',
-                                    'classes', 'partial')}
+                                    'classes', 'reasons', 'partial')}
 
 
 def read(r, rel):
@@ -66,8 +66,11 @@ def lifecycle():
     steps['add']['files'] = [read(r, 'usr/share/newone/hello')]
     time.sleep(0.01)
     r.add_raw('var/lib/extensions', 'sqx', files={'usr/share/sqx/hello': 'sqx 2\n', 'opt/sqx/data': 'opt 2\n'})
+    busy = open(r.p('usr/share/sqx/hello'))     # a reader keeps the old overlay busy
     steps['replace'] = brief(refresh(r))
     steps['replace']['files'] = [read(r, 'usr/share/sqx/hello'), read(r, 'opt/sqx/data')]
+    steps['replace']['busy_reader_sees'] = busy.read().strip()   # the old file, still readable
+    busy.close()
     os.unlink(r.p('var/lib/extensions/ero.raw'))
     steps['remove'] = brief(refresh(r))
     steps['remove']['files'] = [read(r, 'usr/share/ero/hello')]

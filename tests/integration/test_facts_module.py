@@ -241,6 +241,12 @@ def test_ansible_doc_renders():
 
 def test_adhoc_short_and_long_form(tmp_path):
     root = make_root(tmp_path)
+    for mod, args in (('tucked.sysext.sysext_refresh', 'root=%s' % root), ('sysext_refresh', 'root=%s' % root)):
+        env = ansible_env({'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.minimal'})
+        res = subprocess.run([os.path.join(BIN, 'ansible'), 'localhost', '-m', mod, '-a', args],
+                             cwd=REPO, env=env, text=True, capture_output=True, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert '"skipped_reason": "no change was found"' in res.stdout
     for mod in ('tucked.sysext.sysext_facts', 'sysext_facts'):
         env = ansible_env()
         env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.minimal'

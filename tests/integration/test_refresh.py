@@ -49,6 +49,8 @@ def test_add_replace_remove(lifecycle):
     assert s['add']['changed'] is True and s['add']['files'] == ['newone']
     assert s['add']['usr_id'] != s['merge']['usr_id']
     assert s['replace']['changed'] is True and s['replace']['files'] == ['sqx 2', 'opt 2']
+    assert s['replace']['busy_reader_sees'] == 'sqx 1', 'a busy old overlay does not block the swap'
+    assert [r['class'] for r in s['replace']['reasons']] == ['sysext'] * len(s['replace']['reasons'])
     assert s['remove']['changed'] is True and s['remove']['files'] == [None]
     assert all(s[k]['atomic'] is True for k in ('add', 'replace', 'remove'))
 
