@@ -102,8 +102,9 @@ def _pin_layers(req: BuildRequest) -> dict:
     return pinned
 
 
-def _build_in_child(req: BuildRequest, stage: str) -> Built:
-    """Runs in the child process: pins the images, then works in a private mount namespace."""
+def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
+    """Runs in the child process: pins the images, then works in a private mount namespace.
+    ``built`` collects what is made, so that a failure can undo it."""
     pinned = _pin_layers(req)
     mountapi.unshare(mountapi.CLONE_NEWNS)
     mountapi.mount(None, '/', None, mountapi.MS_REC | mountapi.MS_PRIVATE)
@@ -144,7 +145,6 @@ def _build_in_child(req: BuildRequest, stage: str) -> Built:
             os.close(lfd)
         roots[layer.name] = target
 
-    built = Built()
     meta_dir = state.META_DIR[req.cls]
     for h in req.hierarchies:
         base = rootfs.host_path(req.root, h)
@@ -173,8 +173,8 @@ def _build_in_child(req: BuildRequest, stage: str) -> Built:
             if lay.upper:
                 upper, work = mutable.prepare_upper(req.root, h, lay.upper)
                 rel = os.path.relpath(work, os.path.abspath(req.root))
+                built.work_dirs[h] = rel          # from now on, a failure removes it again
                 _write(os.path.join(md, 'work_dir'), rel + '\n')
-                built.work_dirs[h] = rel
             elif lay.ephemeral:
                 upper, work = _ephemeral_upper(stage, h, st)
         except mutable.MutableError as e:
@@ -272,24 +272,27 @@ def build(req: BuildRequest) -> Built:
     pid = os.fork()
     if pid == 0:  # child
         code = 0
+        built = Built()
         try:
             parent_sock.close()
             mountapi.die_with_parent(parent)
+            _build_in_child(req, stage, built)
+            hs = list(built.fds)
+            msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method,
+                              'work_dirs': built.work_dirs})
+            socket.send_fds(child_sock, [msg.encode()], [built.fds[h] for h in hs])
+        except BaseException as e:  # pylint: disable=broad-except
+            _undo(req.root, built)
+            if isinstance(e, ApplyError):
+                error, code = str(e), 1
+            elif isinstance(e, OSError):
+                error, code = 'building the overlay failed: %s' % e, 1
+            else:
+                error, code = traceback.format_exc(), 2
             try:
-                built = _build_in_child(req, stage)
-                hs = list(built.fds)
-                msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method,
-                                  'work_dirs': built.work_dirs})
-                socket.send_fds(child_sock, [msg.encode()], [built.fds[h] for h in hs])
-            except ApplyError as e:
-                child_sock.sendall(json.dumps({'ok': False, 'error': str(e)}).encode())
-                code = 1
-            except OSError as e:
-                child_sock.sendall(json.dumps({'ok': False, 'error': 'building the overlay failed: %s' % e}).encode())
-                code = 1
-            except BaseException:  # pylint: disable=broad-except
-                child_sock.sendall(json.dumps({'ok': False, 'error': traceback.format_exc()}).encode())
-                code = 2
+                child_sock.sendall(json.dumps({'ok': False, 'error': error}).encode())
+            except OSError:
+                pass
         finally:
             os._exit(code)
     child_sock.close()
@@ -313,6 +316,16 @@ def build(req: BuildRequest) -> Built:
         raise ApplyError(msg.get('error') or 'the build process died without a word')
     return Built(fds=dict(zip(msg['hierarchies'], fds)), devs=msg['devs'], method=msg['method'],
                  work_dirs=msg.get('work_dirs', {}))
+
+
+def _undo(root: str, built: Built) -> None:
+    """After a failed build: drop the overlays made so far and the work directories created
+    for them, so that the host is left as it was (the staging tmpfs goes with the namespace)."""
+    for fd in built.fds.values():
+        os.close(fd)
+    built.fds.clear()
+    for rel in built.work_dirs.values():
+        mutable.remove_work_dir(root, rel)
 
 
 # ---------------------------------------------------------------------------- parent side
