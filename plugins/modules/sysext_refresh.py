@@ -159,7 +159,7 @@ classes:
 reasons:
   description:
     - Every difference that made the module act, of all classes, each with its C(class); the
-      same entries as RV(classes.sysext.reasons) and RV(classes.confext.reasons).
+      same entries as the C(reasons) of each class in RV(classes).
   returned: always
   type: list
   elements: dict

@@ -33,7 +33,7 @@ def plot(plan, path):
         xs = [r['extensions'] for r in rows]
         ax.plot(xs, [r[ours_key] for r in rows], 'o-', label='tucked.sysext')
         ref = [(r['extensions'], r[ref_key]) for r in rows if r[ref_key] is not None]
-        ax.plot([x for x, _ in ref], [y for _, y in ref], 's--', label=ref_label)
+        ax.plot([x for x, _y in ref], [y for _x, y in ref], 's--', label=ref_label)
         ax.set_xscale('log')
         ax.set_yscale('log')
         ax.set_xlabel('extensions')
