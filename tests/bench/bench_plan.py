@@ -18,26 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from lib.timing import median_ms  # noqa: E402
 from lib.nsroot import SidRoot, engine  # noqa: E402
 
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 RESULTS = os.path.join(HERE, 'results')
-
-
-def median_ms(fn, reps: int) -> float:
-    samples = []
-    for _rep in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def main(quick: bool) -> dict:
@@ -112,28 +102,26 @@ def refresh_scaling(r, sizes, reps):
     return rows
 
 
+def _rows(rows: list, ref_key: str) -> list:
+    """Markdown rows: extensions, ours, systemd's (or why there is none), ratio."""
+    return ['| %d | %.2f | %s | %s |' % (
+        row['extensions'], row['ours_ms'],
+        '%.2f' % row[ref_key] if row[ref_key] is not None else 'n/a (systemd cannot merge this many)',
+        '%.2f' % row['ratio'] if row['ratio'] is not None else '-') for row in rows]
+
+
 def table(res: dict) -> str:
-    lines = ['| extensions | ours: plan (ms) | systemd 262: skipping refresh (ms) | ratio |',
-             '|---:|---:|---:|---:|']
-    for row in res['rows']:
-        lines.append('| %d | %.2f | %s | %s |' % (
-            row['extensions'], row['ours_ms'],
-            '%.2f' % row['systemd_skip_ms'] if row['systemd_skip_ms'] is not None else 'n/a (systemd cannot merge this many)',
-            '%.2f' % row['ratio'] if row['ratio'] is not None else '-'))
     s = res['summary']
-    lines.append('')
-    lines.append('plan(100) / systemd skip(100) = %s (target %s)'
-                 % (s['plan_100_vs_systemd_skip_100'], s['target_plan_100_vs_systemd_skip']))
+    lines = ['| extensions | ours: plan (ms) | systemd 262: skipping refresh (ms) | ratio |', '|---:|---:|---:|---:|']
+    lines += _rows(res['rows'], 'systemd_skip_ms')
+    lines += ['', 'plan(100) / systemd skip(100) = %s (target %s)'
+              % (s['plan_100_vs_systemd_skip_100'], s['target_plan_100_vs_systemd_skip'])]
     if s['plan_1000_vs_plan_100'] is not None:
         lines.append('plan(1000) / plan(100) = %s (target %s)'
                      % (s['plan_1000_vs_plan_100'], s['target_plan_1000_vs_plan_100']))
     lines += ['', '| extensions | ours: changing refresh (ms) | systemd 262: refresh --always-refresh (ms) | ratio |',
               '|---:|---:|---:|---:|']
-    for row in res['refresh_rows']:
-        lines.append('| %d | %.2f | %s | %s |' % (
-            row['extensions'], row['ours_ms'],
-            '%.2f' % row['systemd_refresh_ms'] if row['systemd_refresh_ms'] is not None else 'n/a (systemd cannot merge this many)',
-            '%.2f' % row['ratio'] if row['ratio'] is not None else '-'))
+    lines += _rows(res['refresh_rows'], 'systemd_refresh_ms')
     return '\n'.join(lines)
 
 

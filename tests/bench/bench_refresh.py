@@ -23,24 +23,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
 from lib.ansible_run import BIN, REPO, ansible_env  # noqa: E402
+from lib.timing import median_ms  # noqa: E402
 from lib.nsroot import SidRoot, engine, run_in_ns  # noqa: E402
 
 RESULTS = os.path.join(HERE, 'results')
-
-
-def median_ms(fn, reps):
-    samples = []
-    for _rep in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def gap(n):

@@ -4,25 +4,15 @@ outcome. Every case must give a clear message naming the file (a reason on the i
 problem on the hierarchy, or an EngineError), never another exception, and must leave the
 root exactly as it was. The cases are built at test time from the table below."""
 
-import hashlib
 import os
 import shutil
 import subprocess
 
 import pytest
 
+from lib.treedigest import tree_digest
+
 R = 'usr/lib/extension-release.d/extension-release.'
-
-
-def digest(root):
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(('%s %o %d %d\n' % (os.path.relpath(p, root), st.st_mode, st.st_size, st.st_mtime_ns)).encode())
-    return h.hexdigest()
 
 
 def tree(base, name, release=b'ID=_any\n', files=None, cls='sysext'):
@@ -60,26 +50,24 @@ def rel_sq(data, *extra):
     return make
 
 
-def raw_bytes(fn):
+def image_bytes(fn, fs='squashfs'):
+    """A valid image with a 100-200 KB payload, then ``fn`` applied to its bytes."""
     def make(root, work):
-        src = squash(tree(os.path.join(work, 't'), 'bad', files={'usr/share/p': os.urandom(200000)}),
-                     os.path.join(work, 'ok.raw'))
+        t = tree(os.path.join(work, 't'), 'bad', files={'usr/share/p': os.urandom(200000 if fs == 'squashfs' else 100000)})
+        src = (squash if fs == 'squashfs' else erofs)(t, os.path.join(work, 'ok.raw'))
         with open(src, 'rb') as f:
             data = f.read()
         with open(os.path.join(root, 'var/lib/extensions/bad.raw'), 'wb') as f:
             f.write(fn(data))
     return make
+
+
+def raw_bytes(fn):
+    return image_bytes(fn, 'squashfs')
 
 
 def erofs_bytes(fn):
-    def make(root, work):
-        src = erofs(tree(os.path.join(work, 't'), 'bad', files={'usr/share/p': os.urandom(100000)}),
-                    os.path.join(work, 'ok.raw'))
-        with open(src, 'rb') as f:
-            data = f.read()
-        with open(os.path.join(root, 'var/lib/extensions/bad.raw'), 'wb') as f:
-            f.write(fn(data))
-    return make
+    return image_bytes(fn, 'erofs')
 
 
 def symlink(target, name='bad'):
@@ -212,7 +200,7 @@ def test_case(root, tmp_path, case):
     if not shutil.which('mksquashfs') or not shutil.which('mkfs.erofs'):
         pytest.fail('squashfs-tools and erofs-utils are needed (scripts/bootstrap.sh debs)')
     build(str(root), str(work))
-    before = digest(str(root))
+    before = tree_digest(str(root), contents=False)
     if kind == 'error':
         with pytest.raises(engine.EngineError) as e:
             engine.gather(str(root))
@@ -232,4 +220,4 @@ def test_case(root, tmp_path, case):
             probs = [p for h in facts['hierarchies'].values() for p in h['problems']]
             assert any(words in p and ('origin' in p) for p in probs), probs
             assert any(c['needs_refresh'] for c in facts['classes'].values())
-    assert digest(str(root)) == before, 'nothing on the host changed'
+    assert tree_digest(str(root), contents=False) == before, 'nothing on the host changed'

@@ -192,62 +192,50 @@ def faults():
                 'sqx': read(r, 'usr/share/sqx/hello')}
 
     out['good'] = state()
+    snap_opts = api.Options(root=r.path, classes=('sysext',), reload=False)
+    orig_build = apply_mod.build
+
+    def between_plan_and_build(disturb):
+        """Run a refresh that calls ``disturb`` after planning, right before the build."""
+        def build(req):
+            disturb()
+            return orig_build(req)
+        apply_mod.build = build
+        try:
+            api.run(snap_opts)
+            res = {'error': None}
+        except apply_mod.ApplyError as e:
+            res = {'error': str(e)}
+        finally:
+            apply_mod.build = orig_build
+        res.update(state())
+        return res
+
     # 1. a squashfs that fails to mount: valid when planned, its tables overwritten with
     # garbage before the build (mtime restored, so the origin still matches: a disk error)
     r.add_raw('var/lib/extensions', 'bad')
     bad = r.p('var/lib/extensions/bad.raw')
-    snap_opts = api.Options(root=r.path, classes=('sysext',), reload=False)
-    orig_build = apply_mod.build
 
-    def corrupt_then_build(req):
+    def corrupt():
         st = os.stat(bad)
         with open(bad, 'r+b') as f:
             f.seek(96)
             f.write(os.urandom(st.st_size - 96))
         os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))
-        return orig_build(req)
-    apply_mod.build = corrupt_then_build
-    try:
-        api.run(snap_opts)
-        out['corrupt'] = {'error': None}
-    except apply_mod.ApplyError as e:
-        out['corrupt'] = {'error': str(e)}
-    finally:
-        apply_mod.build = orig_build
-    out['corrupt'].update(state())
+    out['corrupt'] = between_plan_and_build(corrupt)
     os.unlink(bad)
 
     # 2. an image deleted between plan and apply
     r.add_dir('var/lib/extensions', 'gone')
-
-    def delete_then_build(req):
-        shutil.rmtree(r.p('var/lib/extensions/gone'))
-        return orig_build(req)
-    apply_mod.build = delete_then_build
-    try:
-        api.run(snap_opts)
-        out['deleted'] = {'error': None}
-    except apply_mod.ApplyError as e:
-        out['deleted'] = {'error': str(e)}
-    finally:
-        apply_mod.build = orig_build
-    out['deleted'].update(state())
+    out['deleted'] = between_plan_and_build(lambda: shutil.rmtree(r.p('var/lib/extensions/gone')))
 
     # 3. an image replaced between plan and apply
-    def replace_then_build(req):
+    os.utime(r.p('var/lib/extensions/sqx.raw'), (time.time() + 5, time.time() + 5))
+
+    def replace():
         time.sleep(0.01)
         r.add_raw('var/lib/extensions', 'sqx', files={'usr/share/sqx/hello': 'swapped\n'})
-        return orig_build(req)
-    os.utime(r.p('var/lib/extensions/sqx.raw'), (time.time() + 5, time.time() + 5))
-    apply_mod.build = replace_then_build
-    try:
-        api.run(snap_opts)
-        out['replaced'] = {'error': None}
-    except apply_mod.ApplyError as e:
-        out['replaced'] = {'error': str(e)}
-    finally:
-        apply_mod.build = orig_build
-    out['replaced'].update(state())
+    out['replaced'] = between_plan_and_build(replace)
 
     # 4. a foreign overlay on /opt: refused, nothing touched
     os.makedirs(r.p('tmp/fl/lower'), exist_ok=True)

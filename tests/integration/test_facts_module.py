@@ -6,7 +6,6 @@ file (a warning, or a failure when the host state itself cannot be read), never 
 traceback, and must leave the root exactly as it was.
 """
 
-import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ import subprocess
 import pytest
 
 from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
+from lib.treedigest import tree_digest
 
 
 def run_facts(root, check_mode=False, classes=None):
@@ -24,21 +24,6 @@ def run_facts(root, check_mode=False, classes=None):
     res = run_tasks([{'tucked.sysext.sysext_facts': args}], check_mode=check_mode)[0]
     res['warnings_shown'] = res['_shown']
     return res
-
-
-def tree_digest(root):
-    """Everything about a tree that a write would change: names, modes, sizes, mtimes, bytes."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(('%s %o %d %d\n' % (os.path.relpath(p, root), st.st_mode, st.st_size, st.st_mtime_ns)).encode())
-            if os.path.isfile(p) and not os.path.islink(p):
-                with open(p, 'rb') as f:
-                    h.update(f.read())
-    return h.hexdigest()
 
 
 def make_root(tmp_path):
