@@ -54,10 +54,8 @@ class BuildRequest:
 
 @dataclass
 class Built:
-    fds: dict = field(default_factory=dict)      # hierarchy -> detached mount fd
-    devs: dict = field(default_factory=dict)     # hierarchy -> "major:minor"
+    fds: dict = field(default_factory=dict)        # hierarchy -> detached mount fd
     work_dirs: dict = field(default_factory=dict)  # hierarchy -> new work_dir (relative to root)
-    method: str = ''
 
 
 def escape_layer(path: str) -> str:
@@ -183,7 +181,7 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
             layers.append(base)
             if os.major(st.st_dev) != 0:
                 _write(os.path.join(md, 'backing'), '%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
-        fd, built.method = _make_overlay(req, h, layers, stage, upper, work)
+        fd = _make_overlay(req, h, layers, stage, upper, work)
         mst = os.fstat(fd)
         devtext = '%d:%d' % (os.major(mst.st_dev), os.minor(mst.st_dev))
         _write(os.path.join(md, 'dev'), devtext + '\n')
@@ -193,7 +191,6 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
             if f.read().strip() != devtext:
                 raise ApplyError('the new overlay for %s does not show its metadata; not swapping' % h)
         built.fds[h] = fd
-        built.devs[h] = devtext
     return built
 
 
@@ -220,7 +217,7 @@ def _attrs(req: BuildRequest, writable: bool) -> int:
 
 
 def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
-                  upper: str | None = None, work: str | None = None) -> tuple[int, str]:
+                  upper: str | None = None, work: str | None = None) -> int:
     """A detached overlay of ``layers`` (top first), read-only, or writable with ``upper``.
     With the mount API and ``lowerdir+`` (Linux 6.8+) there is no limit on the number of
     layers; otherwise (or when forced) the classic mount(2) option string, limited to one
@@ -243,7 +240,7 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
                         ctx.set_string(key, value)
                     else:
                         ctx.set_flag(key)
-                return ctx.mount(_attrs(req, bool(upper))), 'fsmount'
+                return ctx.mount(_attrs(req, bool(upper)))
         except OSError as e:
             # EINVAL: no "lowerdir+" (Linux < 6.8); fall back to the option string below
             if e.errno not in (mountapi.errno.EINVAL, mountapi.errno.ENOSYS):
@@ -259,7 +256,7 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
         mountapi.mount(req.cls, target, 'overlay', flags, data)
     except OSError as e:
         raise ApplyError('cannot mount the overlay for %s (%d layers): %s' % (h, len(layers), e.strerror)) from None
-    return mountapi.open_tree(target), 'mount'
+    return mountapi.open_tree(target)
 
 
 def build(req: BuildRequest) -> Built:
@@ -278,8 +275,7 @@ def build(req: BuildRequest) -> Built:
             mountapi.die_with_parent(parent)
             _build_in_child(req, stage, built)
             hs = list(built.fds)
-            msg = json.dumps({'ok': True, 'hierarchies': hs, 'devs': built.devs, 'method': built.method,
-                              'work_dirs': built.work_dirs})
+            msg = json.dumps({'ok': True, 'hierarchies': hs, 'work_dirs': built.work_dirs})
             socket.send_fds(child_sock, [msg.encode()], [built.fds[h] for h in hs])
         except BaseException as e:  # pylint: disable=broad-except
             _undo(req.root, built)
@@ -314,8 +310,7 @@ def build(req: BuildRequest) -> Built:
         for fd in fds:
             os.close(fd)
         raise ApplyError(msg.get('error') or 'the build process died without a word')
-    return Built(fds=dict(zip(msg['hierarchies'], fds)), devs=msg['devs'], method=msg['method'],
-                 work_dirs=msg.get('work_dirs', {}))
+    return Built(fds=dict(zip(msg['hierarchies'], fds)), work_dirs=msg.get('work_dirs', {}))
 
 
 def _undo(root: str, built: Built) -> None:

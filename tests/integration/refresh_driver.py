@@ -251,6 +251,9 @@ def faults():
     api_opts = api.Options(root=r.path, classes=('sysext',), reload=False, always_refresh=True, legacy_mount=True)
     out['legacy'] = {'atomic': api.run(api_opts).atomic}
     out['legacy'].update(state())
+    with open('/proc/self/mountinfo') as f:   # mount(2) shows lowerdir=a:b, fsconfig lowerdir+=a,lowerdir+=b
+        usr_line = [ln for ln in f if ln.split(' ')[4] == r.p('usr')][-1]
+    out['legacy']['option_string'] = 'lowerdir=' in usr_line and 'lowerdir+=' not in usr_line
     out['never'] = brief(refresh(r, classes=['sysext'], always_refresh=True, atomic='never'))
     out['never'].update(state())
     out['good_id'] = good_id

@@ -118,6 +118,7 @@ def test_faults_leave_the_previous_state(sid_root):
     assert f['failed'] is True and 'foreign overlay' in f['msg'] and '/opt' in f['msg']
     assert f['usr_id'] == good['usr_id']
     assert out['legacy']['atomic'] is True and out['legacy']['sqx'] == 'swapped'
+    assert out['legacy']['option_string'], 'the mount(2) fallback was the one used'
     assert out['never']['changed'] is True and out['never']['atomic'] is False and out['never']['foo'] == 'foo'
     assert not loops_of(out), 'no loop device outlives the namespace'
 
