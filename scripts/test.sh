@@ -24,6 +24,9 @@ stage_collection() {
 
 run() { printf '\n=== %s\n' "$*" >&2; "$@"; }
 
+# playbooks and ansible-lint find the collection through .build/collections (ansible.cfg)
+"$here/scripts/link-collection.sh"
+
 for step in $steps; do
     case $step in
         sanity)
