@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of tucked.sysext.sysext_image: a ``src`` on the controller is hashed here
+and transferred only when the target's store does not already hold those bytes, so a run
+with nothing to do costs one module call and no copy."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.tucked.sysext.plugins.module_utils import store
+
+MODULE = 'tucked.sysext.sysext_image'
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False     # only when the store lacks the image: see run()
+
+    def _module(self, args, task_vars):
+        return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        if not args.get('src') or boolean(args.get('remote_src', False), strict=False) or args.get('state') == 'absent':
+            result.update(self._module(args, task_vars))
+            return result
+        try:
+            local = self._find_needle('files', args['src'])
+            algo, want = store.parse_checksum(args['checksum']) if args.get('checksum') else ('sha256', None)
+            digest = hashlib.new(algo)
+            with open(local, 'rb') as f:
+                for chunk in iter(lambda: f.read(store.CHUNK), b''):
+                    digest.update(chunk)
+        except (AnsibleError, store.StoreError, OSError) as e:
+            result.update(failed=True, msg='src %s: %s' % (args['src'], to_text(e)))
+            return result
+        if want is not None and digest.hexdigest() != want:
+            result.update(failed=True, msg='src %s (on the controller) has %s:%s, not the expected %s:%s; nothing '
+                                           'was transferred' % (local, algo, digest.hexdigest(), algo, want))
+            return result
+        checksum = '%s:%s' % (algo, digest.hexdigest())
+
+        # Is it already stored? The module answers without a source (stored=False when not).
+        probe = dict(args, checksum=checksum)
+        probe.pop('src')
+        probe.pop('remote_src', None)
+        res = self._module(probe, task_vars)
+        if not (res.get('failed') and res.get('stored') is False):
+            result.update(res)
+            return result
+
+        try:
+            if self._connection._shell.tmpdir is None:
+                self._make_tmp_path()
+            remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'image.raw')
+            self._transfer_file(local, remote)
+            self._fixup_perms2((self._connection._shell.tmpdir, remote))
+            result.update(self._module(dict(args, src=remote, remote_src=True, checksum=checksum), task_vars))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result

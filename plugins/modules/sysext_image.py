@@ -1,0 +1,292 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sysext_image
+short_description: Store versions of an extension image, select one, roll back, remove
+version_added: 0.2.0
+description:
+  - Keeps versions of an extension image side by side in a store directory
+    (C(STORE_DIR/NAME/NAME-VERSION.raw)) and selects the active one with a relative symlink
+    in a directory that systemd searches (C(LINK_DIR/NAME.raw)), the layout of sysext-bakery
+    and systemd-sysupdate. Merging is left to M(tucked.sysext.sysext_refresh), so that many
+    images change with one refresh.
+  - The image comes from the controller (O(src)), from a file on the target
+    (O(src) with O(remote_src=true)) or from O(url) with a mandatory O(checksum). Data is
+    written to a C(.#) temporary file in the store directory and renamed into place only once
+    complete and verified: a wrong checksum, a truncated download or a full disk never
+    replaces a good image, and leaves no partial file.
+  - Before an image is selected, its extension-release is read (without mounting) and matched
+    against the target's os-release the way systemd-sysext does; an incompatible image is
+    refused and nothing changes.
+  - Idempotent. When the version is already stored with the same checksum and selected,
+    nothing is copied and RV(changed=false). The checksum of a stored file is cached in the
+    C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
+author:
+  - The tucked.sysext team (@tucked)
+options:
+  name:
+    description:
+      - The extension name; the link is C(NAME.raw) and the image must carry
+        C(extension-release.NAME) (or a single release file marked
+        C(user.extension-release.strict=false)).
+    type: str
+    required: true
+  version:
+    description:
+      - The version to store, select or remove. Versions are ordered with systemd's
+        C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
+        letters, digits, C(.), C(~), C(^) and C(-) are allowed.
+      - Required with O(state=present) and O(state=selected) unless O(rollback=true).
+    type: str
+  kind:
+    description: Whether the image is a system extension or a configuration extension.
+    type: str
+    choices: [sysext, confext]
+    default: sysext
+  state:
+    description:
+      - V(present) the version is in the store (the selection does not change).
+      - V(selected) the version is in the store and the link points to it.
+      - V(absent) with O(version), that version is removed from the store (refused while it is
+        selected); without O(version), the link and every stored version of O(name) are removed.
+    type: str
+    choices: [present, selected, absent]
+    default: selected
+  src:
+    description:
+      - A file on the controller (searched like C(ansible.builtin.copy) searches, in C(files/)),
+        transferred only when the store does not already hold it; or, with O(remote_src=true), a
+        file on the target.
+    type: path
+  remote_src:
+    description: Whether O(src) is a path on the target rather than on the controller.
+    type: bool
+    default: false
+  url:
+    description: Download the image from this URL (O(checksum) is then required).
+    type: str
+  checksum:
+    description:
+      - The expected checksum, V(sha256:HEX) (also V(sha384:) and V(sha512:); bare hex is sha256).
+        Required with O(url). With O(src), the copy is verified against it.
+    type: str
+  url_timeout:
+    description: Timeout in seconds for each read of the download.
+    type: int
+    default: 30
+  validate_certs:
+    description: Whether HTTPS certificates are verified.
+    type: bool
+    default: true
+  keep:
+    description:
+      - How many versions older than the selected one stay in the store for O(rollback).
+        Versions newer than the selected one (staged) are never removed.
+    type: int
+    default: 2
+  rollback:
+    description:
+      - Select the newest stored version older than O(version) (or, without O(version), older
+        than the newest stored one). Running it again selects the same version: it is idempotent.
+    type: bool
+    default: false
+  root:
+    description: The root the directories are in, like C(systemd-sysext --root=).
+    type: path
+    default: /
+  store_dir:
+    description:
+      - Where versions are kept, one sub-directory per name. Must not be a directory that
+        systemd searches for extensions.
+      - Keep it writable. C(/opt) turns read-only while a merged sysext provides C(/opt).
+    type: path
+    default: /opt/extensions
+  link_dir:
+    description:
+      - The search directory where C(NAME.raw) selects the version.
+      - Default C(/etc/extensions) for sysexts and C(/var/lib/confexts) for confexts.
+        systemd-confext does not search C(/etc/confexts).
+      - C(/etc) is read-only while confexts are merged over it. On such hosts use
+        C(/var/lib/extensions) for sysexts.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be stored, selected and removed; writes nothing (a file from the controller is still transferred to a temporary directory to check it).
+  diff_mode:
+    support: full
+    description: The selected version and the stored versions, before and after.
+notes:
+  - Run M(tucked.sysext.sysext_refresh) afterwards (once, for example from a handler) to merge the selection.
+seealso:
+  - module: tucked.sysext.sysext_refresh
+  - module: tucked.sysext.sysext_build
+"""
+
+EXAMPLES = r"""
+- name: Roll out docker 27.3.1 from the controller, keeping two older versions
+  tucked.sysext.sysext_image:
+    name: docker
+    version: 27.3.1
+    src: images/docker-27.3.1.raw
+  notify: Refresh extensions
+
+- name: Download a kubelet image, verified, without selecting it yet
+  tucked.sysext.sysext_image:
+    name: kubelet
+    version: 1.31.2
+    url: https://example.com/sysext/kubelet-1.31.2-x86-64.raw
+    checksum: sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c
+    state: present
+
+- name: Roll back from a broken 27.3.1 (idempotent)
+  tucked.sysext.sysext_image:
+    name: docker
+    version: 27.3.1
+    rollback: true
+  notify: Refresh extensions
+
+- name: A confext with site configuration
+  tucked.sysext.sysext_image:
+    name: site
+    kind: confext
+    version: "7"
+    src: images/site-7.raw
+
+- name: Remove an extension entirely
+  tucked.sysext.sysext_image:
+    name: monitor
+    state: absent
+"""
+
+RETURN = r"""
+name:
+  description: The extension name.
+  returned: always
+  type: str
+kind:
+  description: V(sysext) or V(confext).
+  returned: always
+  type: str
+version:
+  description: The version this run stored, selected, rolled back to or removed.
+  returned: always
+  type: str
+  sample: 27.3.1
+selected:
+  description: The version selected after the run (V(null) when none).
+  returned: always
+  type: str
+previous:
+  description: The version selected before the run.
+  returned: always
+  type: str
+path:
+  description: The in-root path of that version in the store.
+  returned: always
+  type: str
+  sample: /opt/extensions/docker/docker-27.3.1.raw
+link:
+  description: The in-root path of the selecting symlink.
+  returned: always
+  type: str
+  sample: /etc/extensions/docker.raw
+versions:
+  description: The versions in the store after the run, oldest first (systemd's order).
+  returned: always
+  type: list
+  elements: str
+stored:
+  description: Whether the version is in the store after the run.
+  returned: always
+  type: bool
+copied:
+  description: Whether image data was copied or downloaded into the store.
+  returned: always
+  type: bool
+removed:
+  description: In-root paths removed (old versions beyond O(keep), or what O(state=absent) removed).
+  returned: always
+  type: list
+  elements: str
+checksum:
+  description: The checksum of the version's file, V(ALGORITHM:HEX).
+  returned: always
+  type: str
+release:
+  description: The image's extension-release fields, when it was checked for selection.
+  returned: always
+  type: dict
+compatible:
+  description: Whether the image matches the target (V(null) when it was not checked).
+  returned: always
+  type: bool
+compatibility:
+  description: Why the image matches or not, in systemd's words.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
+
+from ansible_collections.tucked.sysext.plugins.module_utils import store
+
+ARGUMENT_SPEC = {
+    'name': {'type': 'str', 'required': True},
+    'version': {'type': 'str'},
+    'kind': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext'},
+    'state': {'type': 'str', 'choices': list(store.STATES), 'default': 'selected'},
+    'src': {'type': 'path'},
+    'remote_src': {'type': 'bool', 'default': False},
+    'url': {'type': 'str'},
+    'checksum': {'type': 'str'},
+    'url_timeout': {'type': 'int', 'default': 30},
+    'validate_certs': {'type': 'bool', 'default': True},
+    'keep': {'type': 'int', 'default': 2},
+    'rollback': {'type': 'bool', 'default': False},
+    'root': {'type': 'path', 'default': '/'},
+    'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
+    'link_dir': {'type': 'path'},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           mutually_exclusive=[('src', 'url')])
+    p = module.params
+    if p['src'] and not p['remote_src']:
+        module.fail_json(msg='src %s is a controller path, but the action plugin did not transfer it; '
+                             'use the module through tucked.sysext.sysext_image, or set remote_src: true' % p['src'])
+
+    def opener(url):
+        resp, info = fetch_url(module, url, timeout=p['url_timeout'])
+        if resp is None or info.get('status') != 200:
+            raise store.StoreError('cannot download %s: %s %s; nothing was stored'
+                                   % (url, info.get('status'), info.get('msg', '')))
+        return resp
+
+    opts = store.Options(name=p['name'], version=p['version'], kind=p['kind'], state=p['state'], root=p['root'],
+                         src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
+                         link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
+                         check_mode=module.check_mode)
+    try:
+        res = store.ensure(opts, opener)
+    except store.StoreError as e:
+        module.fail_json(msg=str(e), stored=e.stored)
+    for w in res.warnings:
+        module.warn(w)
+    result = res.as_dict()
+    if module._diff:
+        result['diff'] = dict(res.diff, before_header=res.link, after_header=res.link)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,361 @@
+# -*- coding: utf-8 -*-
+"""The image store behind sysext_image: layout, selection, checksums, rollback, pruning and
+every bad input leaving the store and the selection exactly as they were."""
+
+import errno
+import hashlib
+import http.server
+import os
+import threading
+import urllib.request
+
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import store
+
+
+@pytest.fixture
+def image(tmp_path, make_tree, build_image):
+    """image(version, release=...) -> path of a squashfs image of extension 'tool'."""
+    def make(version, release='ID=_any\n', name='tool', cls='sysext', tag=''):
+        tree = tmp_path / ('tree-%s-%s%s' % (name, version, tag))
+        files = {'usr/share/%s/VERSION' % name: version} if cls == 'sysext' else {'etc/%s.conf' % name: version}
+        make_tree(tree, name, cls=cls, release=release + 'IMAGE_VERSION=%s\n' % version, files=files)
+        return build_image(tree, tmp_path / ('%s-%s%s.img' % (name, version, tag)))
+    return make
+
+
+def sha(path):
+    return 'sha256:' + hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def run(root, **kw):
+    kw.setdefault('name', 'tool')
+    return store.ensure(store.Options(root=str(root), **kw))
+
+
+def listing(root):
+    out = []
+    for d, _dirs, files in os.walk(root):
+        out += [os.path.relpath(os.path.join(d, f), root) for f in files]
+    return sorted(out)
+
+
+def link_target(root, name='tool', link_dir='etc/extensions'):
+    return os.readlink(os.path.join(root, link_dir, name + '.raw'))
+
+
+# ----------------------------------------------------------------------------- validation
+@pytest.mark.parametrize('name', ['a/b', '.hidden', '', 'tool.raw', 'with space', '.#tmp'])
+def test_bad_names_are_refused(root, name):
+    with pytest.raises(store.StoreError, match='invalid extension name'):
+        run(root, name=name, version='1')
+
+
+@pytest.mark.parametrize('version', ['1_2', '1+2', '', '-1', '../1', 'v/1', '1 2'])
+def test_versions_systemd_would_misorder_are_refused(root, version):
+    with pytest.raises(store.StoreError, match='invalid version'):
+        run(root, version=version, state='present', src='/nonexistent')
+
+
+@pytest.mark.parametrize('value,expected', [
+    ('sha256:' + 'A' * 64, ('sha256', 'a' * 64)),
+    ('b' * 64, ('sha256', 'b' * 64)),
+    ('sha512:' + 'c' * 128, ('sha512', 'c' * 128)),
+])
+def test_parse_checksum(value, expected):
+    assert store.parse_checksum(value) == expected
+
+
+@pytest.mark.parametrize('value', ['md5:' + 'a' * 32, 'sha256:abc', 'sha256:' + 'g' * 64, ''])
+def test_parse_checksum_refuses(value):
+    with pytest.raises(store.StoreError, match='checksum'):
+        store.parse_checksum(value)
+
+
+def test_url_needs_a_checksum(root):
+    with pytest.raises(store.StoreError, match='url needs a checksum'):
+        run(root, version='1', url='http://127.0.0.1:9/x.raw')
+
+
+def test_store_inside_a_search_directory_is_refused(root, image):
+    with pytest.raises(store.StoreError, match='directory systemd searches'):
+        run(root, version='1', src=image('1'), store_dir='/var/lib/extensions/store')
+
+
+# ----------------------------------------------------------------------------- store and select
+def test_selected_stores_links_relative_and_is_idempotent(root, image, monkeypatch):
+    src = image('1.0')
+    r = run(root, version='1.0', src=src, checksum=sha(src))
+    assert r.changed and r.copied and r.selected == '1.0' and r.previous is None
+    assert r.path == '/opt/extensions/tool/tool-1.0.raw' and r.link == '/etc/extensions/tool.raw'
+    assert link_target(root) == '../../opt/extensions/tool/tool-1.0.raw'
+    assert r.compatible is True and r.release['IMAGE_VERSION'] == '1.0'
+    assert open(os.path.join(root, 'usr/lib/os-release')).read()        # the root itself untouched
+    assert not [f for f in os.listdir(root / 'opt/extensions/tool') if f.startswith('.#')]
+    assert oct(os.stat(root / 'opt/extensions/tool').st_mode & 0o777) == '0o755'
+
+    # Second run: nothing copied, nothing hashed (the digest comes from the xattr cache).
+    def no_hashing(*_a, **_k):
+        raise AssertionError('image data was hashed on the no-change path')
+    monkeypatch.setattr(store.hashlib, 'new', no_hashing)
+    r2 = run(root, version='1.0', checksum=sha(src))
+    assert not r2.changed and not r2.copied and r2.selected == r2.previous == '1.0'
+
+
+def test_present_does_not_select(root, image):
+    r = run(root, version='1', src=image('1'), state='present')
+    assert r.changed and r.stored and r.selected is None
+    assert not os.path.lexists(root / 'etc/extensions/tool.raw')
+    assert not run(root, version='1', src=image('1'), state='present').changed
+
+
+def test_versions_are_ordered_like_systemd(root, image):
+    for v in ('1.9', '1.10', '1.0~rc1', '1.0', '1.0^post1'):
+        run(root, version=v, src=image(v), state='present', keep=10)
+    assert store.stored_versions(store.layout(str(root), 'tool', '/opt/extensions', '/etc/extensions')) == \
+        ['1.0~rc1', '1.0', '1.0^post1', '1.9', '1.10']
+
+
+def test_version_sorting_like_a_stored_one_is_refused(root, image):
+    run(root, version='1.0', src=image('1.0'), state='present')
+    with pytest.raises(store.StoreError, match='sorts the same as the stored 1.0'):
+        run(root, version='1.00', src=image('1.00'), state='present')
+
+
+def test_confext_default_link_dir_is_searched_by_systemd(root, image):
+    r = run(root, name='site', kind='confext', version='7', src=image('7', name='site', cls='confext'))
+    assert r.link == '/var/lib/confexts/site.raw' and r.selected == '7'
+
+
+def test_symlinked_store_dir_is_resolved_inside_root(root, image):
+    os.makedirs(root / 'var/opt')
+    os.rmdir(root / 'opt')
+    os.symlink('/var/opt', root / 'opt')            # absolute: re-rooted, not the host's /var/opt
+    r = run(root, version='1', src=image('1'))
+    assert r.path == '/var/opt/extensions/tool/tool-1.raw'
+    assert os.path.isfile(root / 'var/opt/extensions/tool/tool-1.raw')
+    assert link_target(root) == '../../var/opt/extensions/tool/tool-1.raw'
+
+
+def test_bakery_style_absolute_link_counts_as_selected(root, image):
+    run(root, version='1', src=image('1'), state='present')
+    os.symlink('/opt/extensions/tool/tool-1.raw', root / 'etc/extensions/tool.raw')
+    r = run(root, version='1')
+    assert not r.changed and r.previous == '1'
+
+
+# ----------------------------------------------------------------------------- bad input: nothing changes
+def test_wrong_checksum_leaves_nothing(root, image):
+    run(root, version='1', src=image('1'))
+    before = listing(root)
+    with pytest.raises(store.StoreError, match='expected sha256'):
+        run(root, version='2', src=image('2'), checksum='sha256:' + '0' * 64)
+    assert listing(root) == before and link_target(root).endswith('tool-1.raw')
+
+
+def test_incompatible_image_is_refused_and_nothing_changes(root, image):
+    run(root, version='1', src=image('1'))
+    before = listing(root)
+    with pytest.raises(store.StoreError, match="refusing to select tool 2: .*is for OS 'fedora'"):
+        run(root, version='2', src=image('2', release='ID=fedora\nVERSION_ID=40\n'))
+    assert listing(root) == before and link_target(root).endswith('tool-1.raw')
+    # storing it without selecting is allowed (present), and says nothing about compatibility
+    r = run(root, version='2', src=image('2', release='ID=fedora\nVERSION_ID=40\n'), state='present')
+    assert r.stored and r.compatible is None
+
+
+def test_image_without_release_for_the_name_is_refused(root, image):
+    with pytest.raises(store.StoreError, match='no usr/lib/extension-release.d/extension-release.other'):
+        run(root, name='other', version='1', src=image('1'))
+    assert not os.path.exists(root / 'opt/extensions/other/other-1.raw')
+
+
+def test_corrupt_image_is_refused(root, tmp_path):
+    junk = tmp_path / 'junk.raw'
+    junk.write_bytes(b'\0junk' * 1000)
+    with pytest.raises(store.StoreError, match='refusing to select'):
+        run(root, version='1', src=str(junk))
+    assert not os.listdir(root / 'opt/extensions/tool')
+
+
+def test_disk_full_leaves_no_partial_file(root, image, monkeypatch):
+    run(root, version='1', src=image('1'))
+    before = listing(root)
+    real_write = os.write
+
+    def full(fd, data):
+        if os.fstat(fd).st_size >= 1024:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_write(fd, data[:1024])
+    monkeypatch.setattr(store.os, 'write', full)
+    with pytest.raises(store.StoreError, match='no space left .*Nothing was replaced'):
+        run(root, version='2', src=image('2'))
+    assert listing(root) == before and link_target(root).endswith('tool-1.raw')
+
+
+def test_missing_version_without_source_says_so(root):
+    with pytest.raises(store.StoreError, match='not in the store') as e:
+        run(root, version='3')
+    assert e.value.stored is False
+
+
+def test_stored_file_with_other_checksum_without_source(root, image):
+    run(root, version='1', src=image('1'))
+    with pytest.raises(store.StoreError, match='give src or url to replace it') as e:
+        run(root, version='1', checksum='sha256:' + 'a' * 64)
+    assert e.value.stored is False
+
+
+def test_republished_version_is_replaced(root, image, tmp_path):
+    src1 = image('1')
+    run(root, version='1', src=src1)
+    other = image('1', release='ID=_any\nSYSEXT_SCOPE=system\n', tag='b')
+    assert sha(other) != sha(src1)
+    r = run(root, version='1', src=other)
+    assert r.changed and r.copied and r.checksum == sha(other)
+    assert sha(root / 'opt/extensions/tool/tool-1.raw') == sha(other)
+
+
+def test_foreign_file_at_the_link_is_left_alone(root, image):
+    (root / 'etc/extensions/tool.raw').write_bytes(b'theirs')
+    with pytest.raises(store.StoreError, match='is a file, not a symlink into the store'):
+        run(root, version='1', src=image('1'))
+    assert (root / 'etc/extensions/tool.raw').read_bytes() == b'theirs'
+    with pytest.raises(store.StoreError, match='not made by this module'):
+        run(root, state='absent')
+
+
+def test_leftovers_of_a_killed_run_are_removed(root, image):
+    run(root, version='1', src=image('1'))
+    (root / 'opt/extensions/tool/.#tool-2.raw.4242').write_bytes(b'half')
+    r = run(root, version='1')
+    assert not r.changed and 'interrupted run' in r.warnings[0]
+    assert not os.path.exists(root / 'opt/extensions/tool/.#tool-2.raw.4242')
+
+
+# ----------------------------------------------------------------------------- keep, rollback, absent
+def test_keep_prunes_older_versions_but_never_staged_ones(root, image):
+    for v in ('1', '2', '3', '4'):
+        run(root, version=v, src=image(v), keep=10)
+    run(root, version='6', src=image('6'), state='present', keep=10)     # staged
+    r = run(root, version='5', src=image('5'), keep=2)
+    assert r.removed == ['/opt/extensions/tool/tool-1.raw', '/opt/extensions/tool/tool-2.raw']
+    assert r.versions == ['3', '4', '5', '6']
+    assert run(root, version='5', keep=0).versions == ['5', '6']
+
+
+def test_rollback_is_idempotent(root, image):
+    for v in ('1', '2', '3'):
+        run(root, version=v, src=image(v))
+    r = run(root, rollback=True)
+    assert r.changed and r.previous == '3' and r.selected == '2'
+    r = run(root, rollback=True)
+    assert not r.changed and r.selected == '2'
+    r = run(root, version='2', rollback=True)
+    assert r.changed and r.selected == '1' and link_target(root).endswith('tool-1.raw')
+    with pytest.raises(store.StoreError, match='no stored version is older than 1'):
+        run(root, version='1', rollback=True)
+
+
+def test_absent(root, image):
+    for v in ('1', '2'):
+        run(root, version=v, src=image(v))
+    with pytest.raises(store.StoreError, match='version 2 of tool is selected'):
+        run(root, version='2', state='absent')
+    r = run(root, version='1', state='absent')
+    assert r.changed and r.removed == ['/opt/extensions/tool/tool-1.raw'] and r.versions == ['2']
+    assert not run(root, version='1', state='absent').changed
+    r = run(root, state='absent')
+    assert r.changed and r.selected is None and r.versions == []
+    assert not os.path.lexists(root / 'etc/extensions/tool.raw')
+    assert not os.path.exists(root / 'opt/extensions/tool')
+    assert not run(root, state='absent').changed
+
+
+def test_check_mode_writes_nothing_and_predicts(root, image):
+    run(root, version='1', src=image('1'))
+    run(root, version='2', src=image('2'))
+    before = listing(root)
+    r = run(root, version='3', src=image('3'), keep=0, check_mode=True)
+    assert r.changed and r.selected == '3' and r.versions == ['3']
+    assert r.removed == ['/opt/extensions/tool/tool-1.raw', '/opt/extensions/tool/tool-2.raw']
+    assert listing(root) == before and link_target(root).endswith('tool-2.raw')
+    with pytest.raises(store.StoreError, match='refusing to select'):
+        run(root, version='3', src=image('3', release='ID=fedora\n'), check_mode=True)
+    r = run(root, rollback=True, check_mode=True)
+    assert r.changed and r.selected == '1' and link_target(root).endswith('tool-2.raw')
+
+
+# ----------------------------------------------------------------------------- downloads
+class _Server:
+    def __init__(self, files, truncate=False):
+        files_ = files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = files_.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:len(data) // 2] if truncate else data)
+
+            def log_message(self, *_a):
+                pass
+        self.httpd = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def opener(url):
+    try:
+        return urllib.request.urlopen(url, timeout=5)
+    except OSError as e:
+        raise store.StoreError('cannot download %s: %s' % (url, e)) from None
+
+
+def test_download_verified_and_stored(root, image):
+    src = image('1')
+    srv = _Server({'/tool-1.raw': open(src, 'rb').read()})
+    try:
+        r = store.ensure(store.Options(root=str(root), name='tool', version='1', url=srv.url + '/tool-1.raw',
+                                       checksum=sha(src)), opener)
+        assert r.changed and r.selected == '1' and r.checksum == sha(src)
+        before = listing(root)
+        with pytest.raises(store.StoreError, match='expected sha256'):
+            store.ensure(store.Options(root=str(root), name='tool', version='2', url=srv.url + '/tool-1.raw',
+                                       checksum='sha256:' + '1' * 64), opener)
+        with pytest.raises(store.StoreError, match='404'):
+            store.ensure(store.Options(root=str(root), name='tool', version='2', url=srv.url + '/missing.raw',
+                                       checksum=sha(src)), opener)
+        assert listing(root) == before
+    finally:
+        srv.close()
+
+
+def test_truncated_download_leaves_nothing(root, image):
+    src = image('1')
+    srv = _Server({'/tool-1.raw': open(src, 'rb').read()}, truncate=True)
+    try:
+        with pytest.raises(store.StoreError, match='truncated: .* of the .* bytes'):
+            store.ensure(store.Options(root=str(root), name='tool', version='1', url=srv.url + '/tool-1.raw',
+                                       checksum=sha(src)), opener)
+    finally:
+        srv.close()
+    assert not os.listdir(root / 'opt/extensions/tool')
+    assert not os.path.lexists(root / 'etc/extensions/tool.raw')
+
+
+def test_unreachable_url(root):
+    with pytest.raises(store.StoreError, match='cannot download'):
+        store.ensure(store.Options(root=str(root), name='tool', version='1', url='http://127.0.0.1:9/tool.raw',
+                                   checksum='sha256:' + 'a' * 64), opener)
+    assert not os.path.exists(root / 'opt/extensions/tool') or not os.listdir(root / 'opt/extensions/tool')
