@@ -19,7 +19,7 @@ description:
   - The image comes from the controller (O(src)), from a file on the target
     (O(src) with O(remote_src=true)) or from O(url) with a mandatory O(checksum). Data is
     written to a C(.#) temporary file in the store directory and renamed into place only once
-    complete and verified: a wrong checksum, a truncated download or a full disk never
+    complete and verified. A wrong checksum, a truncated download or a full disk never
     replaces a good image, and leaves no partial file.
   - Before an image is selected, its extension-release is read (without mounting) and matched
     against the target's os-release the way systemd-sysext does; an incompatible image is
@@ -93,7 +93,7 @@ options:
   rollback:
     description:
       - Select the newest stored version older than O(version) (or, without O(version), older
-        than the newest stored one). Running it again selects the same version: it is idempotent.
+        than the newest stored one). Running it again selects the same version, so it is idempotent.
     type: bool
     default: false
   root:
