@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+"""The rollout workflow end to end, inside a private mount namespace:
+
+    unshare -m --propagation private python3 rollout_driver.py SCENARIO
+
+Three throw-away targets (tmpfs roots, local connection), sample images built from trees,
+the tucked.sysext.rollout and tucked.sysext.status playbooks run through real
+ansible-playbook; what each host shows afterwards is printed as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from lib.fleet import Fleet, build_tree, squashfs  # noqa: E402
+from lib.nsroot import emit, engine  # noqa: E402
+
+
+def samples(work: str) -> dict:
+    """hello 1.0/2.0 (a sysext with /usr and /opt), hello 3.0 (broken: no VERSION file),
+    hello 9 for another OS, and the confext motd 1/2."""
+    out = {}
+    for v in ('1.0', '2.0', '3.0'):
+        files = {'usr/share/hello/VERSION': v + '\n', 'opt/hello/README': 'hello %s\n' % v}
+        if v == '3.0':
+            files = {'usr/share/hello/BROKEN': 'no VERSION file\n'}
+        out['hello-' + v] = squashfs(build_tree(os.path.join(work, 'tree-hello-' + v), 'hello', 'sysext', v, files),
+                                     os.path.join(work, 'hello-%s.raw' % v))
+    out['hello-9'] = squashfs(build_tree(os.path.join(work, 'tree-hello-9'), 'hello', 'sysext', '9',
+                                         {'usr/share/hello/VERSION': '9\n'}, release='ID=fedora\nVERSION_ID=40\n'),
+                              os.path.join(work, 'hello-9.raw'))
+    for v in ('1', '2'):
+        out['motd-' + v] = squashfs(build_tree(os.path.join(work, 'tree-motd-' + v), 'motd', 'confext', v,
+                                               {'etc/motd.d/hello.conf': 'motd %s\n' % v}),
+                                    os.path.join(work, 'motd-%s.raw' % v))
+    return out
+
+
+def wanted(img: dict, hello: str, motd: str = '1', **extra) -> dict:
+    return dict({'sysext_images': [{'name': 'hello', 'version': hello, 'src': img['hello-' + hello]}],
+                 'sysext_confexts': [{'name': 'motd', 'version': motd, 'src': img['motd-' + motd]}],
+                 'sysext_verify_paths': ['/usr/share/hello/VERSION', '/etc/motd.d/hello.conf']}, **extra)
+
+
+def seen(fleet: Fleet) -> dict:
+    out = {}
+    for h in fleet.hosts:
+        link = fleet.path(h, 'var/lib/extensions/hello.raw')
+        out[h] = {'usr': fleet.read(h, 'usr/share/hello/VERSION'), 'opt': fleet.read(h, 'opt/hello/README'),
+                  'etc': fleet.read(h, 'etc/motd.d/hello.conf'),
+                  'selected': os.readlink(link) if os.path.islink(link) else None,
+                  'stored': sorted(os.listdir(fleet.path(h, 'var/lib/tucked-sysext/store/hello')))
+                  if os.path.isdir(fleet.path(h, 'var/lib/tucked-sysext/store/hello')) else []}
+    return out
+
+
+def step(fleet: Fleet, play) -> dict:
+    return {'rc': play.rc, 'changed': play.changed(), 'failed': play.failed(), 'recap': play.recap,
+            'seen': seen(fleet), 'tail': play.out[-2500:]}
+
+
+def rollout() -> dict:
+    fleet = Fleet(3)
+    img = samples(fleet.work)
+    pb = 'tucked.sysext.rollout'
+    res = {'preflight_incompatible': None}
+    bad = wanted(img, '1.0')
+    bad['sysext_images'].append({'name': 'hello9', 'version': '9', 'src': img['hello-9']})
+    res['preflight_incompatible'] = step(fleet, fleet.play(pb, bad))
+    res['check_v1'] = step(fleet, fleet.play(pb, wanted(img, '1.0'), '--check'))
+    res['v1'] = step(fleet, fleet.play(pb, wanted(img, '1.0')))
+    res['v1_again'] = step(fleet, fleet.play(pb, wanted(img, '1.0')))
+    res['v2'] = step(fleet, fleet.play(pb, wanted(img, '2.0', motd='2', rollout_serial=2)))
+    res['v3_broken'] = step(fleet, fleet.play(pb, wanted(img, '3.0', motd='2')))
+    report = os.path.join(fleet.work, 'status.json')
+    st = fleet.play('tucked.sysext.status', {'status_json': report, 'status_wanted': {'hello': '2.0', 'motd': '2'}})
+    res['status'] = step(fleet, st)
+    res['status']['json'] = json.load(open(report)) if os.path.exists(report) else None
+    return res
+
+
+SCENARIOS = {'rollout': rollout}
+
+if __name__ == '__main__':
+    engine()
+    emit(SCENARIOS[sys.argv[1]]())
