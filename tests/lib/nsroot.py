@@ -14,6 +14,7 @@ are never touched. Two kinds of root:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -46,6 +47,22 @@ def in_namespace_guard():
     so our parent (the test runner or a shell) must be in a different one."""
     if os.readlink('/proc/self/ns/mnt') == os.readlink('/proc/%d/ns/mnt' % os.getppid()):
         raise SystemExit('refusing to mount: not inside a private mount namespace (use run_in_ns)')
+
+
+def make_scratch() -> str:
+    """A tmpfs on a fresh directory in /tmp; at exit it is unmounted and the (then empty)
+    directory removed, so that nothing is left behind on the machine."""
+    scratch = tempfile.mkdtemp(prefix='tucked-ns-')
+    sh('mount', '-t', 'tmpfs', 'tmpfs', scratch)
+
+    def cleanup():
+        subprocess.run(['umount', '-R', '-l', scratch], capture_output=True, check=False)
+        try:
+            os.rmdir(scratch)
+        except OSError:
+            pass
+    atexit.register(cleanup)
+    return scratch
 
 
 def engine():
@@ -117,8 +134,7 @@ class SidRoot(_Root):
         in_namespace_guard()
         if not os.path.exists(os.path.join(base, 'usr/bin/systemd-sysext')):
             raise SystemExit('no sid root at %s: run scripts/bootstrap.sh sid-root' % base)
-        self.scratch = tempfile.mkdtemp(prefix='tucked-ns-')
-        sh('mount', '-t', 'tmpfs', 'tmpfs', self.scratch)
+        self.scratch = make_scratch()
         sh('mount', '--make-rshared', '/')
         self.path = os.path.join(self.scratch, 'root')
         os.mkdir(self.path)
@@ -150,8 +166,7 @@ class FakeRoot(_Root):
 
     def __init__(self, os_release: dict | None = None):
         in_namespace_guard()
-        self.scratch = tempfile.mkdtemp(prefix='tucked-ns-')
-        sh('mount', '-t', 'tmpfs', 'tmpfs', self.scratch)
+        self.scratch = make_scratch()
         sh('mount', '--make-rshared', '/')
         # systemd-sysext 252 makes /run a slave mount: give this namespace its own /run
         sh('mount', '-t', 'tmpfs', 'tmpfs', '/run')

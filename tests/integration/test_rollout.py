@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+"""The rollout and status playbooks on three throw-away targets (real ansible-playbook)."""
+
+import pytest
+
+from conftest import run_driver
+
+HOSTS = ('t1', 't2', 't3')
+V1 = {'usr': '1.0\n', 'opt': 'hello 1.0\n', 'etc': 'motd 1\n', 'selected': '../tucked-sysext/store/hello/hello-1.0.raw'}
+V2 = {'usr': '2.0\n', 'opt': 'hello 2.0\n', 'etc': 'motd 2\n', 'selected': '../tucked-sysext/store/hello/hello-2.0.raw'}
+
+
+@pytest.fixture(scope='module')
+def rollout():
+    return run_driver('rollout_driver.py', 'rollout', timeout=900)
+
+
+def shows(step, host, expected):
+    return {k: step['seen'][host][k] for k in expected} == expected
+
+
+def test_preflight_refuses_an_incompatible_image_before_any_host_changes(rollout):
+    s = rollout['preflight_incompatible']
+    assert s['rc'] != 0 and s['failed'] == list(HOSTS), s['tail']
+    assert "is for OS 'fedora'" in s['tail']
+    assert all(s['seen'][h]['selected'] is None and s['seen'][h]['stored'] == [] for h in HOSTS)
+
+
+def test_check_mode_reports_and_changes_nothing(rollout):
+    s = rollout['check_v1']
+    assert s['rc'] == 0 and s['changed'] == len(HOSTS), s['tail']
+    assert all(s['seen'][h]['selected'] is None and s['seen'][h]['stored'] == [] for h in HOSTS)
+
+
+def test_v1_rollout_merges_on_every_host(rollout):
+    s = rollout['v1']
+    assert s['rc'] == 0, s['tail']
+    assert all(shows(s, h, V1) for h in HOSTS), s['seen']
+    # one image task (two images) and one handler refresh per host: one refresh, not one per image
+    assert all(s['recap'][h]['changed'] == 2 for h in HOSTS), s['recap']
+    assert s['tail'].count('RUNNING HANDLER') == 1 or 'Refresh extensions' in s['tail']
+
+
+def test_second_run_changes_nothing(rollout):
+    s = rollout['v1_again']
+    assert s['rc'] == 0 and s['changed'] == 0, s['recap']
+    assert all(shows(s, h, V1) for h in HOSTS)
+
+
+def test_v2_upgrade_keeps_v1_for_rollback(rollout):
+    s = rollout['v2']
+    assert s['rc'] == 0 and s['changed'] == 2 * len(HOSTS), s['recap']
+    assert all(shows(s, h, V2) for h in HOSTS)
+    assert all(s['seen'][h]['stored'] == ['hello-1.0.raw', 'hello-2.0.raw'] for h in HOSTS)
+
+
+def test_failed_verification_rolls_the_host_back_and_stops_the_rollout(rollout):
+    s = rollout['v3_broken']
+    assert s['rc'] != 0 and s['failed'] == ['t1'], s['recap']
+    assert 'Verification failed after the refresh' in s['tail'] and 'Rolled back: hello' in s['tail']
+    assert '/usr/share/hello/VERSION does not exist' in s['tail']
+    assert shows(s, 't1', V2), 'the first batch was rolled back to 2.0'
+    assert 'hello-3.0.raw' in s['seen']['t1']['stored']
+    assert all(shows(s, h, V2) and 'hello-3.0.raw' not in s['seen'][h]['stored'] for h in ('t2', 't3')), \
+        'max_fail_percentage 0: the later batches were never touched'
