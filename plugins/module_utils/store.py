@@ -310,6 +310,7 @@ def copy_in(reader, host_dir: str, final_name: str, algo: str, source: str) -> t
                     while view:
                         view = view[os.write(fd, view):]
                 except OSError as e:
+                    _unlink_quiet(tmp)      # first, so that the free space reported is the real one
                     raise _write_error(e, 'storing %s' % final_name, host_dir) from None
             _check_length(reader, os.lseek(fd, 0, os.SEEK_CUR), source)
             try:
