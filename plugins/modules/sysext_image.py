@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: sysext_image
 short_description: Store versions of an extension image, select one, roll back, remove
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps versions of an extension image side by side in a store directory
     (C(STORE_DIR/NAME/NAME-VERSION.raw)) and selects the active one with a relative symlink
