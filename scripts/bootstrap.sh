@@ -15,7 +15,7 @@ steps=${*:-venv test-venv debs sid-root}
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 debs() {
-    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv)
+    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
