@@ -1,0 +1,342 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tucked.sysext contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sysext_build
+short_description: Build a reproducible system or configuration extension image from a directory tree
+version_added: 0.1.0
+description:
+  - Builds a squashfs or erofs extension image at O(dest) from the directory tree O(src) on the
+    target, with the extension-release file written from the options
+    (C(usr/lib/extension-release.d/extension-release.NAME) for a sysext,
+    C(etc/extension-release.d/extension-release.NAME) for a confext).
+  - O(src) is never changed. It is copied into a staging directory (a C(.#) directory next to
+    O(dest), which systemd ignores), the release file is written into the copy, and the image is
+    built from the copy.
+  - Reproducible. Every file is owned by root, every timestamp is O(source_date_epoch), the
+    directories are sorted, xattrs are left out (see O(xattrs)) and the erofs UUID is derived from
+    the inputs, so the same inputs give a byte-identical image on every machine with the same
+    tool version. C(mksquashfs -all-root -all-time -mkfs-time -root-mode 755 -no-xattrs -reproducible)
+    and C(mkfs.erofs --all-root -T -U -x-1).
+  - Atomic. The image is built in the staging directory and renamed over O(dest) only when complete
+    and verified (the release file is read back from the image). A failing tool, a full disk or a
+    kill never leaves a partial file at O(dest) or replaces a good image. Work directories of killed
+    runs are removed by the next run.
+  - Idempotent. After a build, a record goes into the C(user.tucked.build) xattr of O(dest) (keyed by
+    its size, mtime and inode) with a digest of the inputs (every path, type, mode, symlink target,
+    hard link and xattr of the staged tree, the sha256 of every file, the options that shape the image
+    and the sha256 of the tool's executable) and the image's sha256. A later run hashes O(src); when
+    the digest matches, nothing is built and RV(changed=false).
+  - Without a matching record (inputs changed, O(dest) made by something else, a filesystem without
+    user xattrs, O(force)) the image is built aside and compared byte for byte with O(dest). An
+    identical image leaves O(dest) untouched (same inode and mtime, so a merged overlay is not seen as
+    replaced) and RV(changed=false).
+author:
+  - The tucked.sysext team (@tucked)
+options:
+  src:
+    description:
+      - The directory tree on the target to build from. A sysext may hold only C(usr/) and C(opt/) at
+        the top level, a confext only C(etc/); anything else is refused, since systemd would ignore it.
+      - Only directories, regular files (hard links kept) and symlinks; device nodes, FIFOs and sockets
+        are refused.
+      - When O(src) already holds the release file for O(name), it must carry the same fields as this
+        task (it is then replaced by the one written here); a release file with other fields is refused,
+        so that the image never says something the task did not.
+    type: path
+    required: true
+  dest:
+    description:
+      - The image file to write, for example C(/var/lib/extensions/NAME.raw), or a versioned file for
+        M(tucked.sysext.sysext_image) such as C(/srv/images/docker-27.3.1.raw) (then set O(name)).
+      - Its directory must exist. systemd only uses files named C(NAME.raw).
+      - With O(verity=true) the hash tree and root hash are written next to it the way systemd looks
+        for them (C(foo.raw) gets C(foo.verity) and C(foo.roothash)).
+    type: path
+    required: true
+  name:
+    description:
+      - The extension name, used for C(extension-release.NAME). It must be the name the image has
+        where systemd finds it (the file or link name without C(.raw)).
+      - Default the file name of O(dest) without C(.raw) (and without C(.sysext)/C(.confext)).
+      - A plain file name, no C(/), not starting with C(.), no whitespace.
+    type: str
+  kind:
+    description: Whether to build a system extension (C(/usr), C(/opt)) or a configuration extension (C(/etc)).
+    type: str
+    choices: [sysext, confext]
+    default: sysext
+  format:
+    description: The filesystem of the image.
+    type: str
+    choices: [squashfs, erofs]
+    default: squashfs
+  compression:
+    description:
+      - The compressor. squashfs V(gzip) (default), V(xz), V(lzma), V(lzo), V(lz4), V(zstd);
+        erofs V(none) (default), V(lz4), V(lz4hc).
+      - M(tucked.sysext.sysext_facts) and M(tucked.sysext.sysext_image) read the release file of
+        squashfs with V(gzip), V(xz) or V(lzma) and of uncompressed erofs without mounting; with any
+        other compressor the image works with systemd but those modules cannot check it (a warning says so).
+    type: str
+    choices: [gzip, xz, lzma, lzo, lz4, zstd, none, lz4hc]
+  id:
+    description:
+      - C(ID) of the release file, the os-release C(ID) of the hosts the image is for.
+      - Default V(_any), an image for every OS (systemd then ignores O(version_id) and O(level)).
+    type: str
+  version_id:
+    description: C(VERSION_ID), the os-release C(VERSION_ID) the image is for (checked when O(id) is not V(_any)).
+    type: str
+  level:
+    description:
+      - C(SYSEXT_LEVEL) (sysext) or C(CONFEXT_LEVEL) (confext); when both the image and the host
+        declare one, it is compared instead of C(VERSION_ID).
+    type: str
+  architecture:
+    description: C(ARCHITECTURE), in systemd's names (V(x86-64), V(arm64), ...) or V(_any).
+    type: str
+  scope:
+    description: C(SYSEXT_SCOPE) / C(CONFEXT_SCOPE), where the image may be used.
+    type: list
+    elements: str
+    choices: [system, initrd, portable]
+  version:
+    description:
+      - C(IMAGE_VERSION), the version of the extension itself (reported as the image's version by
+        M(tucked.sysext.sysext_facts)). Letters, digits, C(.), C(~), C(^), C(-).
+    type: str
+  release:
+    description:
+      - Further release fields, a dictionary from field name to value (for example C(SYSEXT_IMAGE_ID) or C(EXTENSION_RELOAD_MANAGER)).
+        A key also set by an option above must have the same value.
+    type: dict
+  source_date_epoch:
+    description:
+      - Seconds since 1970 used for every timestamp in the image (0 to 4294967295).
+      - Default the C(SOURCE_DATE_EPOCH) environment variable of the module (set it with the task's
+        C(environment)), else V(0).
+    type: int
+  xattrs:
+    description:
+      - Copy the extended attributes of O(src) (for example C(security.capability) of a binary) into the
+        image. Off by default, because the xattrs of a build directory are mostly accidental (SELinux
+        labels of the build host, C(user.*) of other tools) and would make the image differ between hosts.
+    type: bool
+    default: false
+  verity:
+    description:
+      - Also write a dm-verity hash tree and its root hash next to the image (C(veritysetup format),
+        Debian package C(cryptsetup-bin)), with the salt and UUID derived from the image so they are
+        reproducible too. systemd then mounts the image verified.
+      - V(false) removes such files left by an earlier build, since they would not match a new image.
+    type: bool
+    default: false
+  force:
+    description:
+      - Build even when the record says the inputs are unchanged. O(dest) is still only replaced when
+        the new image differs.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Reports whether O(dest) would change and writes nothing next to it. When O(dest) exists without a
+        matching record, the comparison build runs in a private temporary directory, removed afterwards.
+  diff_mode:
+    support: full
+    description: The sha256 (and root hash) of the image and its release file, before and after.
+notes:
+  - Needs C(mksquashfs) (Debian package C(squashfs-tools)) or C(mkfs.erofs) (C(erofs-utils)) on the target.
+  - Byte-identical output is promised for the same tool version; a new tool version counts as a new input.
+  - The hash tree, the root hash and the image are three renames; a run killed between them leaves a
+    mismatch that the next run repairs by building again.
+seealso:
+  - module: tucked.sysext.sysext_image
+  - module: tucked.sysext.sysext_refresh
+  - name: systemd-sysext(8)
+    description: Extension images, their release files and the verity sidecars.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemd-sysext.html
+"""
+
+EXAMPLES = r"""
+- name: Build a sysext for any OS from a staged tree
+  tucked.sysext.sysext_build:
+    src: /srv/build/hello
+    dest: /var/lib/extensions/hello.raw
+    version: "1.2"
+
+- name: A versioned docker image for Debian 12 on x86-64, verified with dm-verity
+  tucked.sysext.sysext_build:
+    src: /srv/build/docker
+    dest: /srv/images/docker-27.3.1.raw
+    name: docker
+    id: debian
+    version_id: "12"
+    architecture: x86-64
+    version: 27.3.1
+    verity: true
+  environment:
+    SOURCE_DATE_EPOCH: "1700000000"
+  register: docker_image
+
+- name: A confext with site configuration, as erofs
+  tucked.sysext.sysext_build:
+    src: /srv/build/site-etc
+    dest: /var/lib/confexts/site.raw
+    kind: confext
+    format: erofs
+    scope: [system]
+    release:
+      EXTENSION_RELOAD_MANAGER: "1"
+
+- name: Store and select the image built above
+  tucked.sysext.sysext_image:
+    name: docker
+    version: 27.3.1
+    src: /srv/images/docker-27.3.1.raw
+    remote_src: true
+    checksum: "sha256:{{ docker_image.sha256 }}"
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the image or its sidecars were (in check mode, would be) written or removed.
+  returned: always
+  type: bool
+built:
+  description: Whether an image was built in this run (also a comparison build whose result was identical).
+  returned: always
+  type: bool
+path:
+  description: The image file (O(dest)).
+  returned: always
+  type: str
+  sample: /var/lib/extensions/hello.raw
+name:
+  description: The extension name the release file was written for.
+  returned: always
+  type: str
+  sample: hello
+kind:
+  description: V(sysext) or V(confext).
+  returned: always
+  type: str
+format:
+  description: V(squashfs) or V(erofs).
+  returned: always
+  type: str
+compression:
+  description: The compressor used.
+  returned: always
+  type: str
+  sample: gzip
+sha256:
+  description: The sha256 of the image at O(path) (V(null) in check mode when the image does not exist yet).
+  returned: always
+  type: str
+  sample: 1eca25626e38d5e5a7c3f6b1a9f0e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3
+size:
+  description: The size of the image in bytes.
+  returned: always
+  type: int
+release:
+  description: The fields written to the release file, in the order written.
+  returned: always
+  type: dict
+  sample: {"ID": "_any", "IMAGE_VERSION": "1.2"}
+release_file:
+  description: The path of the release file inside the image.
+  returned: always
+  type: str
+  sample: /usr/lib/extension-release.d/extension-release.hello
+inputs:
+  description: The digest of all inputs (see the description); equal digests give equal images.
+  returned: always
+  type: str
+tool:
+  description: The tool that built the image, its version and the sha256 of its executable.
+  returned: always
+  type: str
+  sample: mksquashfs version 4.5.1 (mksquashfs sha256:efdc...)
+source_date_epoch:
+  description: The timestamp used for every file.
+  returned: always
+  type: int
+roothash:
+  description: The dm-verity root hash (hex), also in RV(roothash_path); V(null) without O(verity).
+  returned: always
+  type: str
+verity_path:
+  description: The hash tree file; V(null) without O(verity).
+  returned: always
+  type: str
+  sample: /var/lib/extensions/hello.verity
+roothash_path:
+  description: The root hash file; V(null) without O(verity).
+  returned: always
+  type: str
+  sample: /var/lib/extensions/hello.roothash
+removed:
+  description: Sidecar files removed (an earlier verity build's, with O(verity=false)).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tucked.sysext.plugins.module_utils import build
+
+ARGUMENT_SPEC = {
+    'src': {'type': 'path', 'required': True},
+    'dest': {'type': 'path', 'required': True},
+    'name': {'type': 'str'},
+    'kind': {'type': 'str', 'choices': list(build.KINDS), 'default': 'sysext'},
+    'format': {'type': 'str', 'choices': list(build.FORMATS), 'default': 'squashfs'},
+    'compression': {'type': 'str', 'choices': list(dict.fromkeys(c for cs in build.COMPRESSION.values() for c in cs))},
+    'id': {'type': 'str'},
+    'version_id': {'type': 'str'},
+    'level': {'type': 'str'},
+    'architecture': {'type': 'str'},
+    'scope': {'type': 'list', 'elements': 'str', 'choices': list(build.SCOPES)},
+    'version': {'type': 'str'},
+    'release': {'type': 'dict'},
+    'source_date_epoch': {'type': 'int'},
+    'xattrs': {'type': 'bool', 'default': False},
+    'verity': {'type': 'bool', 'default': False},
+    'force': {'type': 'bool', 'default': False},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['kind'], format=p['format'],
+                         compression=p['compression'], release=p['release'], id=p['id'], version_id=p['version_id'],
+                         level=p['level'], architecture=p['architecture'], scope=p['scope'], version=p['version'],
+                         source_date_epoch=p['source_date_epoch'], xattrs=p['xattrs'], verity=p['verity'],
+                         force=p['force'], check_mode=module.check_mode)
+    try:
+        out = build.run(opts)
+    except build.BuildError as e:
+        module.fail_json(msg=str(e), path=p['dest'], changed=False)
+    except OSError as e:
+        module.fail_json(msg='%s: %s' % (e.filename or p['dest'], e.strerror or e), path=p['dest'], changed=False)
+    for w in out.warnings:
+        module.warn(w)
+    result = out.as_dict()
+    if module._diff:
+        result['diff'] = {'before_header': out.path, 'after_header': out.path,
+                          'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
