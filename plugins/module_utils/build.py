@@ -439,13 +439,14 @@ def stage(entries: list, src: str, dst: str) -> dict:
             else:
                 host = os.path.join(src, e.rel)
                 try:
-                    fin = open(host, 'rb')
+                    with open(host, 'rb') as fin, open(out, 'wb') as fout:
+                        for chunk in iter(lambda f=fin: f.read(CHUNK), b''):
+                            h.update(chunk)
+                            fout.write(chunk)
                 except OSError as err:
+                    if err.filename != host:
+                        raise       # writing the copy: reported by the caller, with the free space
                     raise BuildError('cannot read %s: %s' % (host, err.strerror)) from None
-                with fin, open(out, 'wb') as fout:
-                    for chunk in iter(lambda: fin.read(CHUNK), b''):
-                        h.update(chunk)
-                        fout.write(chunk)
             hashes[e.rel] = h.hexdigest()
             os.chmod(out, e.mode)
         for k, v in e.xattrs:

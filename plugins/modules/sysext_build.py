@@ -155,6 +155,7 @@ attributes:
 notes:
   - Needs C(mksquashfs) (Debian package C(squashfs-tools)) or C(mkfs.erofs) (C(erofs-utils)) on the target.
   - Byte-identical output is promised for the same tool version; a new tool version counts as a new input.
+  - While building, the directory of O(dest) needs room for a copy of O(src) and the new image.
   - The hash tree, the root hash and the image are three renames; a run killed between them leaves a
     mismatch that the next run repairs by building again.
 seealso:
