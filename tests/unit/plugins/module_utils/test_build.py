@@ -3,6 +3,7 @@
 builds with mksquashfs and mkfs.erofs: byte-identical rebuilds, idempotence, check mode,
 failures leaving no partial file, verity sidecars, and our own reader finding the release."""
 
+import errno
 import hashlib
 import os
 import shutil
@@ -614,3 +615,22 @@ def test_verity_check_mode(tmp_path):
     run(src, dest)
     res = run(src, dest, verity=True, check_mode=True)
     assert res.changed and not os.path.exists(tmp_path / 'hello.verity')
+
+
+def test_a_full_disk_while_staging_leaves_nothing(tmp_path, monkeypatch):
+    need('squashfs')
+    src = make_src(tmp_path / 'src')
+    out = tmp_path / 'out'
+    out.mkdir()
+    good = run(src, out / 'hello.raw')
+    write(os.path.join(src, 'usr/bin/hello'), 'v2\n', 0o755)
+    real_stage = build.stage
+
+    def full(entries, s, dst):
+        real_stage(entries[:3], s, dst)     # part of the copy is made, then the disk is full
+        raise OSError(errno.ENOSPC, 'No space left on device', os.path.join(dst, entries[3].rel))
+    monkeypatch.setattr(build, 'stage', full)
+    with pytest.raises(BuildError, match=r'cannot copy .*src into the staging directory .*: No space left on device '
+                                         r'\(\d+ bytes free there\); nothing was replaced'):
+        run(src, out / 'hello.raw')
+    assert listing(out) == ['hello.raw'] and sha(out / 'hello.raw') == good.sha256
