@@ -118,6 +118,12 @@ def test_filters_in_a_play(tmp_path):
         {'ansible.builtin.debug': {'msg': "{{ 'nope' | tucked.sysext.sysext_extensions }}"}},
         # 12: the report as this play left it
         {'ansible.builtin.debug': {'var': 'report'}},
+        # 13-14: this host gathers web-b's facts; the examples over hostvars
+        {'tucked.sysext.sysext_facts': {'root': str(b)}},
+        {'ansible.builtin.debug': {'msg': {
+            'below': "{{ hostvars | tucked.sysext.sysext_hosts_below('foo', '1.10') | intersect(ansible_play_hosts) }}",
+            'fleet': "{{ hostvars | tucked.sysext.sysext_fleet(hosts=ansible_play_hosts, wanted={'foo': '1.10'}) }}",
+            'drifting': "{{ report.drift | map(attribute='host') | unique }}"}}},
     ]
     res = run_tasks(tasks)
     for i in range(9):
@@ -149,6 +155,10 @@ def test_filters_in_a_play(tmp_path):
     assert res[9]['failed'] and 'invalid jmespath expression' in res[9]['msg']
     assert res[10]['failed'] and 'quote it' in res[10]['msg']
     assert res[11]['failed'] and 'ansible_facts.sysext' in res[11]['msg']
+    m = res[14]['msg']
+    assert m['below'] == ['localhost'] and m['drifting'] == ['web-a', 'web-b', 'web-c']
+    assert [(d['host'], d['state'], d['version']) for d in m['fleet']['drift']] == [('localhost', 'older', '1.9')]
+    assert m['fleet']['needs_refresh'] == [] and m['fleet']['no_facts'] == []
 
 
 def test_without_jmespath_on_the_controller(tmp_path):

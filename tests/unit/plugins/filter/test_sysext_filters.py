@@ -155,23 +155,23 @@ def test_version_sort_strings_and_attribute():
 def test_extensions_rows(fleet):
     rows = flt.sysext_extensions(fleet['web1'])
     assert [(r['name'], r['class']) for r in rows] == [('foo', 'sysext'), ('site', 'confext')]
-    foo = row(rows, 'foo')
-    assert foo == {'name': 'foo', 'class': 'sysext', 'version': '1.10', 'merged': True, 'hierarchies': ['/usr'],
-                   'path': '/var/lib/extensions/foo', 'type': 'directory', 'compatible': True, 'reason': None,
-                   'current': True, 'running_version': '1.10'}
+    foo_row = row(rows, 'foo')
+    assert foo_row == {'name': 'foo', 'class': 'sysext', 'version': '1.10', 'merged': True, 'hierarchies': ['/usr'],
+                       'path': '/var/lib/extensions/foo', 'type': 'directory', 'compatible': True, 'reason': None,
+                       'current': True, 'running_version': '1.10'}
     site = row(rows, 'site', 'confext')
     assert (site['merged'], site['hierarchies'], site['version'], site['current']) == (True, ['/etc'], '7', True)
 
 
 def test_extensions_replaced_image_is_not_current(fleet):
-    foo = row(flt.sysext_extensions(fleet['web3']), 'foo')
-    assert (foo['version'], foo['merged'], foo['current'], foo['running_version']) == ('1.10', True, False, None)
+    foo3 = row(flt.sysext_extensions(fleet['web3']), 'foo')
+    assert (foo3['version'], foo3['merged'], foo3['current'], foo3['running_version']) == ('1.10', True, False, None)
 
 
 def test_extensions_not_merged_and_no_origin(fleet):
     rows = flt.sysext_extensions(fleet['web4'])
-    bar = row(rows, 'bar')
-    assert (bar['merged'], bar['hierarchies'], bar['current'], bar['running_version']) == (False, [], False, None)
+    bar4 = row(rows, 'bar')
+    assert (bar4['merged'], bar4['hierarchies'], bar4['current'], bar4['running_version']) == (False, [], False, None)
     foo5 = row(flt.sysext_extensions(fleet['web5']), 'foo')
     assert (foo5['current'], foo5['running_version']) == (None, '1.10^post1'), 'systemd 252: best knowledge'
 
@@ -214,8 +214,8 @@ def test_fleet_rows_hosts_and_refresh(fleet):
     assert ('web1', 'foo', '1.10') in [(r['host'], r['name'], r['version']) for r in rep['rows']]
     assert {r['host'] for r in rep['rows']} == set(fleet)
     by_host = {h['host']: h for h in rep['hosts']}
-    assert by_host['web1']['needs_refresh'] is False and by_host['web1']['actions'] == {'sysext': 'none',
-                                                                                          'confext': 'none'}
+    assert by_host['web1']['needs_refresh'] is False
+    assert by_host['web1']['actions'] == {'sysext': 'none', 'confext': 'none'}
     assert by_host['web3']['needs_refresh'] is True and by_host['web3']['actions']['sysext'] == 'refresh'
     assert by_host['web6']['merged'] == ['old']
     assert by_host['nofacts']['has_facts'] is False
