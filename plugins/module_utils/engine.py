@@ -315,6 +315,7 @@ def facts(snap: Snapshot) -> dict:
                 'provides': list(img.provides),
                 'shadows': list(img.shadows),
                 'origin': origins.get(img.name),
+                'digest': images_mod.cached_digest(img.host_path) if img.type == 'raw' else None,
             })
         for ign in cs.discovery.ignored:
             images.append({'name': ign.get('name'), 'class': cls, 'path': None, 'entry': ign['entry'],

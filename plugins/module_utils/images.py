@@ -32,6 +32,8 @@ SEARCH_DIRS_INITRD = {
 CLASS_SUFFIX = {SYSEXT: '.sysext', CONFEXT: '.confext'}
 RELEASE_DIR = {SYSEXT: '/usr/lib/extension-release.d', CONFEXT: '/etc/extension-release.d'}
 STRICT_XATTR = 'user.extension-release.strict'
+# The checksum of an image file, cached by tucked.sysext.sysext_image: 'ALGO SIZE MTIME_NS INODE HEX'
+DIGEST_XATTR = 'user.tucked.digest'
 NAME_MAX = 255
 
 
@@ -64,6 +66,25 @@ def extract_name(fname: str, cls: str, format_suffixes: tuple[str, ...] | None) 
     if name.endswith(CLASS_SUFFIX[cls]):
         name = name[:-len(CLASS_SUFFIX[cls])]
     return name if image_name_is_valid(name) else None
+
+
+def digest_key(st: os.stat_result, algo: str) -> str:
+    return '%s %d %d %d ' % (algo, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def cached_digest(path: str, st: os.stat_result | None = None) -> str | None:
+    """'ALGO:HEX' from the digest xattr when it still matches the file (size, mtime and inode
+    unchanged); None otherwise. Reads no image data."""
+    try:
+        st = st or os.stat(path)
+        value = os.getxattr(path, DIGEST_XATTR).decode('ascii')
+    except (OSError, UnicodeDecodeError):
+        return None
+    algo = value.split(' ', 1)[0]
+    key = digest_key(st, algo)
+    if not value.startswith(key):
+        return None
+    return '%s:%s' % (algo, value[len(key):])
 
 
 class NotRegular(imagefs.ImageError):

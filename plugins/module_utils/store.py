@@ -31,7 +31,6 @@ DEFAULT_STORE_DIR = '/opt/extensions'
 DEFAULT_LINK_DIR = {SYSEXT: '/etc/extensions', CONFEXT: '/var/lib/confexts'}
 SUFFIX = '.raw'
 TMP_PREFIX = '.#'
-DIGEST_XATTR = 'user.tucked.digest'
 ALGORITHMS = ('sha256', 'sha384', 'sha512')
 STATES = ('present', 'selected', 'absent')
 CHUNK = 1 << 20
@@ -222,14 +221,10 @@ def file_digest(path: str, algo: str = 'sha256', use_cache: bool = True) -> str:
     """Hex digest of a file. For files in the store, the digest is cached in an xattr keyed
     by size, mtime and inode, so that a run with nothing to do reads no image contents."""
     st = os.stat(path)
-    key = '%s %d %d %d ' % (algo, st.st_size, st.st_mtime_ns, st.st_ino)
     if use_cache:
-        try:
-            cached = os.getxattr(path, DIGEST_XATTR).decode('ascii', 'replace')
-            if cached.startswith(key):
-                return cached[len(key):]
-        except OSError:
-            pass
+        cached = images.cached_digest(path, st)
+        if cached and cached.startswith(algo + ':'):
+            return cached[len(algo) + 1:]
     h = hashlib.new(algo)
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(CHUNK), b''):
@@ -242,8 +237,7 @@ def file_digest(path: str, algo: str = 'sha256', use_cache: bool = True) -> str:
 
 def _cache_digest(path: str, algo: str, hexd: str) -> None:
     try:
-        st = os.stat(path)
-        os.setxattr(path, DIGEST_XATTR, ('%s %d %d %d %s' % (algo, st.st_size, st.st_mtime_ns, st.st_ino, hexd)).encode())
+        os.setxattr(path, images.DIGEST_XATTR, (images.digest_key(os.stat(path), algo) + hexd).encode())
     except OSError:
         pass        # no user xattrs on this filesystem: the digest is recomputed next time
 
@@ -593,3 +587,53 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
             os.rmdir(lay.host(lay.store))
         except OSError:
             pass
+
+
+# ----------------------------------------------------------------------------- fleet rollouts
+def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DIR, remove: list = (),
+                    checksums: dict | None = None) -> list[str]:
+    """Why a host (its ``ansible_facts.sysext``) is not yet in the wanted state; [] when it is.
+
+    ``wanted``: items with name, version, kind (default sysext) and optionally checksum;
+    ``checksums``: 'KIND/NAME' -> checksum of the controller's file, for items without one;
+    ``remove``: names, or dicts with name and kind. Stat-level facts only: an image counts as
+    current when the store file of that version is the one systemd would merge, and its cached
+    digest (see sysext_image) equals the wanted checksum. Anything unknown counts as pending,
+    so the caller then runs the real tasks, which decide exactly.
+    """
+    reasons = []
+    if facts.get('needs_refresh'):
+        reasons.append('a refresh is needed (%s)' % ', '.join(
+            sorted(c for c, v in (facts.get('classes') or {}).items() if v.get('needs_refresh'))))
+    used = {(i.get('class'), i.get('name')): i for i in facts.get('images') or [] if i.get('type') != 'ignored'}
+    root_store = '/' + store_dir.strip('/')
+    for w in wanted:
+        kind, name, version = w.get('kind', SYSEXT), w['name'], str(w['version'])
+        img = used.get((kind, name))
+        path = '%s/%s/%s-%s%s' % (root_store, name, name, version, SUFFIX)
+        if img is None:
+            reasons.append('%s %s: not selected' % (kind, name))
+            continue
+        if img.get('path') != path:
+            reasons.append('%s %s: %s is selected, not %s' % (kind, name, img.get('path'), path))
+            continue
+        if not img.get('compatible'):
+            reasons.append('%s %s: %s' % (kind, name, img.get('reason') or 'not compatible'))
+            continue
+        want = w.get('checksum') or (checksums or {}).get('%s/%s' % (kind, name))
+        if not want:
+            reasons.append('%s %s: no checksum to compare with' % (kind, name))
+            continue
+        try:
+            algo, hexd = parse_checksum(want)
+        except StoreError as e:
+            reasons.append('%s %s: %s' % (kind, name, e))
+            continue
+        if img.get('digest') != '%s:%s' % (algo, hexd):
+            reasons.append('%s %s: the stored file is not known to have %s:%s' % (kind, name, algo, hexd))
+    for r in remove:
+        kind, name = (r.get('kind', SYSEXT), r['name']) if isinstance(r, dict) else (SYSEXT, r)
+        if (kind, name) in used:
+            reasons.append('%s %s: still present, to be removed' % (kind, name))
+    return reasons
+

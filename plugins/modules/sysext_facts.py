@@ -229,6 +229,12 @@ ansible_facts:
             origin:
               description: The origin record a merge would write for this image now.
               type: dict
+            digest:
+              description:
+                - V(ALGORITHM:HEX) of an image file, when M(tucked.sysext.sysext_image) cached it (the
+                  C(user.tucked.digest) xattr) and the file is unchanged since (size, mtime, inode); else V(null).
+                  Nothing is hashed to report it.
+              type: str
         host:
           description: The host the images are matched against (from O(root)'s os-release).
           type: dict

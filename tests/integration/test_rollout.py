@@ -47,7 +47,7 @@ def test_second_run_changes_nothing(rollout):
     assert all(shows(s, h, V1) for h in HOSTS)
     play = s['tail'].split('PLAY [Roll out, a batch at a time]')[1].split('PLAY [')[0]
     assert 'skipping: no hosts matched' in play, 'hosts already current skip the batches'
-    assert all('%s: current | hello=1.0 motd=1' % h in s['tail'] for h in HOSTS), 'the summary'
+    assert all('%s: current | sysext hello 1.0, confext motd 1' % h in s['tail'] for h in HOSTS), 'the summary'
 
 
 def test_v2_upgrade_keeps_v1_for_rollback(rollout):

@@ -359,3 +359,39 @@ def test_unreachable_url(root):
         store.ensure(store.Options(root=str(root), name='tool', version='1', url='http://127.0.0.1:9/tool.raw',
                                    checksum='sha256:' + 'a' * 64), opener)
     assert not os.path.exists(root / 'opt/extensions/tool') or not os.listdir(root / 'opt/extensions/tool')
+
+
+# ----------------------------------------------------------------------------- rollout decision
+def facts_of(root):
+    from ansible_collections.tucked.sysext.plugins.module_utils import engine
+    return engine.facts(engine.gather(str(root), ('sysext', 'confext')))
+
+
+def test_pending_reasons_from_stat_level_facts(root, image):
+    src = image('1')
+    run(root, version='1', src=src)
+    facts = facts_of(root)
+    img = [i for i in facts['images'] if i['name'] == 'tool'][0]
+    assert img['digest'] == sha(src), 'the digest cached by sysext_image is in the facts'
+    want = [{'name': 'tool', 'version': '1', 'checksum': sha(src)}]
+    # nothing merged yet (a directory root, no overlay): a refresh is needed
+    assert store.pending_reasons(facts, want) == ['a refresh is needed (sysext)']
+    facts['needs_refresh'] = False
+    assert store.pending_reasons(facts, want) == []
+    assert store.pending_reasons(facts, [{'name': 'tool', 'version': '1'}],
+                                 checksums={'sysext/tool': sha(src)}) == []
+    assert 'no checksum to compare with' in store.pending_reasons(facts, [{'name': 'tool', 'version': '1'}])[0]
+    assert 'is selected, not /opt/extensions/tool/tool-2.raw' in store.pending_reasons(
+        facts, [{'name': 'tool', 'version': '2', 'checksum': sha(src)}])[0]
+    assert 'not known to have sha256:' + 'a' * 64 in store.pending_reasons(
+        facts, [{'name': 'tool', 'version': '1', 'checksum': 'sha256:' + 'a' * 64}])[0]
+    assert store.pending_reasons(facts, [{'name': 'site', 'kind': 'confext', 'version': '1', 'checksum': sha(src)}]) \
+        == ['confext site: not selected']
+    assert store.pending_reasons(facts, want, remove=['tool']) == ['sysext tool: still present, to be removed']
+    assert store.pending_reasons(facts, want, remove=[{'name': 'tool', 'kind': 'confext'}]) == []
+    # the file changed behind our back (mtime): its cached digest no longer counts
+    os.utime(root / 'opt/extensions/tool/tool-1.raw', ns=(1, 1))
+    facts = facts_of(root)
+    facts['needs_refresh'] = False
+    assert [i['digest'] for i in facts['images'] if i['name'] == 'tool'] == [None]
+    assert 'not known to have' in store.pending_reasons(facts, want)[0]
