@@ -74,7 +74,11 @@ def rollout() -> dict:
     res['v2'] = step(fleet, fleet.play(pb, wanted(img, '2.0', motd='2', rollout_serial=2)))
     res['v3_broken'] = step(fleet, fleet.play(pb, wanted(img, '3.0', motd='2')))
     report = os.path.join(fleet.work, 'status.json')
-    st = fleet.play('tucked.sysext.status', {'status_json': report, 'status_wanted': {'hello': '2.0', 'motd': '2'}})
+    # drift: t3 gets hello 1.0 selected again behind the rollout's back (and is not refreshed)
+    os.unlink(fleet.path('t3', 'var/lib/extensions/hello.raw'))
+    os.symlink('../tucked-sysext/store/hello/hello-1.0.raw', fleet.path('t3', 'var/lib/extensions/hello.raw'))
+    st = fleet.play('tucked.sysext.status', {'status_json': report,
+                                             'status_wanted': {'hello': '2.0', 'motd': {'version': '2', 'class': 'confext'}}})
     res['status'] = step(fleet, st)
     res['status']['json'] = json.load(open(report)) if os.path.exists(report) else None
     return res

@@ -66,3 +66,16 @@ def test_failed_verification_rolls_the_host_back_and_stops_the_rollout(rollout):
     assert 'hello-3.0.raw' in s['seen']['t1']['stored']
     assert all(shows(s, h, V2) and 'hello-3.0.raw' not in s['seen'][h]['stored'] for h in ('t2', 't3')), \
         'max_fail_percentage 0: the later batches were never touched'
+
+
+def test_status_reports_versions_refresh_and_drift(rollout):
+    s = rollout['status']
+    assert s['rc'] == 0 and s['changed'] == 1, s['tail']          # only the JSON file written
+    assert 't1               no       sysext hello 2.0*, confext motd 2*' in s['tail']
+    assert 't3               needed   sysext hello 1.0!, confext motd 2*' in s['tail']
+    assert 't3: sysext hello wanted 2.0: merged, running version unknown; the image in place is 1.0' in s['tail']
+    report = s['json']
+    assert report['needs_refresh'] == ['t3'] and report['no_facts'] == []
+    assert [(d['host'], d['name'], d['state']) for d in report['drift']] == [('t3', 'hello', 'unknown')]
+    assert {(r['host'], r['name'], r['running_version']) for r in report['rows']} >= {
+        ('t1', 'hello', '2.0'), ('t2', 'hello', '2.0'), ('t1', 'motd', '2')}
