@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The README's main command (make demo): a throw-away target root with three sample
-# extensions (a directory, a squashfs .raw, an erofs .raw) and one confext, inspected with
-# tucked.sysext.sysext_facts through ansible-playbook, before and after this machine's own
-# systemd-sysext merges them. Everything runs in a private mount namespace on a tmpfs:
-# the machine's /usr, /opt and /etc are never touched, and nothing is left behind.
+# The README's main command (make demo): a rollout over a small fleet of throw-away targets.
+# Builds v1, v2 and a broken v3 of a sample sysext and two versions of a confext
+# (tucked.sysext.sysext_build), rolls v1 out to three targets (tucked.sysext.rollout), runs the
+# rollout again (nothing changes), rolls out v2 (an atomic swap), tries v3 (its verification
+# fails: the first host is rolled back and the rollout stops) and prints the fleet status
+# (tucked.sysext.status).
+#
+# The targets are three scratch roots on a tmpfs in a private mount namespace, reached with
+# the local connection; the machine's own /usr, /opt and /etc are never touched, and nothing
+# is left behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
@@ -17,68 +22,75 @@ fi
 scratch=$(mktemp -d /tmp/tucked-demo.XXXXXX)
 mount -t tmpfs tmpfs "$scratch"
 cleanup() {
-    systemd-sysext --root="$R" unmerge >/dev/null 2>&1 || true
-    umount -R "$scratch" 2>/dev/null || true
+    umount -R -l "$scratch" 2>/dev/null || true
     rmdir "$scratch" 2>/dev/null || true
 }
 trap cleanup EXIT
-mount --make-rshared /
-mount -t tmpfs tmpfs /run          # systemd-sysext 252 wants /run to be a mount point
+mount -t tmpfs tmpfs /run          # this namespace's own /run (lock files, staging)
 
-R=$scratch/target
-mkdir -p "$R"/{usr/lib,usr/share,opt,etc,var/lib/extensions,var/lib/confexts,run/confexts,tmp} "$scratch/build"
-printf 'ID=debian\nVERSION_ID=12\nPRETTY_NAME="Demo target (Debian 12)"\n' > "$R/usr/lib/os-release"
-ln -s ../usr/lib/os-release "$R/etc/os-release"
+fleet=(t1 t2 t3)
+{
+    echo '{"all": {"children": {"fleet": {"hosts": {'
+    sep=
+    for t in "${fleet[@]}"; do
+        R=$scratch/$t
+        mkdir -p "$R"/{usr/lib,usr/share,opt,etc,var/lib,run,tmp}
+        printf 'ID=debian\nVERSION_ID=12\nPRETTY_NAME="Demo target %s (Debian 12)"\n' "$t" > "$R/usr/lib/os-release"
+        ln -s ../usr/lib/os-release "$R/etc/os-release"
+        printf '%s"%s": {"ansible_connection": "local", "ansible_python_interpreter": "%s", "sysext_root": "%s"}' \
+            "$sep" "$t" "$VENV/bin/python" "$R"
+        sep=', '
+    done
+    echo '}}}}}'
+} > "$scratch/inventory.json"
 
-ext() {  # ext DIR NAME CLASS VERSION: an extension tree with its release file and a payload
-    local d=$1 n=$2 c=$3 v=$4 rd=usr/lib/extension-release.d
-    [ "$c" = confext ] && rd=etc/extension-release.d
-    mkdir -p "$d/$rd"
-    printf 'ID=_any\nIMAGE_VERSION=%s\n' "$v" > "$d/$rd/extension-release.$n"
-    if [ "$c" = sysext ]; then
-        mkdir -p "$d/usr/share/$n"; echo "$n $v" > "$d/usr/share/$n/VERSION"
-    else
-        echo "# $n $v" > "$d/etc/$n.conf"
+step() { printf '\n##### %s\n' "$*"; }
+show() {  # the summary lines, the failure message and the recap of a playbook run
+    sed -n -e '/^ *"msg": \[$/,/^ *\]$/{/^ *"/{s/^ *"\(.*\)",*$/  \1/p}}' \
+           -e 's/^fatal: \[\(t[0-9]\)\]: FAILED! => .*"msg": "\([^"]*\)".*$/  \1 FAILED: \2/p' \
+           -e 's/^\(t[0-9]  *:.*\)$/  \1/p' | sed 's/\\n/ /g'
+}
+play() {  # run a playbook; its output goes to stdout; a failure not announced with ALLOW_FAIL=1 ends the demo
+    local rc=0
+    ansible-playbook -i "$scratch/inventory.json" -e demo_dir="$scratch" "$@" > "$scratch/last.log" 2>&1 || rc=$?
+    cat "$scratch/last.log"
+    if [ $rc -ne 0 ] && [ "${ALLOW_FAIL:-0}" != 1 ]; then
+        { echo "ansible-playbook $* failed ($rc):"; tail -40 "$scratch/last.log"; } >&2
+        exit $rc
     fi
 }
-ext "$R/var/lib/extensions/tools" tools sysext 1.0
-ext "$scratch/build/kubelet" kubelet sysext 1.31.2
-mkdir -p "$scratch/build/kubelet/opt/kubelet"; echo opt > "$scratch/build/kubelet/opt/kubelet/README"
-mksquashfs "$scratch/build/kubelet" "$R/var/lib/extensions/kubelet.raw" -quiet -noappend -all-root >/dev/null
-ext "$scratch/build/monitor" monitor sysext 2.4
-mkfs.erofs --quiet --all-root "$R/var/lib/extensions/monitor.raw" "$scratch/build/monitor"
-ext "$R/var/lib/confexts/site" site confext 7
-ext "$scratch/build/old" old sysext 0.9
-sed -i 's/ID=_any/ID=fedora\nVERSION_ID=40/' "$scratch/build/old/usr/lib/extension-release.d/extension-release.old"
-mksquashfs "$scratch/build/old" "$R/var/lib/extensions/old.raw" -quiet -noappend -all-root >/dev/null
-
-report() {
-    echo; echo "##### $1"
-    ansible-playbook "$here/playbooks/facts_report.yml" -e sysext_root="$R" -e report_json="$scratch/facts.json" \
-        | sed -n '/"msg"/s/^ *"msg": "\(.*\)"$/  \1/p'
+content() {
+    for t in "${fleet[@]}"; do
+        R=$scratch/$t
+        printf '  %s: /usr/share/hello/VERSION=%s  /opt/hello/README=%s  /etc/motd.d/hello.conf=%s\n' "$t" \
+            "$(cat "$R/usr/share/hello/VERSION" 2>/dev/null || echo -)" "$(cat "$R/opt/hello/README" 2>/dev/null || echo -)" \
+            "$(cat "$R/etc/motd.d/hello.conf" 2>/dev/null || echo -)"
+    done
 }
+start=$SECONDS
 
-report "1. A fresh target: three sysexts and a confext on disk, nothing merged"
-echo; echo "##### 2. systemd-sysext $(systemd-sysext --version | awk 'NR==1{print $2}') (this machine's) merges them (in the namespace)"
-systemd-sysext --root="$R" merge 2>&1 | sed 's/^/  /'
-report "3. Facts after systemd's merge (systemd < 260 records no origin, so a refresh is always needed)"
+step "1. Build hello 1.0, 2.0, a broken 3.0 and the confext motd 1, 2 (tucked.sysext.sysext_build)"
+play "$here/demo/build.yml" | sed -n 's/^changed: \[localhost\] => (item=\(.*\))$/  built \1/p'
+(cd "$scratch/images" && sha256sum -- *.raw | sed 's/^/  /')
 
-refresh() {
-    echo; echo "##### $1"
-    ansible-playbook "$here/playbooks/refresh.yml" -e sysext_root="$R" ${2:+-e sysext_state=$2} \
-        | sed -n -e '/"msg"/s/^ *"msg": "\(.*\)"$/  \1/p' -e 's/^\(localhost *:.*\)$/  \1/p'
-}
-refresh "4. tucked.sysext.sysext_refresh takes over: builds the new overlays aside, tucks them beneath systemd's, detaches the old"
-refresh "5. The same task again: nothing changed, nothing remounted (ok, changed=0)"
-ext "$scratch/build/monitor2" monitor sysext 2.5
-rm -f "$R/var/lib/extensions/monitor.raw.new"
-mkfs.erofs --quiet --all-root "$R/var/lib/extensions/monitor.raw.new" "$scratch/build/monitor2"
-mv "$R/var/lib/extensions/monitor.raw.new" "$R/var/lib/extensions/monitor.raw"
-refresh "6. monitor 2.5 replaces 2.4: one atomic swap, readers never see /usr without it"
-echo "  $R/usr/share/monitor/VERSION now says: $(cat "$R/usr/share/monitor/VERSION")"
-echo; echo "##### 7. This machine's systemd-sysext reads our merge and unmerges it"
-systemd-sysext --root="$R" unmerge 2>&1 | sed 's/^/  /'
-refresh "8. state=unmerged removes what is left (the confext: systemd 252 has no systemd-confext)" unmerged
-report "9. Facts after the unmerge"
-echo; echo "##### 10. The gathered facts as JSON (ansible_facts.sysext)"
-cat "$scratch/facts.json"
+step "2. Roll out hello 1.0 + motd 1 to t1..t3, one host per batch (tucked.sysext.rollout)"
+play tucked.sysext.rollout -e @"$here/demo/wanted-v1.yml" | show
+content
+
+step "3. The same rollout again: every host is current, nothing is copied or remounted (changed=0)"
+play tucked.sysext.rollout -e @"$here/demo/wanted-v1.yml" | show
+
+step "4. Roll out hello 2.0 + motd 2: each host's overlays are swapped atomically, 1.0 is kept for rollback"
+play tucked.sysext.rollout -e @"$here/demo/wanted-v2.yml" | show
+content
+
+step "5. Roll out the broken hello 3.0: t1 fails verification, is rolled back to 2.0, the rollout stops"
+ALLOW_FAIL=1 play tucked.sysext.rollout -e @"$here/demo/wanted-v3.yml" | show
+content
+
+step "6. Fleet status against the wanted versions (tucked.sysext.status, also written as JSON)"
+play tucked.sysext.status -e @"$here/demo/wanted-v2.yml" -e status_json="$scratch/status.json" | show
+echo "  JSON report: $(wc -c < "$scratch/status.json") bytes, needs_refresh=$(python3 -c \
+    'import json,sys; print(json.load(open(sys.argv[1]))["needs_refresh"])' "$scratch/status.json")"
+
+step "Done in $((SECONDS - start)) s; the targets vanish with this namespace."
