@@ -636,4 +636,3 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
         if (kind, name) in used:
             reasons.append('%s %s: still present, to be removed' % (kind, name))
     return reasons
-

@@ -239,7 +239,7 @@ compression:
   type: str
   sample: gzip
 sha256:
-  description: The sha256 of the image at O(path) (V(null) in check mode when the image does not exist yet).
+  description: The sha256 of the image at RV(path) (V(null) in check mode when the image does not exist yet).
   returned: always
   type: str
   sample: 1eca25626e38d5e5a7c3f6b1a9f0e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3

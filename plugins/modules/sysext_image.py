@@ -25,7 +25,7 @@ description:
     against the target's os-release the way systemd-sysext does; an incompatible image is
     refused and nothing changes.
   - Idempotent. When the version is already stored with the same checksum and selected,
-    nothing is copied and RV(changed=false). The checksum of a stored file is cached in the
+    nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
 author:
   - The tucked.sysext team (@tucked)
@@ -118,7 +118,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would be stored, selected and removed; writes nothing (a file from the controller is still transferred to a temporary directory to check it).
+    description:
+      - Reports what would be stored, selected and removed, and writes nothing.
+      - A file from the controller is still transferred to a temporary directory, to check it.
   diff_mode:
     support: full
     description: The selected version and the stored versions, before and after.

@@ -76,7 +76,6 @@ def snapshot(path):
     return out
 
 
-
 # ----------------------------------------------------------------------------- pure logic
 def test_release_text_round_trips_through_systemds_parser():
     opts = Options(src='/s', dest='/d/foo.raw', id='debian', version_id='12', level='1.2', architecture='x86-64',
