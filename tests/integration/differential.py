@@ -1,0 +1,274 @@
+# -*- coding: utf-8 -*-
+"""Differential harness: one scenario, two implementations.
+
+Each scenario builds a fake root twice with the same setup function, inside one private
+mount namespace (the driver runs under ``unshare``):
+
+* ``systemd``: systemd-sysext / systemd-confext 262 from the sid root, run chrooted into it
+  with ``--root=/tmp/diff-systemd``;
+* ``ours``: the ``tucked.sysext.sysext_refresh`` module through real ansible-playbook, with
+  ``root=`` the same kind of tree (``/tmp/diff-ours`` inside the sid root).
+
+After every step both sides are observed the way a user would look at them (files visible,
+mounts read-only or writable, hierarchy modes, data in the mutable directory, exit status,
+and what ``systemd-sysext status --json`` of 262 says about that root) and the observations
+are compared key by key. A scenario names the keys allowed to differ, with the reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from lib.ansible_run import run_tasks  # noqa: E402
+from lib.nsroot import SidRoot, _Root, sh  # noqa: E402
+
+HIERARCHIES = {'sysext': ('usr', 'opt'), 'confext': ('etc',)}
+TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
+META = {'sysext': '.systemd-sysext', 'confext': '.systemd-confext'}
+# the keys compared after every step
+KEYS = ('ok', 'files', 'meta', 'mounts', 'modes', 'status', 'mutable', 'written')
+# common settings: how each reaches systemd (a CLI flag or an environment variable)
+SYSTEMD_FLAGS = {'mutable': '--mutable=%s', 'image_policy': '--image-policy=%s',
+                 'always_refresh': '--always-refresh=%s'}
+SYSTEMD_ENV = {'overlay_options': 'SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS'}
+SIDES = ('systemd', 'ours')
+
+
+@dataclass
+class Step:
+    """One action, applied to both sides.
+
+    ``action``: merge, refresh, unmerge (the tools' verbs; ours maps merge/refresh to
+    state=merged and unmerge to state=unmerged), write (``content`` to root-relative
+    ``path``) or hook (``hook(root)`` on each side, e.g. to replace an image)."""
+    action: str
+    cls: str = 'sysext'
+    args: dict = field(default_factory=dict)
+    systemd_args: list = field(default_factory=list)
+    systemd_env: dict = field(default_factory=dict)
+    ours: dict = field(default_factory=dict)
+    path: str | None = None
+    content: str = 'written\n'
+    hook: Callable | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    setup: Callable
+    steps: list
+    os_release: dict | None = None
+    differ: dict = field(default_factory=dict)
+    check: Callable | None = None
+    skip: str | None = None
+
+
+class DiffRoot(_Root):
+    """A root of its own (a tmpfs) at ``path`` inside the sid root, with os-release, the
+    hierarchies and the search directories."""
+
+    def __init__(self, path: str, inroot: str, os_release: dict | None = None):
+        self.path = path
+        self.inroot = inroot  # the same path as the chrooted systemd sees it
+        os.makedirs(path)
+        sh('mount', '-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', path)
+        for d in ('usr/lib', 'usr/share/base', 'opt', 'etc', 'run', 'tmp', 'var/lib',
+                  'etc/extensions', 'run/extensions', 'var/lib/extensions',
+                  'etc/confexts', 'run/confexts', 'var/lib/confexts'):
+            os.makedirs(self.p(d), exist_ok=True)
+        with open(self.p('usr/lib/os-release'), 'w') as f:
+            f.write(self.release_text(os_release or {'ID': 'debian', 'VERSION_ID': '13'}))
+        os.symlink('../usr/lib/os-release', self.p('etc/os-release'))
+        for rel, text in (('usr/share/base/marker', 'base\n'), ('opt/base-marker', 'base\n'),
+                          ('etc/base.conf', 'base\n')):
+            with open(self.p(rel), 'w') as f:
+                f.write(text)
+
+    def symlink(self, rel: str, target: str) -> None:
+        """A symlink at root-relative ``rel`` pointing to ``target`` (as given: absolute
+        targets are meant inside the root)."""
+        os.makedirs(os.path.dirname(self.p(rel)), exist_ok=True)
+        os.symlink(target, self.p(rel))
+
+
+# ------------------------------------------------------------------ observation
+def _entry(path: str) -> str:
+    st = os.lstat(path)
+    perms = '%04o' % stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return 'l ' + os.readlink(path)
+    if stat.S_ISDIR(st.st_mode):
+        return 'd ' + perms
+    if stat.S_ISREG(st.st_mode):
+        try:
+            with open(path, 'rb') as f:
+                digest = hashlib.sha256(f.read(1 << 20)).hexdigest()[:12]
+        except OSError as e:
+            digest = 'unreadable:' + errno.errorcode.get(e.errno, str(e.errno))
+        return 'f %s %s' % (perms, digest)
+    return 'o %o' % stat.S_IFMT(st.st_mode)
+
+
+def walk(top: str, skip: tuple = ()) -> dict:
+    """path relative to ``top`` -> type, mode and content digest; symlinks not followed."""
+    out = {}
+    if not os.path.lexists(top):
+        return out
+    for dirpath, dirs, files in os.walk(top):
+        rel_dir = os.path.relpath(dirpath, top)
+        dirs[:] = sorted(d for d in dirs if not (rel_dir == '.' and d in skip))
+        for name in dirs + sorted(files):
+            full = os.path.join(dirpath, name)
+            out[os.path.normpath(os.path.join(rel_dir, name))] = _entry(full)
+    return out
+
+
+def _mounts_under(path: str) -> list:
+    """(mount point, fstype, options) of every mount at or below ``path``, in mount order."""
+    out = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            left, _, right = line.partition(' - ')
+            fields = left.split()
+            mp = fields[4].replace('\\040', ' ')
+            if mp == path or mp.startswith(path + '/'):
+                out.append((mp, right.split()[0], fields[5]))
+    return out
+
+
+def observe(r: DiffRoot, cls: str) -> dict:
+    obs = {'files': {}, 'mounts': {}, 'modes': {}, 'meta': {}}
+    for h in HIERARCHIES[cls]:
+        top = r.p(h)
+        obs['files'][h] = walk(top, skip=(META[cls],))
+        meta = os.path.join(top, META[cls])
+        # our own marker file ('tucked': who merged, with which options) is the one
+        # deliberate addition to systemd's metadata; systemd ignores it
+        obs['meta'][h] = sorted(set(os.listdir(meta)) - {'tucked'}) if os.path.isdir(meta) else None
+        st = os.stat(top)
+        obs['modes'][h] = '%04o %d:%d' % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        stack = _mounts_under(top)
+        at = [m for m in stack if m[0] == top]
+        obs['mounts'][h] = {
+            'stacked': len(at),
+            'fstype': at[-1][1] if at else None,
+            'ro': ('ro' in at[-1][2].split(',')) if at else None,
+            'submounts': sorted({os.path.relpath(m[0], top) for m in stack if m[0] != top}),
+        }
+    obs['mutable'] = walk(r.p('var/lib/extensions.mutable'))
+    return obs
+
+
+def status(sid: SidRoot, r: DiffRoot, cls: str):
+    """What systemd 262 says of this root: ``status --json=short``, timestamps dropped."""
+    import json
+    res = sid.systemd(TOOLS[cls], '--root=' + r.inroot, 'status', '--json=short', check=False)
+    if res.returncode != 0:
+        return {'error': res.returncode}
+    doc = json.loads(res.stdout or 'null')
+    if isinstance(doc, list):
+        for h in doc:
+            if isinstance(h, dict):
+                h.pop('since', None)
+    return doc
+
+
+# ------------------------------------------------------------------ the two sides
+def _systemd_step(sid: SidRoot, r: DiffRoot, step: Step) -> tuple:
+    verb = step.action
+    argv = ['--root=' + r.inroot]
+    env = {}
+    for key, val in step.args.items():
+        if key in SYSTEMD_FLAGS:
+            argv.append(SYSTEMD_FLAGS[key] % (('yes' if val else 'no') if isinstance(val, bool) else val))
+        elif key in SYSTEMD_ENV:
+            env[SYSTEMD_ENV[key]] = val
+        else:
+            raise ValueError('no systemd equivalent for %r: use systemd_args/systemd_env' % key)
+    argv += step.systemd_args
+    env.update(step.systemd_env)
+    cmd = ['chroot', sid.path, 'env'] + ['%s=%s' % kv for kv in env.items()] + [TOOLS[step.cls], verb] + argv
+    res = subprocess.run(cmd, text=True, capture_output=True, check=False)
+    msg = (res.stderr or res.stdout).strip().splitlines()
+    return res.returncode == 0, msg[-1] if msg else ''
+
+
+def _ours_step(r: DiffRoot, step: Step) -> tuple:
+    args = {'root': r.path, 'classes': [step.cls],
+            'state': 'unmerged' if step.action == 'unmerge' else 'merged'}
+    args.update(step.args)
+    args.update(step.ours)
+    res = run_tasks([{'tucked.sysext.sysext_refresh': args}])[0]
+    return not res.get('failed'), res.get('msg') or ('changed' if res.get('changed') else 'ok')
+
+
+def _write(r: DiffRoot, path: str, content: str) -> str:
+    try:
+        os.makedirs(os.path.dirname(r.p(path)), exist_ok=True)
+        with open(r.p(path), 'w') as f:
+            f.write(content)
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def run(scenario: Scenario) -> dict:
+    """Run every step on both sides; return {'steps': [{'action', 'systemd': obs, 'ours': obs}]}."""
+    sid = SidRoot()
+    roots = {}
+    for side in SIDES:
+        inroot = '/tmp/diff-' + side
+        roots[side] = DiffRoot(sid.p(inroot), inroot, scenario.os_release)
+        scenario.setup(roots[side])
+    steps = []
+    for step in scenario.steps:
+        rec = {'action': step.action, 'cls': step.cls}
+        for side in SIDES:
+            r = roots[side]
+            written = None
+            if step.action == 'write':
+                ok, msg = True, ''
+                written = _write(r, step.path, step.content)
+            elif step.action == 'hook':
+                ok, msg = True, ''
+                step.hook(r)
+            elif side == 'systemd':
+                ok, msg = _systemd_step(sid, r, step)
+            else:
+                ok, msg = _ours_step(r, step)
+            obs = observe(r, step.cls)
+            obs.update(ok=ok, msg=msg, written=written, status=status(sid, r, step.cls))
+            rec[side] = obs
+        steps.append(rec)
+    return {'steps': steps}
+
+
+def differences(scenario: Scenario, result: dict) -> list:
+    """Human-readable differences between the sides, for the keys not allowed to differ."""
+    out = []
+    for i, rec in enumerate(result['steps']):
+        for key in KEYS:
+            if key in scenario.differ:
+                continue
+            a, b = rec['systemd'].get(key), rec['ours'].get(key)
+            if a != b:
+                out.append('step %d (%s %s) %s: systemd=%s ours=%s (systemd msg: %s | ours msg: %s)'
+                           % (i, rec['action'], rec['cls'], key, _short(a, b), _short(b, a),
+                              rec['systemd']['msg'], rec['ours']['msg']))
+    return out
+
+
+def _short(a, b):
+    """For dicts, only the entries that differ from ``b``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _short(v, b.get(k)) for k, v in a.items() if b.get(k) != v} | \
+            {k: '<missing>' for k in b if k not in a}
+    return a
