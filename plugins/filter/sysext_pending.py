@@ -36,14 +36,13 @@ options:
     type: list
     elements: raw
     default: []
-  controller_stats:
+  controller_digests:
     description:
-      - The results of M(ansible.builtin.stat) with C(checksum_algorithm=sha256), looped over the
-        wanted items that have a controller O(wanted[].src) and no O(wanted[].checksum) (each result
-        carries its C(item)); their checksums stand in for the missing ones.
-    type: list
-    elements: dict
-    default: []
+      - Checksums (C(ALGORITHM:HEX)) of controller files by path, as the
+        P(tucked.sysext.sysext_digest#lookup) lookup returns them. They stand in for the missing
+        O(wanted[].checksum) of wanted items that have a controller O(wanted[].src) (not C(remote_src)).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -70,21 +69,25 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tucked.sysext.plugins.module_utils import store
 
 
-def _checksums(stats) -> dict:
+def _checksums(wanted, digests) -> dict:
     out = {}
-    for r in stats or []:
-        st, item = r.get('stat') or {}, r.get('item') or {}
-        if st.get('exists') and st.get('checksum') and item.get('name'):
-            out['%s/%s' % (item.get('kind', 'sysext'), item['name'])] = 'sha256:' + st['checksum']
+    for item in wanted:
+        if not isinstance(item, dict) or item.get('checksum') or item.get('remote_src') or not item.get('src'):
+            continue
+        digest = (digests or {}).get(item['src'])
+        if digest and item.get('name'):
+            out['%s/%s' % (item.get('kind', 'sysext'), item['name'])] = digest
     return out
 
 
-def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), controller_stats=()):
+def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), controller_digests=None):
     if not isinstance(facts, dict) or 'images' not in facts:
         raise AnsibleFilterError('sysext_pending: the input must be ansible_facts.sysext (from tucked.sysext.sysext_facts)')
+    if controller_digests is not None and not isinstance(controller_digests, dict):
+        raise AnsibleFilterError('sysext_pending: controller_digests must be a dict of controller path to ALGORITHM:HEX')
+    wanted = list(wanted or [])
     try:
-        return store.pending_reasons(facts, list(wanted or []), store_dir, list(remove or []),
-                                     _checksums(controller_stats))
+        return store.pending_reasons(facts, wanted, store_dir, list(remove or []), _checksums(wanted, controller_digests))
     except (KeyError, TypeError) as e:
         raise AnsibleFilterError('sysext_pending: every wanted item needs name and version (%s)' % e) from None
 

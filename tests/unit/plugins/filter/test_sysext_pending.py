@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The sysext_pending filter: controller stat results stand in for missing checksums."""
+"""The sysext_pending filter: controller digests stand in for missing checksums."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -13,25 +13,26 @@ FACTS = {'needs_refresh': False, 'classes': {}, 'images': [
      'digest': 'sha256:' + HEX}]}
 
 
-def stat(name, checksum, exists=True, kind=None):
-    item = {'name': name, 'version': '1', 'src': '/x'}
-    if kind:
-        item['kind'] = kind
-    return {'item': item, 'stat': {'exists': exists, 'checksum': checksum}}
-
-
-def test_controller_checksum_makes_the_host_current():
+def test_controller_digest_makes_the_host_current():
     wanted = [{'name': 'tool', 'version': '1', 'src': '/x'}]
-    assert pending(FACTS, wanted, store_dir='/s', controller_stats=[stat('tool', HEX)]) == []
-    assert 'not known to have' in pending(FACTS, wanted, store_dir='/s', controller_stats=[stat('tool', 'cd' * 32)])[0]
-    assert 'no checksum' in pending(FACTS, wanted, store_dir='/s', controller_stats=[stat('tool', HEX, exists=False)])[0]
-    assert 'no checksum' in pending(FACTS, wanted, store_dir='/s',
-                                    controller_stats=[stat('tool', HEX, kind='confext')])[0]
-    assert 'no checksum' in pending(FACTS, wanted, store_dir='/s', controller_stats=[{'skipped': True, 'item': {}}])[0]
+    assert pending(FACTS, wanted, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX}) == []
+    assert 'not known to have' in pending(FACTS, wanted, store_dir='/s', controller_digests={'/x': 'sha256:' + 'cd' * 32})[0]
+    assert 'no checksum' in pending(FACTS, wanted, store_dir='/s', controller_digests={'/other': 'sha256:' + HEX})[0]
+    assert 'no checksum' in pending(FACTS, wanted, store_dir='/s')[0]
+    # a src on the target is not the controller's file
+    remote = [{'name': 'tool', 'version': '1', 'src': '/x', 'remote_src': True}]
+    assert 'no checksum' in pending(FACTS, remote, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX})[0]
+    # a checksum given wins over the controller's file
+    given = [{'name': 'tool', 'version': '1', 'src': '/x', 'checksum': 'sha256:' + 'cd' * 32}]
+    assert 'not known to have' in pending(FACTS, given, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX})[0]
+    confext = [{'name': 'tool', 'version': '1', 'src': '/x', 'kind': 'confext'}]
+    assert pending(FACTS, confext, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX}) == ['confext tool: not selected']
 
 
 def test_bad_input_is_a_filter_error():
     with pytest.raises(AnsibleFilterError, match='ansible_facts.sysext'):
         pending({'no': 'facts'}, [])
+    with pytest.raises(AnsibleFilterError, match='controller_digests must be a dict'):
+        pending(FACTS, [], controller_digests=['sha256:' + HEX])
     with pytest.raises(AnsibleFilterError, match='name and version'):
         pending(FACTS, [{'name': 'tool'}])
