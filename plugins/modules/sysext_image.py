@@ -238,6 +238,8 @@ compatibility:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
+# first: from here on, the compiled code of this collection's module_utils is cached on the target
+from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.tucked.sysext.plugins.module_utils import store
 
 ARGUMENT_SPEC = {

@@ -189,6 +189,8 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# first: from here on, the compiled code of this collection's module_utils is cached on the target
+from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh
 
 ARGUMENT_SPEC = {
