@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import engine, mountapi, mountinfo, mutable, origin, state
+from . import engine, mountapi, mountinfo, mutable, origin, state, units
 from .version import version_key
 
 ATOMIC_CHOICES = ('auto', 'required', 'never')
@@ -52,6 +52,7 @@ class Outcome:
     hierarchies: dict = field(default_factory=dict)
     atomic: bool | None = None
     reloaded: bool = False
+    units: dict = field(default_factory=dict)
     skipped_reason: str | None = None
     warnings: list = field(default_factory=list)
     timing: dict = field(default_factory=dict)
@@ -60,7 +61,7 @@ class Outcome:
     def as_dict(self) -> dict:
         reasons = [dict(r, **{'class': cls}) for cls, c in self.classes.items() for r in c['reasons']]
         return {'changed': self.changed, 'classes': self.classes, 'hierarchies': self.hierarchies,
-                'reasons': reasons, 'atomic': self.atomic, 'reloaded': self.reloaded,
+                'reasons': reasons, 'atomic': self.atomic, 'reloaded': self.reloaded, 'units': self.units,
                 'skipped_reason': self.skipped_reason, 'timing': self.timing}
 
 
@@ -112,6 +113,8 @@ def run(opts: Options) -> Outcome:
     replacing = any(out.classes[cls]['action'] == 'refresh' for cls in todo)
     atomic = _atomic_mode(opts, out) if replacing else opts.backend == 'native' and opts.atomic != 'never'
     t1 = time.perf_counter()
+    # the units the extensions merged now ask for (read from the merged trees before they go)
+    before = _merged_releases(snap, opts) if opts.reload and units.live(snap.root) else None
     apply = _apply_module()
     with apply.Lock(snap.root) as lock:
         fixed = []
@@ -135,9 +138,9 @@ def run(opts: Options) -> Outcome:
             elif _apply_native(snap, cls, opts, atomic, out.warnings):
                 out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
     out.timing['apply_ms'] = _ms(t1)
-    if out.changed and opts.reload:
-        out.reloaded = _reload(snap.root, out)
     _report_after(opts, out)
+    if out.changed and before is not None:
+        out.reloaded = _reload(snap.root, opts, out, before)
     out.timing['total_ms'] = _ms(t0)
     return out
 
@@ -286,19 +289,30 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
         state.write_record(snap.root, cls, now, origin.document(opts.mutable, {w.name: w.origin for w in cs.wanted}))
 
 
-def _reload(root: str, out: Outcome) -> bool:
-    """daemon-reload, as systemd-sysext does after a change, when PID 1 of the root we changed
-    is systemd (only for root=/)."""
-    if os.path.realpath(root) != '/' or not os.path.isdir('/run/systemd/system'):
-        return False
+def _merged_releases(snap: engine.Snapshot, opts: Options) -> list:
+    """(name, extension-release) of every extension merged now, as the merged trees show them."""
+    out = []
+    for cls in opts.classes:
+        names = {n for h in snap.classes[cls].hierarchies if h.merged_by in ('systemd', 'tucked') for n in h.extensions}
+        out += units.merged_releases(snap.root, cls, sorted(names))
+    return out
+
+
+def _reload(root: str, opts: Options, out: Outcome, before: list) -> bool:
+    """As systemd-sysext 262 does after a change on a live system: daemon-reload when an
+    extension merged before or after asks for it (EXTENSION_RELOAD_MANAGER=, or listing units),
+    then restart or reload-or-restart the units listed (stop those whose unit file went away)."""
     systemctl = shutil.which('systemctl')
     if not systemctl:
         return False
-    res = subprocess.run([systemctl, 'daemon-reload'], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        out.warnings.append('systemctl daemon-reload failed: %s' % (res.stderr or res.stdout).strip())
-        return False
-    return True
+    after = []
+    for cls in opts.classes:
+        names = {n for hp in state.HIERARCHIES[cls] for n in (out.hierarchies.get(hp) or {}).get('after') or []}
+        after += units.merged_releases(root, cls, sorted(names))
+    done = units.apply(units.collect(before + after), systemctl)
+    out.warnings.extend(done.pop('warnings'))
+    out.units = {k: v for k, v in done.items() if k != 'reloaded'}
+    return done['reloaded']
 
 
 def _report_after(opts: Options, out: Outcome) -> None:

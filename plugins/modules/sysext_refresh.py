@@ -68,8 +68,12 @@ options:
     default: 'no'
   reload:
     description:
-      - After a change, reload the service manager the way systemd-sysext does
-        (C(systemctl daemon-reload), only when O(root=/) and PID 1 is systemd). Never when nothing changed.
+      - After a change, talk to the service manager the way systemd-sysext 262 does, only when
+        O(root=/) and PID 1 is systemd, and never when nothing changed.
+      - C(systemctl daemon-reload) when an extension merged before or after the change has
+        C(EXTENSION_RELOAD_MANAGER=1) or lists units; then each unit in C(EXTENSION_RESTART_UNITS=)
+        is restarted (started when it was not running) and each in C(EXTENSION_RELOAD_OR_RESTART_UNITS=)
+        reloaded or restarted. A listed unit whose unit file went away with its extension is stopped.
     type: bool
     default: true
   atomic:
@@ -174,9 +178,17 @@ atomic:
   returned: always
   type: bool
 reloaded:
-  description: Whether the service manager was reloaded.
+  description: Whether the service manager was reloaded (C(daemon-reload)).
   returned: always
   type: bool
+units:
+  description:
+    - The units (re)started, reloaded or stopped after the change, as the extensions'
+      C(EXTENSION_RESTART_UNITS=) and C(EXTENSION_RELOAD_OR_RESTART_UNITS=) asked (jobs queued with C(--no-block)).
+    - Empty when the service manager was not involved.
+  returned: always
+  type: dict
+  sample: {"restarted": ["docker.service"], "reloaded_or_restarted": ["nginx.service"], "stopped": []}
 skipped_reason:
   description: Why nothing was done (for example C(no change was found), C(check mode)).
   returned: when nothing was mounted

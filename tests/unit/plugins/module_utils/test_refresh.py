@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh, state
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh, state, units
 
 
 def test_atomic_auto_uses_beneath_when_the_kernel_has_it(monkeypatch):
@@ -43,10 +43,8 @@ def test_unknown_mutable_mode_is_refused_early(tmp_path):
         refresh.run(refresh.Options(root=str(tmp_path), mutable='maybe'))
 
 
-def test_no_reload_for_other_roots(tmp_path):
-    out = refresh.Outcome()
-    assert refresh._reload(str(tmp_path), out) is False
-    assert out.warnings == []
+def test_no_service_manager_for_other_roots(tmp_path):
+    assert units.live(str(tmp_path)) is False
 
 
 def _merged_root(tmp_path):
@@ -118,27 +116,31 @@ class _Ran:
         return R()
 
 
-def test_reload_on_a_systemd_host(monkeypatch):
+def test_reload_on_a_systemd_host_when_an_extension_asks(monkeypatch, tmp_path):
     ran = _Ran()
-    monkeypatch.setattr(refresh.os.path, 'isdir', lambda p: p == '/run/systemd/system')
     monkeypatch.setattr(refresh.shutil, 'which', lambda name: '/usr/bin/' + name)
-    monkeypatch.setattr(refresh.subprocess, 'run', ran)
-    assert refresh._reload('/', refresh.Outcome()) is True
+    monkeypatch.setattr(units.subprocess, 'run', ran)
+    opts = refresh.Options(root=str(tmp_path), classes=('sysext',))
+    out = refresh.Outcome()
+    assert refresh._reload(str(tmp_path), opts, out, [('x', {'EXTENSION_RELOAD_MANAGER': '1'})]) is True
     assert ran.cmds == [['/usr/bin/systemctl', 'daemon-reload']]
+    assert out.units == {'restarted': [], 'reloaded_or_restarted': [], 'stopped': []}
+    # nothing merged before or after asks for it: no reload (as systemd-sysext 262)
+    ran.cmds.clear()
+    assert refresh._reload(str(tmp_path), opts, refresh.Outcome(), [('x', {'ID': '_any'})]) is False
+    assert ran.cmds == []
 
 
-def test_no_reload_without_systemd_as_pid1(monkeypatch):
-    ran = _Ran()
-    monkeypatch.setattr(refresh.os.path, 'isdir', lambda p: False)
-    monkeypatch.setattr(refresh.subprocess, 'run', ran)
-    assert refresh._reload('/', refresh.Outcome()) is False and ran.cmds == []
+def test_no_service_manager_without_systemd_as_pid1(monkeypatch):
+    monkeypatch.setattr(units.os.path, 'isdir', lambda p: False)
+    assert units.live('/') is False
 
 
 def test_no_reload_when_nothing_changed(tmp_path, monkeypatch):
     (tmp_path / 'usr/lib').mkdir(parents=True)
     (tmp_path / 'usr/lib/os-release').write_text('ID=debian\n')
     called = []
-    monkeypatch.setattr(refresh, '_reload', lambda root, out: called.append(root) or True)
+    monkeypatch.setattr(refresh, '_reload', lambda root, opts, out, before: called.append(root) or True)
     out = refresh.run(refresh.Options(root=str(tmp_path)))
     assert out.changed is False and out.reloaded is False and called == []
     assert out.skipped_reason == 'no change was found'
