@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from . import imagefs, rootfs
 from .version import sort_names
-from .release import CONFEXT, SYSEXT, ReleaseError, read_release_bytes
+from .release import CONFEXT, SYSEXT, ReleaseError, parse_boolean, read_release_bytes
 
 # image_search_path[] / image_search_path_initrd[] in discover-image.c, precedence order:
 # a name found in an earlier directory shadows the same name in later ones.
@@ -309,15 +309,6 @@ class ImageSource:
         return stat.S_ISREG(os.lstat(os.path.join(self.img.host_path, path.lstrip('/'))).st_mode)
 
 
-def _parse_boolean(v: str) -> bool | None:
-    v = v.strip().lower()
-    if v in ('1', 'yes', 'y', 'true', 't', 'on'):
-        return True
-    if v in ('0', 'no', 'n', 'false', 'f', 'off'):
-        return False
-    return None
-
-
 def find_release(src: ImageSource, name: str, cls: str) -> str:
     """open_extension_release(): the in-image path of the release file for ``name``.
 
@@ -345,7 +336,7 @@ def find_release(src: ImageSource, name: str, cls: str) -> str:
         except (OSError, imagefs.ImageError):
             continue
         xv = src.strict_xattr(path)
-        if xv is None or _parse_boolean(xv) is not False:
+        if xv is None or parse_boolean(xv) is not False:
             continue
         if found is not None:
             raise ReleaseError('%s holds more than one release file marked %s=false (%s, %s); keep one'

@@ -242,3 +242,13 @@ def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool
             return False, "extension '%s' is for OS version '%s', but deployed on top of '%s'" % (
                 name, ext_version, host_version)
     return True, "version info of extension '%s' matches the host" % name
+
+
+def parse_boolean(v: str) -> bool | None:
+    """systemd's parse_boolean(): True, False, or None when ``v`` is not a boolean."""
+    v = v.strip().lower()
+    if v in ('1', 'yes', 'y', 'true', 't', 'on'):
+        return True
+    if v in ('0', 'no', 'n', 'false', 'f', 'off'):
+        return False
+    return None

@@ -44,22 +44,13 @@ def unit_name_is_valid(name: str) -> bool:
     return 0 < len(name) < UNIT_NAME_MAX and _UNIT.fullmatch(name) is not None
 
 
-def _boolean(value: str):
-    v = value.strip().lower()
-    if v in ('1', 'yes', 'y', 'true', 't', 'on'):
-        return True
-    if v in ('0', 'no', 'n', 'false', 'f', 'off'):
-        return False
-    return None
-
-
 def collect(extensions) -> Actions:
     """``extensions``: (name, extension-release dict) pairs, before and after the change."""
     reload_, restart, reload_or_restart, warnings = False, [], [], []
     for name, fields in extensions:
         value = fields.get(RELOAD_MANAGER, '')
         if value:
-            b = _boolean(value)
+            b = release.parse_boolean(value)
             if b is None:
                 warnings.append('Failed to parse %s= of %s, ignoring: %r is not a boolean' % (RELOAD_MANAGER, name, value))
             reload_ = reload_ or bool(b)
