@@ -136,7 +136,7 @@ def _mounts_under(path: str) -> list:
     out = []
     with open('/proc/self/mountinfo') as f:
         for line in f:
-            left, _, right = line.partition(' - ')
+            left, _sep, right = line.partition(' - ')
             fields = left.split()
             mp = fields[4].replace('\\040', ' ')
             if mp == path or mp.startswith(path + '/'):
@@ -261,14 +261,14 @@ def differences(scenario: Scenario, result: dict) -> list:
             a, b = rec['systemd'].get(key), rec['ours'].get(key)
             if a != b:
                 out.append('step %d (%s %s) %s: systemd=%s ours=%s (systemd msg: %s | ours msg: %s)'
-                           % (i, rec['action'], rec['cls'], key, _short(a, b), _short(b, a),
+                           % (i, rec['action'], rec['cls'], key, _short(a, other=b), _short(b, other=a),
                               rec['systemd']['msg'], rec['ours']['msg']))
     return out
 
 
-def _short(a, b):
-    """For dicts, only the entries that differ from ``b``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {k: _short(v, b.get(k)) for k, v in a.items() if b.get(k) != v} | \
-            {k: '<missing>' for k in b if k not in a}
-    return a
+def _short(value, other):
+    """For dicts, only the entries that differ from ``other``."""
+    if isinstance(value, dict) and isinstance(other, dict):
+        return {k: _short(v, other.get(k)) for k, v in value.items() if other.get(k) != v} | \
+            {k: '<missing>' for k in other if k not in value}
+    return value
