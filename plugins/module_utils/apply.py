@@ -8,6 +8,14 @@ hierarchy atomically (tuck the new overlay beneath the old one with
 
 Nothing visible changes before every new overlay is built and checked; a failure before
 the swap leaves the host exactly as it was.
+
+Submounts (anything mounted below a hierarchy, e.g. a tmpfs on /usr/share/foo) stay visible,
+as systemd 262 keeps them (its move_submounts()): the build child clones every visible
+submount (OPEN_TREE_CLONE | AT_RECURSIVE) onto the new overlay before it is handed over, so
+the new tree is complete when it is tucked in; the originals stay where they were (on the
+base tree below the overlay, or on the old overlay, which is detached with them). Unmerging
+puts the submounts that only the overlay had back on the base tree, through a holding place
+in ROOT/run/tucked-sysext/submounts that a killed run leaves for the next one to finish.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from .release import CONFEXT
 STAGE_DIR = '/run/tucked-sysext/stage'
 LOCK_FILE = '/run/tucked-sysext.lock'
 MARKER_VERSION = '1'
+HELD_DIR = '/run/tucked-sysext/submounts'
 
 
 @dataclass
@@ -78,6 +87,153 @@ def _is_populated(path: str) -> bool:
         return False
 
 
+# ---------------------------------------------------------------------------- submounts
+def hierarchy_host(root: str, h: str) -> str:
+    """The hierarchy's path on this machine as mountinfo spells it (symlinks resolved in the root)."""
+    try:
+        return os.path.realpath(rootfs.resolve(root, h))
+    except OSError:
+        return os.path.realpath(rootfs.host_path(root, h))
+
+
+def _below(path: str, top: str) -> bool:
+    return path.startswith(top.rstrip('/') + '/')
+
+
+def visible_submounts(host: str, cls: str, mounts: list) -> list:
+    """The mounts below ``host`` that a path lookup reaches now (hidden ones, under another
+    mount at the same place or covered by the overlay, are not), outermost only: a recursive
+    clone of each brings the ones inside it along. The metadata bind mount is not one.
+    Sorted by path, parents first."""
+    meta = host.rstrip('/') + '/' + state.META_DIR[cls]
+    out = []
+    for m in sorted((m for m in mounts if _below(m.target, host)), key=lambda m: m.target):
+        if m.target == meta or _below(m.target, meta):
+            continue
+        if any(m.target == o.target or _below(m.target, o.target) for o in out):
+            continue
+        try:
+            if mountapi.mount_id(m.target) != m.mount_id:
+                continue
+        except OSError:
+            continue
+        out.append(m)
+    return out
+
+
+def _key(m) -> tuple:
+    """What makes two mounts the same view: the filesystem and the directory of it shown."""
+    return (m.major, m.minor, m.root, m.fstype)
+
+
+def overlay_only_submounts(root: str, h: str, cls: str, mounts: list) -> list:
+    """Visible submounts of ``h`` that live only on the merged overlay (mounted there after the
+    merge, or left there by systemd-sysext, which moves them off the base tree): the ones an
+    unmerge must put back on the base tree. A clone of a base mount (ours) is not one."""
+    host = hierarchy_host(root, h)
+    visible = visible_submounts(host, cls, mounts)
+    if not visible:
+        return []
+    byid = {m.mount_id: m for m in mounts}
+    overlays = {m.mount_id for m in mountinfo.stack_at(mounts, host) if m.fstype == 'overlay' and m.source == cls}
+
+    def on_overlay(m) -> bool:
+        seen = set()
+        while m is not None and m.mount_id not in seen:
+            if m.mount_id in overlays:
+                return True
+            if not _below(m.target, host):
+                return False
+            seen.add(m.mount_id)
+            m = byid.get(m.parent_id)
+        return False
+    base = {(m.target,) + _key(m) for m in mounts if _below(m.target, host) and not on_overlay(m)}
+    return [m for m in visible if on_overlay(m) and (m.target,) + _key(m) not in base]
+
+
+def _mount_point(path: str, is_dir: bool) -> None:
+    """Make the place to attach a mount (missing parents 0755), as systemd's move_submounts()."""
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if is_dir:
+        os.mkdir(path, 0o755)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+
+
+def _attach_clone(source: str, dest: str) -> None:
+    fd = mountapi.clone_tree(source)
+    try:
+        _mount_point(dest, os.path.isdir(source))
+        mountapi.move_mount_fd(fd, dest)
+    finally:
+        os.close(fd)
+
+
+def hold_submounts(root: str, h: str, subs: list) -> list:
+    """Clone ``subs`` (overlay-only submounts of ``h``) into the holding place before the overlay
+    goes: from there ``release_held`` puts them back, now or in the next run if this one is killed."""
+    held = []
+    host = hierarchy_host(root, h)
+    base = os.path.join(rootfs.host_path(root, HELD_DIR), mutable.component(h))
+    for m in subs:
+        dest = os.path.join(base, os.path.relpath(m.target, host))
+        try:
+            _attach_clone(m.target, dest)
+        except OSError as e:
+            raise ApplyError('cannot keep the submount %s while %s is unmerged: %s; nothing was changed'
+                             % (m.target, host, e.strerror or e)) from None
+        held.append(dest)
+    return held
+
+
+def held_mounts(root: str, mounts: list | None = None) -> list:
+    """(held mount, hierarchy, path below it) of every mount in the holding place, outermost only."""
+    top = os.path.realpath(rootfs.host_path(root, HELD_DIR))
+    mounts = mountinfo.read() if mounts is None else mounts
+    names = {mutable.component(h): h for hs in state.HIERARCHIES.values() for h in hs}
+    out = []
+    for m in sorted((m for m in mounts if _below(m.target, top)), key=lambda m: m.target):
+        comp, _sep, rel = os.path.relpath(m.target, top).partition('/')
+        if comp in names and rel and not any(m.target == o[0].target or _below(m.target, o[0].target) for o in out):
+            out.append((m, names[comp], rel))
+    return out
+
+
+def release_held(root: str) -> tuple[list, list]:
+    """Put every held submount back where it belongs (the hierarchy as visible now) unless the
+    same mount is visible there already, then drop the held copy. Returns (paths put back,
+    problems); a mount that cannot be put back stays held, and the problem says where."""
+    top = rootfs.host_path(root, HELD_DIR)
+    if not os.path.isdir(top):
+        return [], []
+    mounts = mountinfo.read()
+    byid = {m.mount_id: m for m in mounts}
+    done, problems = [], []
+    for m, h, rel in held_mounts(root, mounts):
+        dest = os.path.join(hierarchy_host(root, h), rel)
+        try:
+            there = byid.get(mountapi.mount_id(dest))
+        except OSError:
+            there = None
+        try:
+            if there is None or there.target != dest or _key(there) != _key(m):
+                _attach_clone(m.target, dest)
+                done.append(dest)
+            mountapi.umount2(m.target, mountapi.MNT_DETACH)
+        except OSError as e:
+            problems.append('the submount %s could not be put back on %s: %s; it is kept at %s, mount it back '
+                            'yourself (mount --move)' % (rel, hierarchy_host(root, h), e.strerror or e, m.target))
+    # empty directories only: whatever could not be put back stays mounted in its place
+    for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda x: -len(x[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+    return done, problems
+
+
 # ---------------------------------------------------------------------------- child side
 def _pin_layers(req: BuildRequest) -> dict:
     """Open every image and check it is still what the plan saw. Runs before the child
@@ -107,6 +263,15 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
     mountapi.unshare(mountapi.CLONE_NEWNS)
     mountapi.mount(None, '/', None, mountapi.MS_REC | mountapi.MS_PRIVATE)
     mountapi.mount('tmpfs', stage, 'tmpfs', mountapi.MS_NODEV | mountapi.MS_NOSUID, 'mode=0700')
+
+    # What is mounted below each hierarchy now (on the base tree, or on the overlay merged
+    # now) goes onto the new overlay too: clone it before the old overlays are dropped here.
+    mounts = mountinfo.read()
+    subs = {}
+    for h in req.hierarchies:
+        host = hierarchy_host(req.root, h)
+        subs[h] = [(os.path.relpath(m.target, host), mountapi.clone_tree(m.target), os.path.isdir(m.target))
+                   for m in visible_submounts(host, req.cls, mounts)]
 
     # The hierarchies merged now: drop their overlays here (only in this namespace) so that
     # the base tree below them becomes the bottom layer of the new overlay.
@@ -159,8 +324,11 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
         lay = req.layouts.get(h, mutable.NONE)
         layers = [meta]
         if lay.imported:
-            imported = rootfs.host_path(req.root, lay.imported)
-            if os.path.isdir(imported):
+            try:
+                imported = mutable.imported_dir(req.root, h, lay.imported)
+            except mutable.MutableError as e:
+                raise ApplyError(str(e)) from None
+            if imported is not None:
                 layers.append(imported)
         for la in reversed(req.layers):            # highest first
             p = os.path.join(roots[la.name], h.lstrip('/'))
@@ -186,8 +354,9 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
         devtext = '%d:%d' % (os.major(mst.st_dev), os.minor(mst.st_dev))
         _write(os.path.join(md, 'dev'), devtext + '\n')
         _write(os.path.join(md, state.TUCKED_MARKER), MARKER_VERSION + '\n')
+        fd = _assemble(req, h, fd, stage, bool(upper), subs.pop(h, []))
         # check the finished tree through the new mount itself before anyone sees it
-        with open(os.path.join('/proc/self/fd/%d' % fd, meta_dir, 'dev')) as f:
+        with open(os.path.join('/proc/self/fd/%d' % fd, meta_dir, 'dev'), encoding='utf-8') as f:
             if f.read().strip() != devtext:
                 raise ApplyError('the new overlay for %s does not show its metadata; not swapping' % h)
         built.fds[h] = fd
@@ -207,6 +376,37 @@ def _ephemeral_upper(stage: str, h: str, base_st: os.stat_result) -> tuple[str, 
     work = os.path.join(ws, '.systemd-%s-workdir' % mutable.component(h))
     os.mkdir(work, 0o700)
     return upper, work
+
+
+def _assemble(req: BuildRequest, h: str, fd: int, stage: str, writable: bool, subs: list) -> int:
+    """Complete the new tree in this (the child's) namespace: on a writable overlay the
+    metadata directory is bind-mounted read-only, as systemd does, so that writes through the
+    merged tree cannot forge it; clones of the submounts are attached in their places. Returns
+    a detached copy of the whole tree (the overlay alone when there is nothing to add)."""
+    if not writable and not subs:
+        return fd
+    target = os.path.join(stage, 'tree' + h)
+    os.makedirs(target, 0o700, exist_ok=True)
+    try:
+        mountapi.move_mount_fd(fd, target)
+    finally:
+        os.close(fd)
+    if writable:
+        flags = mountapi.MS_NODEV | mountapi.MS_NOATIME
+        if req.cls == CONFEXT:
+            flags |= mountapi.MS_NOSUID | mountapi.MS_NOEXEC
+        mountapi.bind_read_only(os.path.join(target, state.META_DIR[req.cls]), flags)
+    for rel, sfd, is_dir in subs:
+        dest = os.path.join(target, rel)
+        try:
+            _mount_point(dest, is_dir)
+            mountapi.move_mount_fd(sfd, dest)
+        except OSError as e:
+            raise ApplyError('cannot carry the submount %s over to the new overlay of %s: %s; nothing was changed'
+                             % (os.path.join(hierarchy_host(req.root, h), rel), h, e.strerror or e)) from None
+        finally:
+            os.close(sfd)
+    return mountapi.clone_tree(target)
 
 
 def _attrs(req: BuildRequest, writable: bool) -> int:
@@ -319,8 +519,8 @@ def _undo(root: str, built: Built) -> None:
     for fd in built.fds.values():
         os.close(fd)
     built.fds.clear()
-    for rel in built.work_dirs.values():
-        mutable.remove_work_dir(root, rel)
+    for h, rel in built.work_dirs.items():
+        mutable.remove_work_dir(root, h, rel)
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -329,13 +529,20 @@ class SwapResult:
     atomic: bool
     swapped: list
     unmerged: list
+    problems: list = field(default_factory=list)
 
 
 def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic: bool) -> SwapResult:
     """Put the new overlays in place. ``merged_now``: hierarchies with an overlay of ours or
-    systemd's on top; ``drop``: merged hierarchies that get no new overlay."""
+    systemd's on top; ``drop``: merged hierarchies that get no new overlay.
+
+    The new trees carry clones of the submounts. Where the old overlay goes before anything
+    replaces it (no atomic swap, or a dropped hierarchy), the submounts only it has are held
+    first, and put back (or, when the new tree has them, dropped) afterwards."""
     res = SwapResult(atomic=atomic, swapped=[], unmerged=[])
+    problems = []
     try:
+        held = False
         for h, fd in built.fds.items():
             host = rootfs.host_path(root, h)
             if h in merged_now:
@@ -343,14 +550,18 @@ def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic
                     mountapi.move_mount_fd(fd, host, beneath=True)
                     mountapi.umount2(host, mountapi.MNT_DETACH)
                 else:
+                    held |= bool(hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read())))
                     mountapi.umount2(host, mountapi.MNT_DETACH)
                     mountapi.move_mount_fd(fd, host)
             else:
                 mountapi.move_mount_fd(fd, host)
             res.swapped.append(h)
         for h in drop:
+            held |= bool(hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read())))
             mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
             res.unmerged.append(h)
+        if held:
+            problems = release_held(root)[1]
     except OSError as e:
         raise ApplyError('swapping in the new overlay failed after %s: %s'
                          % (', '.join(res.swapped + res.unmerged) or 'nothing', e),
@@ -358,20 +569,27 @@ def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic
     finally:
         for fd in built.fds.values():
             os.close(fd)
+    res.problems = problems
     return res
 
 
-def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None) -> tuple[list, list]:
-    """Detach the overlays; then remove their recorded work directories. Returns the
+def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls: str | None = None) -> tuple[list, list]:
+    """Detach the overlays, keeping the submounts only they have (put back on the base tree
+    afterwards, as systemd does); then remove their recorded work directories. Returns the
     hierarchies done and any problems met while cleaning up."""
     done, problems = [], []
+    held = []
     for h in hierarchies:
+        if cls is not None:
+            held += hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read()))
         try:
             mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
         except OSError as e:
             raise ApplyError('cannot unmerge %s: %s' % (rootfs.host_path(root, h), e.strerror),
                              partial=bool(done)) from None
         done.append(h)
+    if held:
+        problems += release_held(root)[1]
     problems += cleanup_work_dirs(root, old_work_dirs or {}, {})
     return done, problems
 
@@ -381,7 +599,7 @@ def cleanup_work_dirs(root: str, old: dict, new: dict) -> list:
     problems = []
     for h, rel in old.items():
         if rel and rel not in new.values():
-            problem = mutable.remove_work_dir(root, rel)
+            problem = mutable.remove_work_dir(root, h, rel)
             if problem:
                 problems.append(problem)
     return problems
@@ -407,13 +625,10 @@ def finish_interrupted_swaps(root: str, hierarchies: list, sources: tuple) -> li
 def cleanup_stale_work_dirs(root: str, hierarchies: list) -> list:
     """Remove our per-merge work directories that no mounted overlay uses any more (left by a
     killed run). Called after a swap, when the merged overlays are the new ones."""
-    with open('/proc/self/mountinfo', encoding='utf-8', errors='surrogateescape') as f:
-        in_use = f.read()
-    base = rootfs.host_path(root, mutable.BASE)
     problems = []
-    for rel in mutable.stale_work_dirs(root, hierarchies, set()):
-        if 'workdir=%s' % os.path.join(base, os.path.basename(rel)) not in in_use:
-            problem = mutable.remove_work_dir(root, rel)
+    for h in hierarchies:
+        for rel in mutable.stale_work_dirs(root, [h], set()):
+            problem = mutable.remove_work_dir(root, h, rel)   # skips a directory in use
             if problem:
                 problems.append(problem)
     return problems

@@ -53,6 +53,7 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_NOATIME = 0x400
+MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
@@ -217,6 +218,26 @@ def move_mount_fd(fd: int, target: str, beneath: bool = False) -> None:
     flags = MOVE_MOUNT_F_EMPTY_PATH | (MOVE_MOUNT_BENEATH if beneath else 0)
     _check(_syscall('move_mount', ctypes.c_int(fd), ctypes.c_char_p(b''), ctypes.c_int(AT_FDCWD),
                     _cstr(target), ctypes.c_uint(flags)), 'move_mount', target)
+
+
+def mount_id(path: str) -> int:
+    """The (plain, mountinfo) ID of the mount a lookup of ``path`` reaches; a symlink at the
+    end is not followed."""
+    return statx(path, flags=AT_SYMLINK_NOFOLLOW, mask=STATX_MNT_ID).mnt_id
+
+
+def clone_tree(path: str) -> int:
+    """A detached copy of the mount at ``path`` with every mount below it (OPEN_TREE_CLONE |
+    AT_RECURSIVE): it keeps the same filesystems (a tmpfs clone shows the same files) and
+    lives on, independent of the original, until it is attached or its descriptor closed."""
+    return open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+
+
+def bind_read_only(path: str, flags: int = 0) -> None:
+    """Bind-mount ``path`` onto itself, read-only (plus the per-mount ``flags`` to keep:
+    a bind remount sets them all at once)."""
+    mount(path, path, None, MS_BIND)
+    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
 
 
 class FsContext:

@@ -24,6 +24,7 @@ from .version import version_key
 ATOMIC_CHOICES = ('auto', 'required', 'never')
 BACKENDS = ('native', 'systemd')
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
+HELD_SUBMOUNTS = 'run/tucked-sysext/submounts'   # apply.HELD_DIR (apply is imported only to mount)
 
 
 class UnsupportedOption(engine.EngineError):
@@ -94,6 +95,8 @@ def run(opts: Options) -> Outcome:
     out = Outcome()
     if opts.mutable not in mutable.MODES:
         raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
+    if not opts.check_mode and os.path.isdir(os.path.join(os.path.abspath(opts.root), HELD_SUBMOUNTS)):
+        _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
     out.warnings.extend(engine.warnings_of(snap))
     out.timing['plan_ms'] = _ms(t0)
@@ -143,6 +146,16 @@ def run(opts: Options) -> Outcome:
         out.reloaded = _reload(snap.root, opts, out, before)
     out.timing['total_ms'] = _ms(t0)
     return out
+
+
+def _release_held(root: str, out: Outcome) -> None:
+    apply = _apply_module()
+    with apply.Lock(engine.check_root(root)):
+        done, problems = apply.release_held(engine.check_root(root))
+    out.warnings.extend(problems)
+    if done:
+        out.changed = True
+        out.warnings.append('put back the submount(s) %s that an interrupted run had held' % ', '.join(done))
 
 
 def _remounted_since(snap: engine.Snapshot) -> bool:
@@ -225,7 +238,7 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     old_work = {h.hierarchy: h.work_dir for h in cs.hierarchies if h.work_dir and h.hierarchy in merged}
     mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]
     if opts.state == 'unmerged' or not (cs.wanted or mount_always):
-        _done, problems = apply.unmerge(snap.root, merged, old_work)
+        _done, problems = apply.unmerge(snap.root, merged, old_work, cls)
         warnings.extend(problems)
         return False
     images = {img.name: img for img in cs.discovery.images}
@@ -240,8 +253,9 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
                              mode=opts.mutable, layouts=cs.layouts, overlay_options=opts.overlay_options,
                              legacy_mount=opts.legacy_mount)
     built = apply.build(req)
-    apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
-               drop=[h for h in merged if h not in want_h], atomic=atomic)
+    swapped = apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
+                         drop=[h for h in merged if h not in want_h], atomic=atomic)
+    warnings.extend(swapped.problems)
     warnings.extend(apply.cleanup_work_dirs(snap.root, old_work, built.work_dirs))
     if any(lay.upper for lay in cs.layouts.values()):
         warnings.extend(apply.cleanup_stale_work_dirs(snap.root, want_h))

@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+"""Which submounts apply.py carries over, from captured mountinfo (no mounts made): the
+visible ones only, outermost only, not the metadata bind; on unmerge only those the overlay
+alone has. (The mounting itself runs in tests/integration and tests/faults.)"""
+
+import pytest
+
+from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountinfo
+
+MERGED = """\
+1 0 8:1 / / rw - ext4 /dev/sda rw
+10 1 0:40 / /R rw shared:1 - tmpfs tmpfs rw
+20 10 0:41 / /R/usr/share/sub rw shared:2 - tmpfs tmpfs rw
+21 20 0:42 / /R/usr/share/sub/deeper rw shared:3 - tmpfs tmpfs rw
+40 10 0:60 / /R/usr/share/stack rw - tmpfs tmpfs rw
+41 40 0:61 / /R/usr/share/stack rw - tmpfs tmpfs rw
+50 10 0:70 / /R/opt/x rw - tmpfs tmpfs rw
+30 10 0:50 / /R/usr ro,nodev - overlay sysext ro,lowerdir+=/a
+31 30 0:41 / /R/usr/share/sub rw - tmpfs tmpfs rw
+32 31 0:42 / /R/usr/share/sub/deeper rw - tmpfs tmpfs rw
+33 30 0:51 / /R/usr/share/late rw - tmpfs tmpfs rw
+34 30 0:50 /.systemd-sysext /R/usr/.systemd-sysext ro - overlay sysext ro,lowerdir+=/a
+35 30 0:61 / /R/usr/share/stack rw - tmpfs tmpfs rw
+36 30 0:80 /data /R/usr/share/bound rw - ext4 /dev/sdb rw
+60 1 0:90 / /R/run/tucked-sysext/submounts/usr/share/late rw - tmpfs tmpfs rw
+61 60 0:91 / /R/run/tucked-sysext/submounts/usr/share/late/in rw - tmpfs tmpfs rw
+62 1 0:92 / /R/run/tucked-sysext/submounts/bogus/x rw - tmpfs tmpfs rw
+"""
+# what a path lookup reaches now (statx mount id), with the overlay merged
+VISIBLE = {'/R/usr/share/sub': 31, '/R/usr/share/sub/deeper': 32, '/R/usr/share/late': 33,
+           '/R/usr/.systemd-sysext': 34, '/R/usr/share/stack': 35, '/R/usr/share/bound': 36, '/R/opt/x': 50}
+
+
+@pytest.fixture(name='visible')
+def visible_fixture(monkeypatch):
+    table = dict(VISIBLE)
+
+    def mount_id(path):
+        if path not in table:
+            raise FileNotFoundError(2, 'No such file or directory', path)
+        return table[path]
+    monkeypatch.setattr(apply.mountapi, 'mount_id', mount_id)
+    monkeypatch.setattr(apply, 'hierarchy_host', lambda root, h: '/R' + h)
+    return table
+
+
+def targets(ms):
+    return [(m.mount_id, m.target) for m in ms]
+
+
+def test_visible_submounts_outermost_and_not_the_metadata(visible):
+    ms = mountinfo.parse(MERGED)
+    assert targets(apply.visible_submounts('/R/usr', 'sysext', ms)) == [
+        (36, '/R/usr/share/bound'), (33, '/R/usr/share/late'), (35, '/R/usr/share/stack'), (31, '/R/usr/share/sub')]
+    assert targets(apply.visible_submounts('/R/opt', 'sysext', ms)) == [(50, '/R/opt/x')]
+    assert apply.visible_submounts('/R/etc', 'confext', ms) == []
+
+
+def test_only_the_top_of_a_stack_is_visible(visible):
+    ms = [m for m in mountinfo.parse(MERGED) if not 30 <= m.mount_id < 40]
+    visible.update({'/R/usr/share/sub': 20, '/R/usr/share/sub/deeper': 21, '/R/usr/share/stack': 41})
+    assert targets(apply.visible_submounts('/R/usr', 'sysext', ms)) == [
+        (41, '/R/usr/share/stack'), (20, '/R/usr/share/sub')]
+
+
+def test_overlay_only_submounts(visible):
+    """Clones of base mounts (same filesystem, same place) stay behind on the base already;
+    a mount made on the overlay, or a bind of another filesystem, goes back on unmerge."""
+    ms = mountinfo.parse(MERGED)
+    assert targets(apply.overlay_only_submounts('/', '/usr', 'sysext', ms)) == [
+        (36, '/R/usr/share/bound'), (33, '/R/usr/share/late')]
+    assert apply.overlay_only_submounts('/', '/opt', 'sysext', ms) == [], '/opt is not merged: nothing of an overlay'
+
+
+def test_overlay_of_another_class_is_not_ours(visible):
+    ms = [m._replace(source='confext') if m.fstype == 'overlay' else m for m in mountinfo.parse(MERGED)]
+    assert apply.overlay_only_submounts('/', '/usr', 'sysext', ms) == []
+
+
+def test_held_mounts(monkeypatch):
+    monkeypatch.setattr(apply.os.path, 'realpath', lambda p: p)
+    ms = mountinfo.parse(MERGED)
+    held = apply.held_mounts('/R', ms)
+    assert [(m.mount_id, h, rel) for m, h, rel in held] == [(60, '/usr', 'share/late')], \
+        'outermost only, and only under a hierarchy the collection knows'
