@@ -354,7 +354,7 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
         devtext = '%d:%d' % (os.major(mst.st_dev), os.minor(mst.st_dev))
         _write(os.path.join(md, 'dev'), devtext + '\n')
         _write(os.path.join(md, state.TUCKED_MARKER), MARKER_VERSION + '\n')
-        fd = _assemble(req, h, fd, stage, bool(upper), subs.pop(h, []))
+        fd = _assemble(req, h, fd, stage, md if upper else None, subs.pop(h, []))
         # check the finished tree through the new mount itself before anyone sees it
         with open(os.path.join('/proc/self/fd/%d' % fd, meta_dir, 'dev'), encoding='utf-8') as f:
             if f.read().strip() != devtext:
@@ -378,12 +378,14 @@ def _ephemeral_upper(stage: str, h: str, base_st: os.stat_result) -> tuple[str, 
     return upper, work
 
 
-def _assemble(req: BuildRequest, h: str, fd: int, stage: str, writable: bool, subs: list) -> int:
+def _assemble(req: BuildRequest, h: str, fd: int, stage: str, meta: str | None, subs: list) -> int:
     """Complete the new tree in this (the child's) namespace: on a writable overlay the
-    metadata directory is bind-mounted read-only, as systemd does, so that writes through the
-    merged tree cannot forge it; clones of the submounts are attached in their places. Returns
-    a detached copy of the whole tree (the overlay alone when there is nothing to add)."""
-    if not writable and not subs:
+    metadata directory ``meta`` (the top layer's own) is bind-mounted read-only over the
+    merged one, as systemd protects it, so that neither writes through the merged tree nor a
+    ``.systemd-*`` directory in the upper layer can forge it; clones of the submounts are
+    attached in their places. Returns a detached copy of the whole tree (the overlay alone
+    when there is nothing to add)."""
+    if meta is None and not subs:
         return fd
     target = os.path.join(stage, 'tree' + h)
     os.makedirs(target, 0o700, exist_ok=True)
@@ -391,11 +393,15 @@ def _assemble(req: BuildRequest, h: str, fd: int, stage: str, writable: bool, su
         mountapi.move_mount_fd(fd, target)
     finally:
         os.close(fd)
-    if writable:
+    if meta is not None:
+        merged_meta = os.path.join(target, state.META_DIR[req.cls])
+        if os.path.islink(merged_meta) or not os.path.isdir(merged_meta):
+            raise ApplyError('the mutable directory of %s has a %s that is not a directory; remove it from there'
+                             % (h, state.META_DIR[req.cls]))
         flags = mountapi.MS_NODEV | mountapi.MS_NOATIME
         if req.cls == CONFEXT:
             flags |= mountapi.MS_NOSUID | mountapi.MS_NOEXEC
-        mountapi.bind_read_only(os.path.join(target, state.META_DIR[req.cls]), flags)
+        mountapi.bind_read_only(meta, merged_meta, flags)
     for rel, sfd, is_dir in subs:
         dest = os.path.join(target, rel)
         try:
@@ -592,6 +598,48 @@ def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls
         problems += release_held(root)[1]
     problems += cleanup_work_dirs(root, old_work_dirs or {}, {})
     return done, problems
+
+
+def overlay_work_dir(root: str, h: str, cls: str, mounts: list) -> str | None:
+    """The work directory the overlay on ``h`` really uses (its ``workdir=`` mount option),
+    relative to the root; None if there is none, or it is not under the root."""
+    stack = mountinfo.stack_at(mounts, hierarchy_host(root, h))
+    if not stack or stack[0].fstype != 'overlay' or stack[0].source != cls:
+        return None
+    top = os.path.realpath(root).rstrip('/')
+    for opt in stack[0].super_options.split(','):
+        if not opt.startswith('workdir='):
+            continue
+        path = os.path.normpath(opt[len('workdir='):])
+        if path.startswith(top + '/'):
+            return path[len(top) + 1:]
+        # mounted from a chroot (systemd-sysext --root= run chrooted): the path as the mounter
+        # saw it, whose head is the tail of our root path
+        parts = path.split('/')
+        for k in range(len(parts) - 1, 1, -1):
+            if top.endswith('/'.join(parts[:k])):
+                return '/'.join(parts[k:])
+    return None
+
+
+def old_work_dirs(root: str, cls: str, merged: list) -> tuple[dict, list]:
+    """The work directories of the overlays merged now (HierarchyStates), to remove once they
+    are gone: the one the overlay really uses when it is a valid work directory, else the one
+    its ``work_dir`` metadata records (checked again before anything is removed). A record
+    that names something else is reported: it was forged, or is stale."""
+    mounts = mountinfo.read()
+    out, problems = {}, []
+    for hs in merged:
+        actual = overlay_work_dir(root, hs.hierarchy, cls, mounts)
+        if actual and mutable.check_work_dir(root, hs.hierarchy, actual)[1] is None:
+            recorded = os.path.normpath(hs.work_dir.strip()) if hs.work_dir else None
+            if recorded and recorded != actual:
+                problems.append('the work_dir metadata of %s names %r, but its overlay uses %r: only the latter '
+                                'was removed' % (hs.hierarchy, hs.work_dir.strip(), actual))
+            out[hs.hierarchy] = actual
+        elif hs.work_dir:
+            out[hs.hierarchy] = hs.work_dir
+    return out, problems
 
 
 def cleanup_work_dirs(root: str, old: dict, new: dict) -> list:

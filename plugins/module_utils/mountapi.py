@@ -233,11 +233,11 @@ def clone_tree(path: str) -> int:
     return open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
 
 
-def bind_read_only(path: str, flags: int = 0) -> None:
-    """Bind-mount ``path`` onto itself, read-only (plus the per-mount ``flags`` to keep:
-    a bind remount sets them all at once)."""
-    mount(path, path, None, MS_BIND)
-    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+def bind_read_only(source: str, target: str, flags: int = 0) -> None:
+    """Bind-mount directory ``source`` on ``target``, read-only (plus the per-mount ``flags``
+    to keep: a bind remount sets them all at once)."""
+    mount(source, target, None, MS_BIND)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
 
 
 class FsContext:

@@ -235,7 +235,8 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
-    old_work = {h.hierarchy: h.work_dir for h in cs.hierarchies if h.work_dir and h.hierarchy in merged}
+    old_work, problems = apply.old_work_dirs(snap.root, cls, [h for h in cs.hierarchies if h.hierarchy in merged])
+    warnings.extend(problems)
     mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]
     if opts.state == 'unmerged' or not (cs.wanted or mount_always):
         _done, problems = apply.unmerge(snap.root, merged, old_work, cls)

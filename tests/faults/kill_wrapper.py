@@ -26,7 +26,7 @@ N = int(N)
 PARENT = os.getpid()
 COUNT = {'pid': PARENT, 'n': 0}
 MARK = os.sep + 'module_utils' + os.sep
-SWAP = {'swap': []}   # where the swap starts, for dense kill points
+SWAP = {'swap': [], 'unmerge': []}   # where the swap (or the unmerge) starts, for dense kill points
 
 
 def hook(frame, event, _arg):
@@ -47,7 +47,9 @@ def hook(frame, event, _arg):
 
 sys.setprofile(hook)
 try:
-    refresh.run(refresh.Options(root=sys.argv[2], mutable=sys.argv[3], reload=False))
+    # TUCKED_KILL_OPTS: more refresh.Options as JSON (e.g. state=unmerged, atomic=never)
+    refresh.run(refresh.Options(root=sys.argv[2], mutable=sys.argv[3], reload=False,
+                                **json.loads(os.environ.get('TUCKED_KILL_OPTS') or '{}')))
 finally:
     sys.setprofile(None)
-print(json.dumps({'calls': COUNT['n'], 'swap_at': SWAP['swap']}))
+print(json.dumps({'calls': COUNT['n'], 'swap_at': SWAP['swap'], 'unmerge_at': SWAP['unmerge']}))

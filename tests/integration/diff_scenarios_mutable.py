@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 from differential import Scenario, Step
 from lib.nsroot import sh
@@ -176,11 +177,48 @@ def _forged_work_dir(text):
     return setup
 
 
+def _systemd_merge_yes(r):
+    """systemd 262 merges (mutable=yes) on this side's root, whichever side it is."""
+    sid = r.path[:-len(r.inroot)]
+    res = subprocess.run(['chroot', sid, 'systemd-sysext', 'merge', '--no-reload', '--mutable=yes',
+                          '--root=' + r.inroot], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+
+
+def _forged_kept_ours(result):
+    """Ours unmerged, deleted nothing it was pointed at, and left no work directory behind."""
+    last = result['steps'][-1]['ours']
+    assert last['ok'], last['msg']
+    assert last['mounts']['usr']['stacked'] == 0 and last['mounts']['opt']['stacked'] == 0
+    assert last['files']['usr'].get('share/base/marker'), 'the base tree is intact'
+    assert last['mutable'].get('usr/.systemd-sysext/work_dir'), 'the upper directory is intact'
+    assert not [k for k in last['mutable'] if WORKDIR.search(k)], last['mutable']
+
+
+STUCK = dict.fromkeys(('ok', 'files', 'meta', 'mounts', 'status'),
+                      'systemd 262 fails to unmerge /usr and leaves it merged; ours unmerges')
+FORGED = (('base', 'usr/share/base\n',
+           {'files': 'systemd 262 deletes the base tree directory a forged work_dir names (rm -rf '
+                     'ROOT/usr/share/base); ours never does'}),
+          ('upper', 'var/lib/extensions.mutable/usr\n', {}),
+          ('dotdot', 'var/lib/extensions.mutable/../../../opt\n', STUCK),
+          ('absolute', '/opt\n', STUCK))
+FORGED_MUTABLE = {'mutable': 'systemd 262 removes what the forged work_dir names and leaks its own work directory (or, '
+                             'for upper, deletes the upper directory with its data); ours reads its own metadata '
+                             '(bind-mounted from the top layer, the upper cannot shadow it) and removes only its work '
+                             'directory'}
+
 SCENARIOS += [
     Scenario('mutable-forged-work-dir-%s' % name, _forged_work_dir(text),
-             [Step('merge', args={'mutable': 'yes'}), Step('unmerge')], differ=WORKDIR_DIFFER, check=_same_mutable)
-    for name, text in (('base', 'usr/share/base\n'), ('dotdot', 'var/lib/extensions.mutable/../../../opt\n'),
-                       ('upper', 'var/lib/extensions.mutable/usr\n'), ('absolute', '/opt\n'))
+             [Step('merge', args={'mutable': 'yes'}), Step('unmerge')], differ=dict(FORGED_MUTABLE, **extra),
+             check=_forged_kept_ours)
+    for name, text, extra in FORGED
+] + [
+    # ours unmerges a merge made by systemd 262, whose metadata the upper does shadow
+    Scenario('mutable-forged-work-dir-systemd-merge-%s' % name, _forged_work_dir(text),
+             [Step('hook', hook=_systemd_merge_yes), Step('unmerge')], differ=dict(FORGED_MUTABLE, **extra),
+             check=_forged_kept_ours)
+    for name, text, extra in FORGED
 ]
 
 

@@ -83,3 +83,26 @@ def test_held_mounts(monkeypatch):
     held = apply.held_mounts('/R', ms)
     assert [(m.mount_id, h, rel) for m, h, rel in held] == [(60, '/usr', 'share/late')], \
         'outermost only, and only under a hierarchy the collection knows'
+
+
+OVERLAYS = """\
+1 0 8:1 / / rw - ext4 /dev/sda rw
+30 1 0:50 / /R/usr rw - overlay sysext rw,lowerdir=/a,upperdir=/R/var/lib/extensions.mutable/usr,\
+workdir=/R/var/lib/extensions.mutable/.systemd-usr-workdir-0123456789abcdef,redirect_dir=on
+31 1 0:51 / /R/opt rw - overlay sysext rw,lowerdir=/a,upperdir=/diff/var/lib/extensions.mutable/opt,\
+workdir=/diff/var/lib/extensions.mutable/.systemd-opt-workdir,redirect_dir=on
+32 1 0:52 / /R/etc ro - overlay confext ro,lowerdir=/a
+"""
+
+
+def test_overlay_work_dir_from_the_mount_options(monkeypatch):
+    monkeypatch.setattr(apply, 'hierarchy_host', lambda root, h: '/R' + h)
+    monkeypatch.setattr(apply.os.path, 'realpath', lambda p: p)
+    ms = mountinfo.parse(OVERLAYS)
+    assert apply.overlay_work_dir('/R', '/usr', 'sysext', ms) == \
+        'var/lib/extensions.mutable/.systemd-usr-workdir-0123456789abcdef'
+    # mounted by a chrooted systemd-sysext --root=/diff: the option names the root as it saw it
+    assert apply.overlay_work_dir('/chroot/diff', '/opt', 'sysext', ms) == \
+        'var/lib/extensions.mutable/.systemd-opt-workdir'
+    assert apply.overlay_work_dir('/R', '/etc', 'confext', ms) is None, 'read-only: no work directory'
+    assert apply.overlay_work_dir('/R', '/usr', 'confext', ms) is None, 'not an overlay of this class'
