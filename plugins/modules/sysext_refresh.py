@@ -19,6 +19,11 @@ description:
     first; then it is tucked beneath the old one with C(move_mount(MOVE_MOUNT_BENEATH))
     (Linux 6.5+) and the old one is detached, so readers never see the bare base tree. A
     failure before the swap leaves the old overlay exactly as it was.
+  - Anything mounted below a hierarchy (a tmpfs on C(/usr/share/foo), something on
+    C(/opt/x)) stays visible through merge, refresh and unmerge, as systemd 262 keeps it;
+    it is part of the new overlay before the swap, and an unmerge puts what only the overlay
+    had back on the base tree (a run killed meanwhile leaves it in C(/run/tucked-sysext/submounts)
+    for the next run to put back).
   - The metadata is systemd's own (C(.systemd-sysext/) with C(extensions), C(dev),
     C(backing) and the v262 C(origin)), so C(systemd-sysext status), C(refresh) and
     C(unmerge) work on a merge made by this module, and this module on theirs.
@@ -54,15 +59,19 @@ options:
       - systemd's mutable mode, with systemd 262's layout, so that systemd-sysext accepts the merge.
       - V(no) read-only overlays.
       - V(yes) writes go to C(/var/lib/extensions.mutable/<hierarchy>), created with missing
-        parents 0755 and the hierarchy's own mode; an existing directory with another mode is refused.
-        Data written there survives every refresh and unmerge.
+        parents 0755 and the hierarchy's own mode; an existing directory with another mode is refused,
+        and so is one on a read-only filesystem. It may be a symlink (resolved inside O(root)), also to
+        the hierarchy itself, which then takes the writes. Data written there survives every refresh
+        and unmerge.
       - V(auto) like V(yes) where that directory exists, else like V(no).
-      - V(import) the directory is shown read-only, between the metadata and the extensions.
+      - V(import) the directory is shown read-only, between the metadata and the extensions (refused
+        when it leads to the hierarchy itself).
       - V(ephemeral) writes go to a tmpfs that is dropped on unmerge and refresh.
       - V(ephemeral-import) both.
       - In every mode but V(no) all hierarchies of a class are mounted, as systemd does. Each merge
         gets a fresh work directory, removed when its overlay goes, so that the old and the new
-        overlay never share one during the atomic swap.
+        overlay never share one during the atomic swap. Only a C(.systemd-<hierarchy>-workdir)
+        directory beside the mutable directory is ever removed, whatever C(work_dir) metadata says.
     type: str
     choices: ['no', 'yes', auto, import, ephemeral, ephemeral-import]
     default: 'no'
