@@ -223,10 +223,14 @@ def release_held(root: str) -> tuple[list, list]:
                 done.append(dest)
             mountapi.umount2(m.target, mountapi.MNT_DETACH)
         except OSError as e:
-            problems.append('the submount %s could not be put back on %s: %s; it is kept at %s, mount it back '
-                            'yourself (mount --move)' % (rel, hierarchy_host(root, h), e.strerror or e, m.target))
-    # empty directories only: whatever could not be put back stays mounted in its place
-    for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda x: -len(x[0])):
+            problems.append('the submount %s could not be put back on %s: %s; it is kept at %s; bind-mount it back '
+                            'yourself' % (rel, hierarchy_host(root, h), e.strerror or e, m.target))
+    # empty directories only, never into a mount (whatever could not be put back stays there)
+    found = []
+    for dirpath, dirs, _files in os.walk(top):
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(dirpath, d))]
+        found.append(dirpath)
+    for dirpath in sorted(found, key=len, reverse=True):
         try:
             os.rmdir(dirpath)
         except OSError:
@@ -587,7 +591,12 @@ def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls
     held = []
     for h in hierarchies:
         if cls is not None:
-            held += hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read()))
+            try:
+                held += hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read()))
+            except ApplyError as e:
+                if held:
+                    release_held(root)     # those of the hierarchies already unmerged
+                raise ApplyError(str(e), partial=bool(done)) from None
         try:
             mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
         except OSError as e:
