@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
 # Idempotent: every step is skipped when its result is already there.
-#   scripts/bootstrap.sh [venv] [debs] [sid-root]     (default: all)
+#   scripts/bootstrap.sh [venv] [test-venv] [debs] [sid-root] [podman-collection] [test-hosts]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
@@ -10,12 +10,14 @@ VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
 SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
-steps=${*:-venv test-venv debs sid-root}
+# the `ansible` release whose wheel the containers.podman collection is taken from
+ANSIBLE_PACKAGE=12.3.0
+steps=${*:-venv test-venv debs sid-root podman-collection test-hosts}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 debs() {
-    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin)
+    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin podman runc)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -96,12 +98,41 @@ sid_dirs() {
     mkdir -p "$SID_ROOT/var/lib/extensions" "$SID_ROOT/var/lib/confexts" "$SID_ROOT/etc/extensions"
 }
 
+podman_collection() {
+    # The molecule scenarios reach their hosts with the containers.podman.podman connection
+    # plugin. No Galaxy server is reachable here; the `ansible` package on PyPI ships the
+    # collection, so take just that directory out of its wheel and put it where pip would.
+    local site dest wheel_dir
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    dest="$site/ansible_collections/containers/podman"
+    [ -f "$dest/MANIFEST.json" ] && return 0
+    wheel_dir=$(mktemp -d)
+    log "containers.podman from the ansible $ANSIBLE_PACKAGE wheel"
+    "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheel_dir" "ansible==$ANSIBLE_PACKAGE" 2>&1 | grep -v 'is ignored' >&2 || true
+    "$VENV/bin/python" - "$wheel_dir"/ansible-*.whl "$site" <<'PY'
+import sys, zipfile
+wheel, site = sys.argv[1:]
+prefix = 'ansible_collections/containers/podman/'
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(site, [n for n in z.namelist() if n.startswith(prefix)])
+PY
+    rm -rf "$wheel_dir"
+    [ -f "$dest/MANIFEST.json" ] || { echo "containers.podman not found in the ansible wheel" >&2; return 1; }
+}
+
+test_hosts() {
+    # localhost/tucked-host:bookworm and :sid, the molecule scenarios' hosts (cached)
+    "$here/scripts/testhosts.sh" image bookworm sid
+}
+
 for s in $steps; do
     case $s in
         venv) venv ;;
         test-venv) test_venv ;;
         debs) debs ;;
         sid-root) debs; sid_root ;;
+        podman-collection) podman_collection ;;
+        test-hosts) debs; test_hosts ;;
         *) echo "unknown step $s" >&2; exit 2 ;;
     esac
 done

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import stat
 import struct
 from typing import NamedTuple
 
@@ -285,6 +286,7 @@ def loop_attach(backing: int, path: str) -> tuple[str, int]:
     lo_file_name) read-only to a free loop device with autoclear; return the device path and
     an open descriptor of it. Keep that descriptor open until the device is mounted:
     autoclear releases the device when its last user goes, and that would be this one."""
+    missing = set()
     for _attempt in range(16):
         ctl = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -295,7 +297,13 @@ def loop_attach(backing: int, path: str) -> tuple[str, int]:
         try:
             lfd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            continue
+            missing.add(dev)
+            if not _loop_node(n, dev):
+                continue
+            try:
+                lfd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
         # struct loop_config { u32 fd; u32 block_size; struct loop_info64 info; u64 reserved[8]; }
         info = bytearray(232)
         struct.pack_into('<I', info, 52, LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)   # lo_flags
@@ -309,7 +317,26 @@ def loop_attach(backing: int, path: str) -> tuple[str, int]:
                 continue
             raise
         return dev, lfd
+    if missing:
+        raise OSError(errno.ENODEV, 'no free loop device: the kernel offers %s, which has no device node and none '
+                      'could be made (a /dev without devtmpfs or udev, as in some containers: create the node '
+                      'with mknod or give the container its loop devices)' % ', '.join(sorted(missing)), path)
     raise OSError(errno.EBUSY, 'no free loop device', path)
+
+
+def _loop_node(n: int, dev: str) -> bool:
+    """Make the missing device node of loop device ``n`` from its number in sysfs, as devtmpfs
+    would; a /dev that is a plain tmpfs (containers) lacks the loop devices the kernel adds
+    later. False when the kernel has no such device or the node cannot be made."""
+    try:
+        with open('/sys/devices/virtual/block/loop%d/dev' % n, encoding='ascii') as f:
+            major, minor = (int(x) for x in f.read().split(':'))
+        os.mknod(dev, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+    except FileExistsError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 PR_SET_PDEATHSIG = 1

@@ -1,0 +1,48 @@
+"""The default scenario, seen from inside each host after converge."""
+import json
+
+import pytest
+import testinfra
+
+
+@pytest.fixture(name='node')
+def fixture_node(host):
+    """The same host through `podman exec`: much faster than an ansible command per check."""
+    return testinfra.get_host('podman://' + host.backend.host)
+
+
+def test_files_from_every_extension(node):
+    assert node.file('/usr/bin/tucked-hello').mode == 0o755
+    assert node.file('/usr/share/tucked-hello/version').content_string == '1\n'
+    assert node.run('/opt/tucked-tools/bin/tool').stdout == 'tucked-tools\n'
+    assert node.file('/etc/tucked-motd/version').content_string == '1\n'
+    assert node.file('/etc/tucked/motd.conf').exists
+
+
+def test_hierarchies_are_read_only_overlays(node):
+    for path in ('/usr', '/opt', '/etc'):
+        mount = node.mount_point(path)
+        assert mount.filesystem == 'overlay', path
+        assert 'ro' in mount.options, path
+
+
+def test_service_from_the_extension_runs(node):
+    assert node.service('tucked-hello.service').is_running
+    assert node.file('/run/tucked-hello.version').content_string == '1\n'
+
+
+def _status(node, tool):
+    """{hierarchy: sorted extension names} from systemd-sysext/systemd-confext status."""
+    status = json.loads(node.check_output('%s status --json=short', tool))
+    return {s['hierarchy']: sorted(s['extensions']) if isinstance(s['extensions'], list) else [] for s in status}
+
+
+def test_systemd_status_agrees_with_our_facts(host, node):
+    facts = host.ansible('tucked.sysext.sysext_facts', check=False)['ansible_facts']['sysext']
+    ours = {h: sorted(v['extensions']) for h, v in facts['hierarchies'].items()}
+    # systemd lists every merged extension on every hierarchy of its class
+    assert ours == {'/usr': ['tucked-hello', 'tucked-tools'], '/opt': ['tucked-hello', 'tucked-tools'],
+                    '/etc': ['tucked-motd']}
+    assert _status(node, 'systemd-sysext') == {h: ours[h] for h in ('/usr', '/opt')}
+    if node.exists('systemd-confext'):      # systemd >= 254; bookworm has 252
+        assert _status(node, 'systemd-confext') == {'/etc': ours['/etc']}
