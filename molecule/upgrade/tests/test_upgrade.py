@@ -1,0 +1,30 @@
+"""After v1 -> v2 -> v1: version 1 is merged and running, both versions are kept in the store."""
+import pytest
+import testinfra
+
+
+@pytest.fixture(name='node')
+def fixture_node(host):
+    """The same host through `podman exec`: much faster than an ansible command per check."""
+    return testinfra.get_host('podman://' + host.backend.host)
+
+
+def test_version_1_is_back(node):
+    assert node.file('/usr/share/tucked-hello/version').content_string == '1\n'
+    assert node.file('/etc/tucked-motd/version').content_string == '1\n'
+    assert node.file('/run/tucked-hello.version').content_string == '1\n'
+    assert node.service('tucked-hello.service').is_running
+
+
+def test_one_overlay_per_hierarchy(node):
+    mount_points = [line.split()[4] for line in node.file('/proc/self/mountinfo').content_string.splitlines()]
+    assert mount_points.count('/usr') == 1
+    assert mount_points.count('/etc') == 1
+
+
+def test_both_versions_kept_and_version_1_selected(node):
+    store = '/var/lib/tucked-sysext/store'
+    for name in ('tucked-hello', 'tucked-motd'):
+        assert sorted(node.file('%s/%s' % (store, name)).listdir()) == ['%s-1.raw' % name, '%s-2.raw' % name]
+    assert node.file('/var/lib/extensions/tucked-hello.raw').linked_to == store + '/tucked-hello/tucked-hello-1.raw'
+    assert node.file('/var/lib/confexts/tucked-motd.raw').linked_to == store + '/tucked-motd/tucked-motd-1.raw'
