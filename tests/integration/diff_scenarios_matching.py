@@ -133,6 +133,17 @@ def _usr_empty(r):
     r.add_dir(EXT, 'foo', release={'ID': 'debian', 'VERSION_ID': '13'})
 
 
+def _usr_missing(r):
+    _release_in_etc_only(r)
+    shutil.rmtree(r.p('usr'))
+    r.add_dir(EXT, 'foo', release={'ID': 'debian', 'VERSION_ID': '13'})
+
+
+def _etc_missing(r):
+    shutil.rmtree(r.p('etc'))
+    r.add_dir(CONF, 'site', cls='confext', release={'ID': 'debian', 'VERSION_ID': '13'})
+
+
 DEBIAN13 = {'ID': 'debian', 'VERSION_ID': '13'}
 LEVEL_HOST = {'ID': 'debian', 'VERSION_ID': '13', 'SYSEXT_LEVEL': '1.0', 'CONFEXT_LEVEL': '7'}
 # MSG: systemd's last line is its summary ("Using extensions ...", "No suitable extensions
@@ -202,6 +213,14 @@ SCENARIOS = [
                    _both(_exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'noscope': {'ID': '_any'}}),
                          _exts({'extra': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}}, sdir='.extra/sysext'))),
              MERGE_UNMERGE, check=expect({'noscope'})),
+    Scenario('matching-initrd-extra-raw',
+             _both(_initrd, _both(lambda r: os.makedirs(r.p('.extra/sysext')),
+                                  lambda r: r.add_raw('.extra/sysext', 'rr', release={'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}))),
+             MERGE_UNMERGE, check=expect({'rr'})),
+    Scenario('matching-incompatible-shadows-compatible',
+             _both(_exts({'foo': {'ID': 'fedora', 'VERSION_ID': '13'}}, sdir='etc/extensions'),
+                   _exts({'foo': DEBIAN13, 'bar': DEBIAN13})),
+             MERGE_UNMERGE, check=expect({'bar'})),
     Scenario('matching-confext-level',
              _exts({'c7': {'ID': 'debian', 'CONFEXT_LEVEL': '7', 'VERSION_ID': '99'},
                     'c8': {'ID': 'debian', 'CONFEXT_LEVEL': '8', 'VERSION_ID': '13'},
@@ -224,6 +243,8 @@ SCENARIOS = [
              CONF_MERGE_UNMERGE, check=expect({'extra', 'vl'}, cls='confext')),
     Scenario('matching-host-opt-missing', _opt_missing, MERGE_UNMERGE, check=expect({'foo'})),
     Scenario('matching-host-usr-empty', _usr_empty, MERGE_UNMERGE, check=expect({'foo'})),
+    Scenario('matching-host-usr-missing', _usr_missing, MERGE_UNMERGE, check=expect({'foo'})),
+    Scenario('matching-host-etc-missing', _etc_missing, CONF_MERGE_UNMERGE, check=expect({'site'}, cls='confext')),
     Scenario('matching-host-os-release-in-etc-wins',
              _both(_file('etc/os-release', 'ID=debian\nVERSION_ID=14\n'),
                    _exts({'v14': {'ID': 'debian', 'VERSION_ID': '14'}, 'v13': DEBIAN13})),
