@@ -315,6 +315,10 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
     meta_dir = state.META_DIR[req.cls]
     for h in req.hierarchies:
         base = rootfs.host_path(req.root, h)
+        if not os.path.lexists(base):
+            # a root without this hierarchy (no /opt): systemd 262 creates the mount point
+            os.mkdir(base, 0o755)
+            os.chmod(base, 0o755)
         st = os.stat(base)
         meta = os.path.join(stage, 'meta' + h)
         os.makedirs(meta, 0o755, exist_ok=True)

@@ -217,13 +217,19 @@ def check_root(root: str) -> str:
     return root
 
 
-def gather(root: str, classes=release.CLASSES, mode: str = DEFAULT_MUTABLE, machine: str | None = None) -> Snapshot:
-    """Read everything ``plan()`` needs: no mounts, no writes, no subprocesses."""
+def gather(root: str, classes=release.CLASSES, mode: str = DEFAULT_MUTABLE, machine: str | None = None,
+           need_host: bool = True) -> Snapshot:
+    """Read everything ``plan()`` needs: no mounts, no writes, no subprocesses.
+    ``need_host=False`` (unmerging): a root without a readable os-release is no error, as
+    systemd-sysext unmerge never reads it; no extension is compatible then."""
     root = check_root(root)
     try:
         host = release.read_host(root, machine)
     except release.ReleaseError as e:
-        raise EngineError('%s; the extensions cannot be matched without it' % e) from None
+        if need_host:
+            raise EngineError('%s; the extensions cannot be matched without it' % e) from None
+        host = release.Host(scope='initrd' if release.is_initrd(root) else 'system',
+                            architecture=release.native_architecture(machine))
     try:
         mounts = mountinfo.read()
     except (OSError, mountinfo.MountinfoError) as e:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from . import imagefs, rootfs
 from .version import sort_names
-from .release import CONFEXT, SYSEXT, ReleaseError, parse_boolean, read_release_bytes
+from .release import CONFEXT, SYSEXT, ReleaseError, is_initrd, parse_boolean, read_release_bytes
 
 # image_search_path[] / image_search_path_initrd[] in discover-image.c, precedence order:
 # a name found in an earlier directory shadows the same name in later ones.
@@ -120,14 +120,6 @@ class Discovery(NamedTuple):
     ignored: list[dict]        # entries skipped, with the reason
     warnings: list[str]
     search_dirs: tuple[str, ...]
-
-
-def is_initrd(root: str) -> bool:
-    try:
-        rootfs.chase(root, '/etc/initrd-release')
-        return True
-    except OSError:
-        return False
 
 
 def search_dirs(root: str, cls: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import engine, mountapi, mountinfo, mutable, origin, state, units
+from . import engine, mountapi, mountinfo, mutable, origin, release, rootfs, state, units
 from .version import version_key
 
 ATOMIC_CHOICES = ('auto', 'required', 'never')
@@ -97,7 +97,10 @@ def run(opts: Options) -> Outcome:
         raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
     if not opts.check_mode and os.path.isdir(os.path.join(os.path.abspath(opts.root), HELD_SUBMOUNTS)):
         _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
-    snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
+    merging = opts.state != 'unmerged'
+    snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging)
+    if merging:
+        _check_host(snap, out)
     out.warnings.extend(engine.warnings_of(snap))
     out.timing['plan_ms'] = _ms(t0)
 
@@ -170,6 +173,19 @@ def _remounted_since(snap: engine.Snapshot) -> bool:
             if now != h.mount_id:
                 return True
     return False
+
+
+def _check_host(snap: engine.Snapshot, out: Outcome) -> None:
+    """Like systemd-sysext 262's merge and refresh: a root whose os-release has no ID is an
+    error (even with no extension to merge); each extension refused by the matching is
+    skipped, with a warning naming it and the field that does not match."""
+    why = release.missing_id(snap.host, snap.root)
+    if why:
+        raise engine.EngineError(why)
+    for cs in snap.classes.values():
+        for img in cs.discovery.images:
+            if img.readable and not img.compatible and img.reason not in cs.warnings:
+                out.warnings.append('not merging %s: %s' % (rootfs.host_path(snap.root, img.entry), img.reason))
 
 
 def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:

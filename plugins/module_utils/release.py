@@ -155,6 +155,18 @@ class Host(NamedTuple):
         return self.os_release.get('ID', '')
 
 
+def is_initrd(root: str) -> bool:
+    """systemd 262 takes a root with /etc/initrd-release for an initrd (scope ``initrd``, the
+    initrd search directories). Symlinks are followed inside the root: a dangling one does
+    not count; a directory does."""
+    from . import rootfs  # local import: rootfs imports nothing from here
+    try:
+        rootfs.chase(root, '/etc/initrd-release')
+        return True
+    except OSError:
+        return False
+
+
 def read_host(root: str, machine: str | None = None) -> Host:
     """Read ROOT/etc/os-release, falling back to ROOT/usr/lib/os-release, as systemd does.
     Symlinks are resolved inside ``root`` (os-release is usually a relative symlink)."""
@@ -174,11 +186,19 @@ def read_host(root: str, machine: str | None = None) -> Host:
             last_err = '%s: %s' % (os.path.join(root, rel.lstrip('/')), e.strerror)
             continue
         info = read_release_bytes(data, os.path.join(root, rel.lstrip('/')))
-        scope = 'initrd' if os.path.lexists(os.path.join(root, 'etc/initrd-release')) else 'system'
-        return Host(os_release=info, scope=scope, architecture=native_architecture(machine),
-                    source=rel)
+        return Host(os_release=info, scope='initrd' if is_initrd(root) else 'system',
+                    architecture=native_architecture(machine), source=rel)
     raise ReleaseError('no os-release in %s (looked for etc/os-release and usr/lib/os-release)%s'
                        % (root, ': ' + last_err if last_err else ''))
+
+
+def missing_id(host: Host, root: str) -> str | None:
+    """Why nothing can be merged onto this root (systemd 262 refuses the whole merge when the
+    root's os-release has no ID, even with no extension at all); None when it has one."""
+    if host.id:
+        return None
+    return ("%s has no ID (or an empty one); systemd-sysext refuses to merge onto such a root. "
+            "Add ID=... (the distribution's identifier) to it" % os.path.join(root, host.source.lstrip('/')))
 
 
 def level_key(cls: str) -> str:
@@ -189,58 +209,76 @@ def scope_key(cls: str) -> str:
     return 'CONFEXT_SCOPE' if cls == CONFEXT else 'SYSEXT_SCOPE'
 
 
+def _host_field(host: Host, key: str) -> str:
+    return '%s=%s in %s' % (key, host.os_release.get(key, ''), host.source or 'os-release')
+
+
 def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool, str]:
     """systemd's extension_release_validate(): (compatible, reason).
 
-    The order of checks and their meaning follow src/shared/extension-util.c: scope,
+    The order of checks and their meaning follow src/shared/extension-util.c (262): scope,
     architecture, ID (``_any`` matches every host and skips the version checks; ID_LIKE of
     the host counts), then the extension level when both sides declare one, else VERSION_ID
-    (hosts without either are rolling releases and match on ID alone).
+    (hosts without either are rolling releases and match on ID alone). A refusal names the
+    field of the extension-release file that does not match, and the host's value.
     """
     if not ext:
         return False, "extension '%s' carries no release data" % name
+    if not host.id:
+        return False, "extension '%s' cannot be matched: the root's os-release has no ID" % name
 
-    scopes = ext.get(scope_key(cls))
+    skey = scope_key(cls)
+    scopes = ext.get(skey)
     allowed = scopes.split() if scopes is not None else ['system', 'portable']
     if host.scope not in allowed:
-        return False, "extension '%s' is not suitable for scope %s (%s=%s)" % (
-            name, host.scope, scope_key(cls), scopes)
+        if scopes is None:
+            why = 'it has no %s, which means "system portable"' % skey
+        else:
+            why = '%s=%s' % (skey, scopes)
+        return False, "extension '%s' is not suitable for scope %s: %s%s" % (
+            name, host.scope, why,
+            ' (the root is an initrd: it has /etc/initrd-release)' if host.scope == 'initrd' else '')
 
     arch = ext.get('ARCHITECTURE', '')
     if arch and arch != '_any' and arch != host.architecture:
-        return False, "extension '%s' is for architecture '%s', but deployed on top of '%s'" % (
-            name, arch, host.architecture)
+        return False, "extension '%s' is for architecture '%s' (ARCHITECTURE=%s), but deployed on top of '%s'" % (
+            name, arch, arch, host.architecture)
 
     ext_id = ext.get('ID', '')
     if not ext_id:
-        return False, "extension '%s' does not contain ID in its release file (use the host's ID or ID=_any)" % name
+        return False, ("extension '%s' does not contain ID in its release file (use the host's ID=%s, an ID "
+                       "of its ID_LIKE, or ID=_any)" % (name, host.id))
     if ext_id == '_any':
         return True, "extension '%s' matches any OS (ID=_any)" % name
 
-    host_id = host.os_release.get('ID', '')
+    host_id = host.id
     like = host.os_release.get('ID_LIKE', '').split()
     if ext_id != host_id and ext_id not in like:
-        return False, "extension '%s' is for OS '%s', but deployed on top of '%s'%s" % (
-            name, ext_id, host_id, " (like '%s')" % ' '.join(like) if like else '')
+        return False, "extension '%s' is for OS '%s' (ID=%s), but deployed on top of '%s' (%s%s)" % (
+            name, ext_id, ext_id, host_id, _host_field(host, 'ID'),
+            ", ID_LIKE='%s'" % ' '.join(like) if like else '')
 
+    lkey = level_key(cls)
     host_version = host.os_release.get('VERSION_ID', '')
-    host_level = host.os_release.get(level_key(cls), '')
+    host_level = host.os_release.get(lkey, '')
     if not host_version and not host_level:
         return True, "no version info on the host (rolling release?), ID of '%s' matched" % name
 
-    ext_level = ext.get(level_key(cls), '')
+    ext_level = ext.get(lkey, '')
     if host_level and ext_level:
         if host_level != ext_level:
-            return False, "extension '%s' is for API level '%s', but running on API level '%s'" % (
-                name, ext_level, host_level)
+            return False, "extension '%s' is for API level '%s' (%s=%s), but running on API level '%s' (%s)" % (
+                name, ext_level, lkey, ext_level, host_level, _host_field(host, lkey))
     elif host_version:
         ext_version = ext.get('VERSION_ID', '')
         if not ext_version:
-            return False, "extension '%s' does not contain VERSION_ID in its release file but the host requires '%s'" % (
-                name, host_version)
+            return False, ("extension '%s' does not contain VERSION_ID in its release file but the host requires "
+                           "'%s' (%s); set VERSION_ID=%s%s, or ID=_any" % (
+                               name, host_version, _host_field(host, 'VERSION_ID'), host_version,
+                               ' or %s=%s' % (lkey, host_level) if host_level else ''))
         if ext_version != host_version:
-            return False, "extension '%s' is for OS version '%s', but deployed on top of '%s'" % (
-                name, ext_version, host_version)
+            return False, "extension '%s' is for OS version '%s' (VERSION_ID=%s), but deployed on top of '%s' (%s)" % (
+                name, ext_version, ext_version, host_version, _host_field(host, 'VERSION_ID'))
     return True, "version info of extension '%s' matches the host" % name
 
 

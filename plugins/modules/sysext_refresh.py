@@ -115,6 +115,12 @@ notes:
     moment is not excluded.
   - A hierarchy with an overlay that neither systemd-sysext nor this module made is left
     alone; the task fails with a message naming it.
+  - Extensions are matched against the root's os-release as systemd-sysext 262 does (C(ID) or
+    the root's C(ID_LIKE), C(ID=_any), C(SYSEXT_LEVEL)/C(CONFEXT_LEVEL) else C(VERSION_ID),
+    C(ARCHITECTURE), C(SYSEXT_SCOPE)/C(CONFEXT_SCOPE); a root with C(/etc/initrd-release) is an
+    initrd). One that does not match is skipped with a warning naming it and the field; with
+    nothing left the task succeeds. A root whose os-release lacks C(ID) fails C(state=merged);
+    C(state=unmerged) reads no os-release.
 seealso:
   - module: tucked.sysext.sysext_facts
   - name: systemd-sysext(8)

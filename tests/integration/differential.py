@@ -153,8 +153,11 @@ def observe(r: DiffRoot, cls: str) -> dict:
         # our own marker file ('tucked': who merged, with which options) is the one
         # deliberate addition to systemd's metadata; systemd ignores it
         obs['meta'][h] = sorted(set(os.listdir(meta)) - {'tucked'}) if os.path.isdir(meta) else None
-        st = os.stat(top)
-        obs['modes'][h] = '%04o %d:%d' % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        try:
+            st = os.stat(top)
+            obs['modes'][h] = '%04o %d:%d' % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        except FileNotFoundError:
+            obs['modes'][h] = None    # a root without this hierarchy
         stack = _mounts_under(top)
         at = [m for m in stack if m[0] == top]
         obs['mounts'][h] = {

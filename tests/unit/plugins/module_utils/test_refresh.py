@@ -144,3 +144,46 @@ def test_no_reload_when_nothing_changed(tmp_path, monkeypatch):
     out = refresh.run(refresh.Options(root=str(tmp_path)))
     assert out.changed is False and out.reloaded is False and called == []
     assert out.skipped_reason == 'no change was found'
+
+
+def _plain_root(tmp_path, os_release='ID=debian\nVERSION_ID=13\n'):
+    root = tmp_path / 'root'
+    (root / 'usr/lib').mkdir(parents=True)
+    (root / 'etc').mkdir()
+    if os_release is not None:
+        (root / 'usr/lib/os-release').write_text(os_release)
+    return root
+
+
+def _ext(root, name, text, sdir='var/lib/extensions'):
+    rel = root / sdir / name / 'usr/lib/extension-release.d'
+    rel.mkdir(parents=True)
+    (rel / ('extension-release.' + name)).write_text(text)
+    (root / sdir / name / 'usr/share').mkdir()
+
+
+def test_refused_extensions_are_skipped_with_a_warning_naming_the_field(tmp_path):
+    root = _plain_root(tmp_path)
+    _ext(root, 'old', 'ID=debian\nVERSION_ID=12\n')
+    _ext(root, 'arm', 'ID=_any\nARCHITECTURE=%s\n' % ('arm64' if os.uname().machine != 'aarch64' else 'x86-64'))
+    out = refresh.run(refresh.Options(root=str(root), classes=('sysext',), check_mode=True))
+    assert not out.changed and out.classes['sysext']['action'] == 'none'
+    old = [w for w in out.warnings if 'var/lib/extensions/old' in w]
+    arm = [w for w in out.warnings if 'var/lib/extensions/arm' in w]
+    assert len(old) == 1 and 'not merging' in old[0] and 'VERSION_ID=12' in old[0] and 'VERSION_ID=13' in old[0]
+    assert len(arm) == 1 and 'ARCHITECTURE=' in arm[0]
+
+
+def test_merge_refuses_a_root_without_id_even_with_nothing_to_merge(tmp_path):
+    root = _plain_root(tmp_path, 'VERSION_ID=13\n')
+    with pytest.raises(engine.EngineError, match='has no ID'):
+        refresh.run(refresh.Options(root=str(root), classes=('sysext',), check_mode=True))
+
+
+def test_unmerge_needs_no_os_release(tmp_path):
+    root = _plain_root(tmp_path, None)
+    _ext(root, 'any', 'ID=_any\n')
+    with pytest.raises(engine.EngineError, match='no os-release'):
+        refresh.run(refresh.Options(root=str(root), classes=('sysext',), check_mode=True))
+    out = refresh.run(refresh.Options(root=str(root), classes=('sysext',), state='unmerged', check_mode=True))
+    assert not out.changed and out.warnings == []

@@ -145,3 +145,86 @@ def test_read_host_initrd(tmp_path):
     root = _root(tmp_path, etc='ID=x\n')
     (tmp_path / 'etc/initrd-release').write_text('')
     assert release.read_host(root).scope == 'initrd'
+
+
+def test_initrd_release_is_followed_inside_the_root(tmp_path):
+    """systemd 262 (measured, diff_scenarios_matching.py): a dangling etc/initrd-release symlink
+    does not make an initrd, a directory does, a symlink to an existing file does."""
+    root = _root(tmp_path, etc='ID=x\n')
+    os.symlink('../usr/lib/initrd-release', tmp_path / 'etc/initrd-release')
+    assert release.read_host(root).scope == 'system' and not release.is_initrd(root)
+    (tmp_path / 'usr/lib/initrd-release').write_text('ID=x\n')
+    assert release.read_host(root).scope == 'initrd'
+    os.remove(tmp_path / 'etc/initrd-release')
+    os.symlink('/usr/lib/initrd-release', tmp_path / 'etc/initrd-release')    # absolute: inside the root
+    assert release.is_initrd(root)
+    os.remove(tmp_path / 'etc/initrd-release')
+    (tmp_path / 'etc/initrd-release').mkdir()
+    assert release.read_host(root).scope == 'initrd'
+
+
+LEVELS = Host(os_release={'ID': 'debian', 'VERSION_ID': '13', 'ID_LIKE': 'ubuntu fedora', 'SYSEXT_LEVEL': '1.0',
+                          'CONFEXT_LEVEL': '7'}, architecture='x86-64', source='/etc/os-release')
+
+
+@pytest.mark.parametrize('ext,cls,fields', [
+    # each refusal names the extension, the field of its release file and the host's value
+    ({'ID': 'arch', 'VERSION_ID': '13'}, 'sysext',
+     ["'e'", 'ID=arch', 'ID=debian in /etc/os-release', "ID_LIKE='ubuntu fedora'"]),
+    ({'ID': 'debian', 'VERSION_ID': '12'}, 'sysext', ['VERSION_ID=12', 'VERSION_ID=13 in /etc/os-release']),
+    ({'ID': 'debian', 'SYSEXT_LEVEL': '2.0'}, 'sysext', ['SYSEXT_LEVEL=2.0', 'SYSEXT_LEVEL=1.0 in /etc/os-release']),
+    ({'ID': 'debian', 'CONFEXT_LEVEL': '8'}, 'confext', ['CONFEXT_LEVEL=8', 'CONFEXT_LEVEL=7 in /etc/os-release']),
+    ({'ID': 'debian'}, 'sysext', ['does not contain VERSION_ID', 'set VERSION_ID=13 or SYSEXT_LEVEL=1.0']),
+    ({'ID': '_any', 'ARCHITECTURE': 'arm64'}, 'sysext', ['ARCHITECTURE=arm64', "'x86-64'"]),
+    ({'ID': '_any', 'ARCHITECTURE': 'arm64'}, 'confext', ['ARCHITECTURE=arm64']),   # confext checks it too
+    ({'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'sysext', ['scope system', 'SYSEXT_SCOPE=initrd']),
+    ({'ID': '_any', 'SYSEXT_SCOPE': ''}, 'sysext', ['scope system', 'SYSEXT_SCOPE=']),
+    ({'ID': '_any', 'CONFEXT_SCOPE': 'portable'}, 'confext', ['CONFEXT_SCOPE=portable']),
+    ({'VERSION_ID': '13'}, 'sysext', ['does not contain ID', 'ID=debian', 'ID=_any']),
+])
+def test_refusals_name_the_field(ext, cls, fields):
+    ok, why = validate('e', ext, LEVELS, cls)
+    assert not ok
+    for f in fields:
+        assert f in why, (f, why)
+
+
+@pytest.mark.parametrize('ext,cls', [
+    ({'ID': 'ubuntu', 'VERSION_ID': '13'}, 'sysext'),             # every ID_LIKE entry counts
+    ({'ID': 'fedora', 'SYSEXT_LEVEL': '1.0'}, 'sysext'),
+    ({'ID': 'debian', 'SYSEXT_LEVEL': '1.0', 'VERSION_ID': '99'}, 'sysext'),   # the level wins
+    ({'ID': 'debian', 'CONFEXT_LEVEL': '7', 'VERSION_ID': '99'}, 'confext'),
+    ({'ID': 'debian', 'CONFEXT_LEVEL': '8', 'VERSION_ID': '13'}, 'sysext'),    # the other class's level is ignored
+    ({'ID': '_any', 'VERSION_ID': '1', 'SYSEXT_LEVEL': '9', 'ARCHITECTURE': '_any'}, 'sysext'),
+    ({'ID': '_any', 'ARCHITECTURE': ''}, 'sysext'),
+    ({'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'confext'),          # SYSEXT_SCOPE means nothing to confext
+])
+def test_accepted(ext, cls):
+    ok, why = validate('e', ext, LEVELS, cls)
+    assert ok, why
+
+
+def test_confext_level_mismatch_falls_back_to_nothing():
+    # SYSEXT_LEVEL on a confext does not count: VERSION_ID decides
+    ok, why = validate('e', {'ID': 'debian', 'SYSEXT_LEVEL': '1.0', 'VERSION_ID': '12'}, LEVELS, 'confext')
+    assert not ok and 'VERSION_ID=12' in why
+
+
+def test_host_level_without_version_id():
+    host = Host(os_release={'ID': 'debian', 'SYSEXT_LEVEL': '1'}, architecture='x86-64')
+    assert validate('e', {'ID': 'debian'}, host, 'sysext')[0]            # nothing to compare: accepted
+    assert not validate('e', {'ID': 'debian', 'SYSEXT_LEVEL': '2'}, host, 'sysext')[0]
+
+
+def test_initrd_scope_message_names_the_default():
+    host = Host(os_release={'ID': 'x'}, scope='initrd', architecture='x86-64')
+    ok, why = validate('e', {'ID': '_any'}, host, 'sysext')
+    assert not ok and 'no SYSEXT_SCOPE' in why and 'system portable' in why and 'initrd-release' in why
+
+
+def test_host_without_id():
+    host = Host(os_release={'VERSION_ID': '13'}, architecture='x86-64', source='/etc/os-release')
+    ok, why = validate('e', {'ID': '_any'}, host, 'sysext')
+    assert not ok and 'no ID' in why
+    assert 'etc/os-release has no ID' in release.missing_id(host, '/r')
+    assert release.missing_id(HOST, '/r') is None
