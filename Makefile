@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  ?= $(CURDIR)/.venv
 
-.PHONY: demo test bootstrap units sanity integration lint bench clean
+.PHONY: demo test bootstrap units sanity integration lint bench clean molecule
 
 ## demo: build a throw-away target root with sample extensions and show the gathered facts
 demo:
@@ -11,7 +11,7 @@ demo:
 
 ## test: the whole suite (what CI runs)
 test:
-	scripts/bootstrap.sh debs venv test-venv sid-root
+	scripts/bootstrap.sh debs venv test-venv sid-root podman-collection test-hosts
 	scripts/test.sh
 
 bootstrap:
@@ -20,6 +20,12 @@ bootstrap:
 units sanity corpus integration faults lint:
 	scripts/bootstrap.sh debs venv test-venv sid-root
 	scripts/test.sh $@
+
+## molecule: the molecule scenarios on disposable systemd hosts (one: make molecule SCENARIO=upgrade)
+molecule:
+	scripts/bootstrap.sh debs venv podman-collection test-hosts
+	scripts/link-collection.sh
+	PATH=$(VENV)/bin:$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(VENV)/bin/molecule test $(if $(SCENARIO),-s $(SCENARIO),--all)
 
 ## bench: the full benchmarks (the test suite runs them in quick mode)
 bench:

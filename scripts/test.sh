@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: sanity, units, lint, then the integration suite (real mounts in
 # private namespaces, real systemd-sysext 252 and 262, real ansible-playbook), the fault
-# injection (SIGKILL at every stage, concurrent runs) and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
+# injection (SIGKILL at every stage, concurrent runs), the molecule scenarios on real systemd
+# hosts (podman) and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
-steps=${*:-sanity units lint corpus integration faults bench}
+steps=${*:-sanity units lint corpus integration faults molecule bench}
 
 # ansible-test wants the collection at a path ending in ansible_collections/tucked/sysext;
 # copy the working tree (not .git, not the venv) there.
@@ -20,6 +21,27 @@ stage_collection() {
         --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$coll" -xf -
     # ansible-test sanity lists files with git when there is a repository; give it one.
     (cd "$coll" && git init -q && git add -A >/dev/null 2>&1) || true
+}
+
+# Every molecule scenario on its disposable hosts (scripts/testhosts.sh), then a check that
+# nothing is left behind on this machine: no test host, no new mount, loop device or process.
+run_molecule() {
+    local before after
+    before=$(leftovers)
+    run molecule test --all
+    after=$(leftovers)
+    if [ "$before" != "$after" ]; then
+        echo "molecule left something behind on this machine:" >&2
+        diff <(echo "$before") <(echo "$after") >&2 || true
+        return 1
+    fi
+}
+leftovers() {
+    # (loop devices of the hosts' images: the role's store; mounts: podman's own)
+    echo "hosts: $("$here/scripts/testhosts.sh" list | tr '\n' ' ')"
+    echo "podman mounts: $(findmnt -rn -o TARGET | grep /var/lib/containers/ | sort | tr '\n' ' ')"
+    echo "loop devices: $(losetup -n -O NAME,BACK-FILE -l | grep /var/lib/tucked-sysext/ | sort | tr '\n' ' ')"
+    echo "container processes: $(pgrep -x conmon | tr '\n' ' ')"
 }
 
 run() { printf '\n=== %s\n' "$*" >&2; "$@"; }
@@ -43,6 +65,8 @@ for step in $steps; do
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/faults) ;;
+        molecule)
+            (cd "$here" && run_molecule) ;;
         bench)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/bench) ;;
         *) echo "unknown step $step" >&2; exit 2 ;;
