@@ -1,4 +1,6 @@
 """After v1 -> v2 -> v1: version 1 is merged and running, both versions are kept in the store."""
+import time
+
 import pytest
 import testinfra
 
@@ -28,3 +30,16 @@ def test_both_versions_kept_and_version_1_selected(node):
         assert sorted(node.file('%s/%s' % (store, name)).listdir()) == ['%s-1.raw' % name, '%s-2.raw' % name]
     assert node.file('/var/lib/extensions/tucked-hello.raw').linked_to == store + '/tucked-hello/tucked-hello-1.raw'
     assert node.file('/var/lib/confexts/tucked-motd.raw').linked_to == store + '/tucked-motd/tucked-motd-1.raw'
+
+
+def test_unmerge_stops_the_service_of_the_extension(host, node):
+    """EXTENSION_RESTART_UNITS: a unit whose extension went away is stopped (systemd 262)."""
+    result = host.ansible('tucked.sysext.sysext_refresh', 'state=unmerged', check=False)
+    assert result['changed'] and result['reloaded']
+    assert 'tucked-hello.service' in result['units']['stopped'], result['units']
+    for _ in range(50):             # systemctl --no-block stop
+        if not node.service('tucked-hello.service').is_running:
+            break
+        time.sleep(0.2)
+    assert not node.service('tucked-hello.service').is_running
+    assert not node.file('/usr/bin/tucked-hello').exists
