@@ -46,11 +46,7 @@ venv() {
 
 debian_mirror() {
     # The mirror this machine's apt already uses (deb822 or one-line format).
-    local m
-    m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n1)
-    [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | head -n1)
-    [ -n "$m" ] || { echo "no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
-    echo "$m"
+    "$here/scripts/testhosts.sh" mirror
 }
 
 test_venv() {

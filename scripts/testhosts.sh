@@ -9,6 +9,7 @@
 #   scripts/testhosts.sh up NAME PLATFORM    start host NAME and wait until systemd is up
 #   scripts/testhosts.sh down NAME...        stop (systemd shuts down cleanly) and remove
 #   scripts/testhosts.sh list                the test hosts that exist now
+#   scripts/testhosts.sh mirror              the Debian mirror apt uses here (for debootstrap)
 #
 # Why podman this way (this machine type: cgroup v1 in hybrid mode, no CAP_SYS_RESOURCE,
 # no registry; see README, "Test hosts"): crun refuses hybrid cgroups, so --runtime runc;
@@ -42,6 +43,7 @@ exec /usr/lib/systemd/systemd'
 log() { printf '[testhosts] %s\n' "$*" >&2; }
 
 mirror() {
+    # The mirror this machine's apt already uses (deb822 or one-line format).
     local m
     m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n1)
     [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | head -n1)
@@ -153,5 +155,6 @@ case $cmd in
     up) [ $# -eq 2 ] || { echo "usage: $0 up NAME PLATFORM" >&2; exit 2; }; up "$1" "$2" ;;
     down) down "$@" ;;
     list) list ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    mirror) mirror ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
