@@ -37,7 +37,7 @@ def test_unmerge_stops_the_service_of_the_extension(host, node):
     result = host.ansible('tucked.sysext.sysext_refresh', 'state=unmerged', check=False)
     assert result['changed'] and result['reloaded']
     assert 'tucked-hello.service' in result['units']['stopped'], result['units']
-    for _ in range(50):             # systemctl --no-block stop
+    for _attempt in range(50):           # systemctl --no-block stop
         if not node.service('tucked-hello.service').is_running:
             break
         time.sleep(0.2)
