@@ -58,6 +58,7 @@ def detect(fd: int) -> str | None:
 
 class _Reader:
     """Common path walking; subclasses supply lookup/readlink/read of inodes."""
+    FSTYPE = ''
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -156,6 +157,7 @@ class _Reader:
 
 # ---------------------------------------------------------------------------- squashfs
 class Squashfs(_Reader):
+    FSTYPE = 'squashfs'
     COMP_GZIP, COMP_LZMA, COMP_LZO, COMP_XZ, COMP_LZ4, COMP_ZSTD = 1, 2, 3, 4, 5, 6
     COMP_NAMES = {1: 'gzip', 2: 'lzma', 3: 'lzo', 4: 'xz', 5: 'lz4', 6: 'zstd'}
 
@@ -358,6 +360,7 @@ class Squashfs(_Reader):
 
 # ---------------------------------------------------------------------------- erofs
 class Erofs(_Reader):
+    FSTYPE = 'erofs'
     FLAT_PLAIN, FLAT_INLINE = 0, 2
 
     def __init__(self, fd: int):

@@ -13,9 +13,9 @@ import stat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import imagefs, rootfs
+from . import imagefs, rootfs, vpick
 from .version import sort_names
-from .release import CONFEXT, SYSEXT, ReleaseError, is_initrd, parse_boolean, read_release_bytes
+from .release import CONFEXT, SYSEXT, ReleaseError, is_initrd, native_architecture, parse_boolean, read_release_bytes
 
 # image_search_path[] / image_search_path_initrd[] in discover-image.c, precedence order:
 # a name found in an earlier directory shadows the same name in later ones.
@@ -107,6 +107,10 @@ class Image:
     readable: bool = True      # False when the release could not be read at all
     shadows: list = field(default_factory=list)   # in-root entries this one hides
     provides: tuple = ()       # hierarchies the image has a directory for (/usr, /opt, /etc)
+    picked: dict | None = None  # for an entry of a NAME.v/ directory: what vpick chose, and the losers
+    fstype: str | None = None  # squashfs | erofs for image files
+    protection: str | None = None   # unprotected | verity | signed (image files; see policy.protection)
+    fatal: str = ''            # why systemd-sysext's whole merge would fail because of this image
 
     @property
     def version(self) -> str | None:
@@ -142,7 +146,9 @@ def discover(root: str, cls: str) -> Discovery:
             continue
         host_dir = rootfs.host_path(root, inroot_dir)
         try:
-            entries = sorted(os.listdir(host_dir))
+            # readdir order, as systemd reads it: of two entries of one name in one directory
+            # (foo.raw and foo.raw.v) the first listed wins
+            entries = os.listdir(host_dir)
         except NotADirectoryError:
             continue
         except OSError as e:
@@ -157,26 +163,27 @@ def discover(root: str, cls: str) -> Discovery:
                 if skip.get('warn'):
                     warnings.append(skip['reason'])
                 continue
-            name, resolved, kind = skip
+            name, resolved, kind, picked = skip
             if name in found:
                 found[name].shadows.append(entry)
                 ignored.append({'entry': entry, 'name': name,
                                 'reason': 'shadowed by %s' % found[name].entry})
                 continue
             found[name] = Image(name=name, cls=cls, entry=entry, path=resolved,
-                                host_path=rootfs.host_path(root, resolved), type=kind)
+                                host_path=rootfs.host_path(root, resolved), type=kind, picked=picked)
     images = [found[n] for n in sort_names(found)]
     return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs)
 
 
 def _classify(root: str, cls: str, sdir: str, fname: str):
-    """Return (name, resolved in-root path, type) or a dict explaining why it is skipped."""
+    """Return (name, resolved in-root path, type, vpick choice) or a dict explaining why it is skipped."""
     entry = os.path.join(sdir, fname)
     shown = rootfs.host_path(root, entry)
     # Note: names starting with '.' are used (systemd 262 merges them too); only '.#'
     # temporary files are invalid (image_name_is_valid()).
     try:
         resolved = rootfs.chase(root, entry)
+        st = os.stat(rootfs.host_path(root, resolved))
     except FileNotFoundError:
         return {'reason': '%s is a dangling symlink, ignoring it' % shown, 'warn': True}
     except OSError as e:
@@ -184,17 +191,17 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
             return {'reason': '%s: symlink loop (systemd-sysext refuses to run with it; remove the link)' % shown,
                     'warn': True}
         return {'reason': '%s: %s' % (shown, e.strerror), 'warn': True}
-    try:
-        st = os.stat(rootfs.host_path(root, resolved))
-    except OSError as e:
-        return {'reason': '%s: %s' % (shown, e.strerror), 'warn': True}
-    if stat.S_ISREG(st.st_mode):
+    picked = None
+    if stat.S_ISDIR(st.st_mode) and fname.endswith('.v'):
+        found = _pick(root, cls, entry, fname, resolved)
+        if isinstance(found, dict):
+            return found
+        name, resolved, st, picked = found
+        kind = 'raw' if stat.S_ISREG(st.st_mode) else 'block' if stat.S_ISBLK(st.st_mode) else 'directory'
+    elif stat.S_ISREG(st.st_mode):
         name = extract_name(fname, cls, ('.raw',))
         kind = 'raw'
     elif stat.S_ISDIR(st.st_mode):
-        if fname.endswith('.v'):
-            return {'reason': '%s is a versioned (.v) directory, which this release does not pick from yet' % shown,
-                    'warn': True}
         name = extract_name(fname, cls, None)
         kind = 'directory'
     elif stat.S_ISBLK(st.st_mode):
@@ -204,7 +211,58 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
         return {'reason': 'neither regular file, directory nor block device'}
     if name is None:
         return {'reason': "%s does not look like an image (invalid name or missing .raw suffix)" % shown}
-    return name, resolved, kind
+    return name, resolved, kind, picked
+
+
+def _right_type(st: os.stat_result, wants_file: bool) -> bool:
+    if wants_file:
+        return stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)
+    return stat.S_ISDIR(st.st_mode)
+
+
+def _pick(root: str, cls: str, entry: str, fname: str, inroot_dir: str):
+    """vpick on the ``.v`` directory ``entry``: (name, resolved in-root path of the winner, its
+    stat, the choice for the facts), or a dict saying why the entry is skipped."""
+    shown = rootfs.host_path(root, entry)
+    vn = vpick.split_versioned(fname, CLASS_SUFFIX[cls])
+    if vn is None or not image_name_is_valid(vn.name) or vn.suffix.endswith('.mstack'):
+        return {'reason': "%s does not look like a versioned image (NAME.v/ or NAME.raw.v/)" % shown, 'warn': True}
+    try:
+        listing = os.listdir(rootfs.host_path(root, inroot_dir))
+    except OSError as e:
+        return {'name': vn.name, 'reason': 'cannot list %s: %s' % (shown, e.strerror), 'warn': True}
+    native = native_architecture()
+    seen: dict = {}
+
+    def usable(vname: str) -> str | None:
+        """The type test of the enumeration: on the entry itself, symlinks pass."""
+        try:
+            est = os.lstat(os.path.join(rootfs.host_path(root, inroot_dir), vname))
+        except OSError as e:
+            return 'cannot be used: %s' % e.strerror
+        if stat.S_ISLNK(est.st_mode) or _right_type(est, vn.wants_file):
+            return None
+        return 'not a regular file or block device' if vn.wants_file else 'not a directory'
+
+    choice = vpick.pick(listing, vn, native, usable)
+    if choice.winner is None:
+        return {'name': vn.name, 'warn': True,
+                'reason': '%s holds no usable %s named %s_VERSION%s for architecture %s (or none); nothing to pick'
+                          % (shown, 'file' if vn.wants_file else 'directory', vn.name, vn.suffix,
+                             ', '.join(vpick.local_architectures(native)))}
+    try:
+        resolved = rootfs.chase(root, os.path.join(entry, choice.winner.fname))
+        st = os.stat(rootfs.host_path(root, resolved))
+        why = None if _right_type(st, vn.wants_file) else 'leads to no %s' % ('file' if vn.wants_file else 'directory')
+    except OSError as e:
+        why = 'cannot be used: %s' % (e.strerror or e)
+    if why:
+        return {'name': vn.name, 'warn': True, 'reason': '%s/%s, the version picked, %s; systemd-sysext skips all of '
+                                                         '%s then' % (shown, choice.winner.fname, why, shown)}
+    w = choice.winner
+    picked = {'from': entry, 'entry': w.fname, 'version': w.version, 'architecture': w.architecture,
+              'tries_left': w.tries_left, 'tries_done': w.tries_done, 'candidates': choice.candidates}
+    return vn.name, resolved, st, picked
 
 
 # ---------------------------------------------------------------------------- release files
@@ -224,6 +282,10 @@ class ImageSource:
             except BaseException:
                 os.close(self._fd)
                 raise
+
+    @property
+    def fstype(self) -> str | None:
+        return self._reader.FSTYPE if self._reader is not None else None
 
     def close(self):
         if self._fd is not None:
@@ -301,12 +363,26 @@ class ImageSource:
         return stat.S_ISREG(os.lstat(os.path.join(self.img.host_path, path.lstrip('/'))).st_mode)
 
 
+def base_name(name: str) -> str:
+    """path_extract_image_name(): the name without image suffixes and without the version or
+    tries counter that follow the first ``_`` or ``+`` (``foo_1.2`` -> ``foo``)."""
+    for suf in ('.sysext.raw', '.confext.raw', '.raw'):
+        if name.endswith(suf):
+            name = name[:-len(suf)]
+            break
+    for i, c in enumerate(name):
+        if c in '_+':
+            return name[:i]
+    return name
+
+
 def find_release(src: ImageSource, name: str, cls: str) -> str:
     """open_extension_release(): the in-image path of the release file for ``name``.
 
     ``extension-release.NAME`` first; if it is missing (a renamed image), the single file
-    ``extension-release.*`` whose user.extension-release.strict xattr is false. Raises
-    FileNotFoundError when there is none and ReleaseError when several qualify.
+    ``extension-release.*`` named after NAME without its version (``foo`` for ``foo_1.2`` or
+    ``foo+3``, path_extract_image_name()) or whose user.extension-release.strict xattr is false.
+    Raises FileNotFoundError when there is none and ReleaseError when several qualify.
     """
     rdir = RELEASE_DIR[cls]
     wanted = '%s/extension-release.%s' % (rdir, name)
@@ -317,6 +393,7 @@ def find_release(src: ImageSource, name: str, cls: str) -> str:
     except (OSError, imagefs.ImageError):
         raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted) from None
     found = None
+    base = base_name(name)
     for fname in candidates:
         other = fname[len('extension-release.'):] if fname.startswith('extension-release.') else None
         if not other or not image_name_is_valid(other):
@@ -327,9 +404,10 @@ def find_release(src: ImageSource, name: str, cls: str) -> str:
                 continue
         except (OSError, imagefs.ImageError):
             continue
-        xv = src.strict_xattr(path)
-        if xv is None or parse_boolean(xv) is not False:
-            continue
+        if other != base:
+            xv = src.strict_xattr(path)
+            if xv is None or parse_boolean(xv) is not False:
+                continue
         if found is not None:
             raise ReleaseError('%s holds more than one release file marked %s=false (%s, %s); keep one'
                                % (rdir, STRICT_XATTR, found, path))
@@ -345,6 +423,7 @@ def load_release(img: Image, hierarchies: tuple[str, ...], max_size: int = 64 * 
     shown = img.host_path
     try:
         with ImageSource(img) as src:
+            img.fstype = src.fstype
             rel = find_release(src, img.name, img.cls)
             img.release_file = rel
             data = src.read(rel, max_size)
@@ -352,8 +431,10 @@ def load_release(img: Image, hierarchies: tuple[str, ...], max_size: int = 64 * 
         img.release = read_release_bytes(data, '%s (in %s)' % (rel, shown))
     except FileNotFoundError:
         img.readable = False
+        names = dict.fromkeys((img.name, base_name(img.name)))
         img.reason = ('%s has no %s/extension-release.%s; add one (or set %s=false on a renamed image\'s '
-                      'release file)' % (shown, RELEASE_DIR[img.cls].lstrip('/'), img.name, STRICT_XATTR))
+                      'release file)' % (shown, RELEASE_DIR[img.cls].lstrip('/'), ' or extension-release.'.join(names),
+                                         STRICT_XATTR))
     except imagefs.TooLarge:
         img.readable = False
         img.reason = ('%s: its release file %s is larger than %d bytes; a release file holds a few KEY=VALUE '

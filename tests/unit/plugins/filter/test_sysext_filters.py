@@ -190,14 +190,17 @@ def test_extensions_ignored_entries(tmp_path):
     r = new_root(tmp_path)
     add_image(r, 'foo', '2', sdir='etc/extensions')
     add_image(r, 'foo', '1')                       # shadowed by /etc/extensions/foo
-    add_image(r, 'foo.v', None)                    # a .v directory: listed, not used
+    add_image(r, 'foo.v', None)                    # a .v directory without versions: listed, not used
     merge(r, ['foo'])
     f = facts(r)
     assert [x['name'] for x in flt.sysext_extensions(f)] == ['foo']
     rows = flt.sysext_extensions(f, ignored=True)
     assert len(rows) == 3
-    shadowed = [x for x in rows if x['type'] == 'ignored' and x['name'] == 'foo']
-    assert shadowed and shadowed[0]['merged'] is False and 'shadowed' in shadowed[0]['reason']
+    ignored = {x['reason'].rsplit(' ', 3)[-1]: x for x in rows if x['type'] == 'ignored' and x['name'] == 'foo'}
+    assert set(ignored) == {'/etc/extensions/foo', 'pick'}, ignored
+    assert ignored['pick']['merged'] is False and 'holds no usable directory named foo_VERSION' in ignored['pick']['reason']
+    assert ignored['/etc/extensions/foo']['merged'] is False
+    assert ignored['/etc/extensions/foo']['reason'] == 'shadowed by /etc/extensions/foo'
     assert row([x for x in rows if x['type'] != 'ignored'], 'foo')['running_version'] == '2'
 
 

@@ -54,7 +54,7 @@ def test_kinds_and_suffixes(root, tmp_path, make_tree, build_image):
     reasons = {i['entry']: i['reason'] for i in d.ignored}
     assert 'does not look like an image' in reasons['/var/lib/extensions/notraw.img']
     assert 'does not look like an image' in reasons['/var/lib/extensions/.#partial.raw']
-    assert 'versioned (.v)' in reasons['/var/lib/extensions/pick.v']
+    assert 'holds no usable directory named pick_VERSION' in reasons['/var/lib/extensions/pick.v']
 
 
 def test_symlinks_resolve_inside_the_root(root, make_tree):
