@@ -57,7 +57,7 @@ class BuildRequest:
     origin_doc: dict
     mode: str = 'no'
     layouts: dict = field(default_factory=dict)   # hierarchy -> mutable.Layout
-    overlay_options: str = ''
+    overlay_options: str | None = None   # None: systemd's defaults; a string (also empty) replaces them
     legacy_mount: bool = False         # force mount(2) with an option string (tests)
 
 
@@ -423,11 +423,50 @@ def _assemble(req: BuildRequest, h: str, fd: int, stage: str, meta: str | None, 
     return mountapi.clone_tree(target)
 
 
-def _attrs(req: BuildRequest, writable: bool) -> int:
-    a = mountapi.MOUNT_ATTR_NODEV | (mountapi.MOUNT_ATTR_NOATIME if writable else mountapi.MOUNT_ATTR_RDONLY)
+_ATIME = mountapi.MOUNT_ATTR_NOATIME | 0x20     # MOUNT_ATTR__ATIME: noatime | strictatime (relatime is 0)
+# mount flags among the overlay options: systemd's mount_option_mangle() takes them out of the
+# option string and into the mount flags; name -> (MOUNT_ATTR_* to set, MOUNT_ATTR_* to clear)
+FLAG_OPTIONS = {
+    'ro': (mountapi.MOUNT_ATTR_RDONLY, 0), 'rw': (0, mountapi.MOUNT_ATTR_RDONLY),
+    'nosuid': (mountapi.MOUNT_ATTR_NOSUID, 0), 'suid': (0, mountapi.MOUNT_ATTR_NOSUID),
+    'nodev': (mountapi.MOUNT_ATTR_NODEV, 0), 'dev': (0, mountapi.MOUNT_ATTR_NODEV),
+    'noexec': (mountapi.MOUNT_ATTR_NOEXEC, 0), 'exec': (0, mountapi.MOUNT_ATTR_NOEXEC),
+    'noatime': (mountapi.MOUNT_ATTR_NOATIME, _ATIME), 'strictatime': (0x20, _ATIME), 'relatime': (0, _ATIME),
+    'nodiratime': (0x80, 0), 'diratime': (0, 0x80),
+}
+# the same as mount(2) flags (for the legacy path): MOUNT_ATTR_* bit -> MS_*
+_MS = {mountapi.MOUNT_ATTR_RDONLY: mountapi.MS_RDONLY, mountapi.MOUNT_ATTR_NOSUID: mountapi.MS_NOSUID,
+       mountapi.MOUNT_ATTR_NODEV: mountapi.MS_NODEV, mountapi.MOUNT_ATTR_NOEXEC: mountapi.MS_NOEXEC,
+       mountapi.MOUNT_ATTR_NOATIME: mountapi.MS_NOATIME, 0x20: 1 << 24, 0x80: 0x800}
+
+
+def split_options(options: list) -> tuple[list, int, int]:
+    """(overlayfs options, mount attributes to set, to clear) of ``options``."""
+    fs, on, off = [], 0, 0
+    for opt in options:
+        if opt in FLAG_OPTIONS:
+            add, remove = FLAG_OPTIONS[opt]
+            on = (on & ~remove) | add
+            off = (off | remove) & ~add
+        else:
+            fs.append(opt)
+    return fs, on, off
+
+
+def _attrs(req: BuildRequest, writable: bool, on: int = 0, off: int = 0) -> int:
+    """systemd's MS_RDONLY|MS_NODEV (no MS_RDONLY with an upper directory), for confext also
+    MS_NOSUID|MS_NOEXEC, then the flags among the overlay options; noatime is one of the
+    default options of a writable merge, so options given instead drop it."""
+    a = mountapi.MOUNT_ATTR_NODEV | (0 if writable else mountapi.MOUNT_ATTR_RDONLY)
+    if writable and req.overlay_options is None:
+        a |= mountapi.MOUNT_ATTR_NOATIME
     if req.cls == CONFEXT:
         a |= mountapi.MOUNT_ATTR_NOSUID | mountapi.MOUNT_ATTR_NOEXEC
-    return a
+    return (a & ~off) | on
+
+
+def _ms_flags(attrs: int) -> int:
+    return sum(ms for bit, ms in _MS.items() if attrs & bit)
 
 
 def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
@@ -436,8 +475,8 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
     With the mount API and ``lowerdir+`` (Linux 6.8+) there is no limit on the number of
     layers; otherwise (or when forced) the classic mount(2) option string, limited to one
     page like systemd's."""
-    extra = [o for o in req.overlay_options.split(',') if o]
-    if upper and not req.overlay_options:
+    extra, on, off = split_options([o for o in (req.overlay_options or '').split(',') if o])
+    if upper and req.overlay_options is None:
         extra = list(mutable.OPTIONS)    # systemd's defaults; SYSTEMD_*_OVERLAYFS_MOUNT_OPTIONS replaces them
     if not req.legacy_mount:
         try:
@@ -454,7 +493,7 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
                         ctx.set_string(key, value)
                     else:
                         ctx.set_flag(key)
-                return ctx.mount(_attrs(req, bool(upper)))
+                return ctx.mount(_attrs(req, bool(upper), on, off))
         except OSError as e:
             # EINVAL: no "lowerdir+" (Linux < 6.8); fall back to the option string below
             if e.errno not in (mountapi.errno.EINVAL, mountapi.errno.ENOSYS):
@@ -463,9 +502,7 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
     os.makedirs(target, 0o755, exist_ok=True)
     data = ','.join(['lowerdir=' + ':'.join(escape_layer(la) for la in layers)]
                     + (['upperdir=' + escape_layer(upper), 'workdir=' + escape_layer(work)] if upper else []) + extra)
-    flags = mountapi.MS_NODEV | (mountapi.MS_NOATIME if upper else mountapi.MS_RDONLY)
-    if req.cls == CONFEXT:
-        flags |= mountapi.MS_NOSUID | mountapi.MS_NOEXEC
+    flags = _ms_flags(_attrs(req, bool(upper), on, off))
     try:
         mountapi.mount(req.cls, target, 'overlay', flags, data)
     except OSError as e:

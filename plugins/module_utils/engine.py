@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import images as images_mod
-from . import mountapi, mountinfo, mutable, origin, release, state
+from . import config, images as images_mod
+from . import mountapi, mountinfo, mutable, origin, policy, release, state
 from .version import version_key
 
 DEFAULT_MUTABLE = 'no'
@@ -195,6 +195,25 @@ class ClassSnapshot:
     plan: ClassPlan
     warnings: list = field(default_factory=list)
     layouts: dict = field(default_factory=dict)     # hierarchy -> mutable.Layout
+    settings: config.Settings | None = None         # effective Mutable= / ImagePolicy=, with their sources
+
+    def settings_dict(self) -> dict:
+        """The effective settings as reported: value and source of each, the files read."""
+        st = self.settings or config.Settings(config.Setting(None, 'default'), config.Setting(None, 'default'), (), ())
+        return {'mutable': dict(st.mutable.as_dict(), value=self.mode),
+                'image_policy': dict(st.image_policy.as_dict(),
+                                     value=policy.parse_cached(st.image_policy.value or policy.DEFAULT[self.cls]).text),
+                'files': list(st.files)}
+
+    def wanted_images(self) -> list:
+        """The images of the extensions a merge would use now."""
+        names = {w.name for w in self.wanted}
+        return [img for img in self.discovery.images if img.name in names]
+
+    @property
+    def mode(self) -> str:
+        """The effective mutable mode."""
+        return (self.settings.mutable.value if self.settings else None) or DEFAULT_MUTABLE
 
 
 @dataclass
@@ -217,12 +236,24 @@ def check_root(root: str) -> str:
     return root
 
 
-def gather(root: str, classes=release.CLASSES, mode: str = DEFAULT_MUTABLE, machine: str | None = None,
-           need_host: bool = True) -> Snapshot:
+def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine: str | None = None,
+           need_host: bool = True, image_policy: str | None = None, environ=None) -> Snapshot:
     """Read everything ``plan()`` needs: no mounts, no writes, no subprocesses.
+    ``mode`` / ``image_policy``: the mutable mode and image policy asked for (systemd's
+    ``--mutable=`` / ``--image-policy=``); None takes them from the root's sysext.conf /
+    confext.conf and ``environ``, else systemd's defaults.
     ``need_host=False`` (unmerging): a root without a readable os-release is no error, as
     systemd-sysext unmerge never reads it; no extension is compatible then."""
     root = check_root(root)
+    if mode is not None and mode not in mutable.MODES:
+        raise EngineError('unknown mutable mode %r; use one of %s' % (mode, ', '.join(mutable.MODES)))
+    if image_policy is not None:
+        try:
+            image_policy = policy.parse(image_policy).text
+        except policy.PolicyError as e:
+            raise EngineError('image_policy %r cannot be parsed: %s; see systemd.image-policy(7), for example '
+                              '"root=verity+signed+unprotected+absent:usr=verity+signed+unprotected+absent"'
+                              % (image_policy, e)) from None
     try:
         host = release.read_host(root, machine)
     except release.ReleaseError as e:
@@ -236,25 +267,36 @@ def gather(root: str, classes=release.CLASSES, mode: str = DEFAULT_MUTABLE, mach
         raise EngineError('cannot read /proc/self/mountinfo: %s' % e) from None
     out = {}
     for cls in classes:
-        out[cls] = gather_class(root, cls, host, mounts, mode)
+        settings = config.effective(config.load(root, cls, environ), mode, image_policy)
+        out[cls] = gather_class(root, cls, host, mounts, settings)
     supported, why = mountapi.move_mount_beneath_supported()
     kernel = {'move_mount_beneath': supported, 'detail': why, 'release': os.uname().release}
     return Snapshot(root=root, host=host, classes=out, kernel=kernel)
 
 
-def gather_class(root: str, cls: str, host: release.Host, mounts: list, mode: str = DEFAULT_MUTABLE) -> ClassSnapshot:
+def gather_class(root: str, cls: str, host: release.Host, mounts: list,
+                 settings: config.Settings | None = None) -> ClassSnapshot:
+    mode = (settings.mutable.value if settings else None) or DEFAULT_MUTABLE
     try:
         hier = state.read_class(root, cls, mounts)
     except state.StateError as e:
         raise EngineError(str(e)) from None
     disc = images_mod.discover(root, cls)
-    warnings = list(disc.warnings)
+    warnings = list(disc.warnings) + list(settings.warnings if settings else ())
     wanted = []
     hierarchies = state.HIERARCHIES[cls]
+    live_initrd = root == '/' and release.is_initrd('/')
     for img in disc.images:
         images_mod.load_release(img, hierarchies)
         if not img.readable:
             img.compatible = False
+            if img.type != 'directory':
+                # systemd-sysext reads the metadata of every image file first: one it cannot
+                # read makes the whole merge fail ("Failed to read metadata for image ...")
+                img.fatal = img.reason
+            warnings.append(img.reason)
+            continue
+        if img.type != 'directory' and _refused_by_policy(img, cls, settings, live_initrd):
             warnings.append(img.reason)
             continue
         ok, why = release.validate(img.name, img.release, host, cls)
@@ -281,7 +323,24 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list, mode: st
     p = plan(cls, hier, wanted, mode, mutable.recorded_dirs(layouts),
              tuple(h for h, lay in layouts.items() if lay.mounts_always), stale)
     return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings,
-                         layouts=layouts)
+                         layouts=layouts, settings=settings)
+
+
+def _refused_by_policy(img, cls: str, settings, live_initrd: bool) -> bool:
+    """Apply the image policy to an image file (or block device), as systemd does before it
+    mounts one; a refusal fails systemd's whole merge, so it is marked ``fatal``. Also notes
+    a verity-protected image, which the native engine cannot set up."""
+    chosen = settings.image_policy.value if settings else None
+    pol = policy.parse_cached(policy.for_image(cls, chosen, img.path, live_initrd))
+    prot = policy.protection(img.host_path)
+    img.protection = prot.kind
+    why = policy.check(pol, prot, img.fstype)
+    if why is None:
+        return False
+    source = settings.image_policy.source if settings and chosen is not None else 'default'
+    img.compatible = False
+    img.reason = img.fatal = '%s does not match the image policy %s (%s): %s' % (img.host_path, pol.text, source, why)
+    return True
 
 
 def facts(snap: Snapshot) -> dict:
@@ -290,7 +349,7 @@ def facts(snap: Snapshot) -> dict:
     images = []
     classes = {}
     for cls, cs in snap.classes.items():
-        classes[cls] = cs.plan.as_dict()
+        classes[cls] = dict(cs.plan.as_dict(), settings=cs.settings_dict())
         for h in cs.hierarchies:
             hierarchies[h.hierarchy] = {
                 'class': cls,
@@ -322,11 +381,16 @@ def facts(snap: Snapshot) -> dict:
                 'shadows': list(img.shadows),
                 'origin': origins.get(img.name),
                 'digest': images_mod.cached_digest(img.host_path) if img.type == 'raw' else None,
+                'picked': img.picked,
+                'fstype': img.fstype,
+                'protection': img.protection,
+                'blocks_merge': bool(img.fatal),
             })
         for ign in cs.discovery.ignored:
             images.append({'name': ign.get('name'), 'class': cls, 'path': None, 'entry': ign['entry'],
                            'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
-                           'release_file': None, 'provides': [], 'shadows': [], 'origin': None})
+                           'release_file': None, 'provides': [], 'shadows': [], 'origin': None, 'picked': None,
+                           'fstype': None, 'protection': None, 'blocks_merge': False})
     return {
         'root': snap.root,
         'needs_refresh': snap.needs_refresh,

@@ -24,6 +24,7 @@ from .version import version_key
 ATOMIC_CHOICES = ('auto', 'required', 'never')
 BACKENDS = ('native', 'systemd')
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
+OVERLAY_ENV = {'sysext': 'SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS', 'confext': 'SYSTEMD_CONFEXT_OVERLAYFS_MOUNT_OPTIONS'}
 HELD_SUBMOUNTS = 'run/tucked-sysext/submounts'   # apply.HELD_DIR (apply is imported only to mount)
 
 
@@ -37,12 +38,13 @@ class Options:
     classes: tuple = ('sysext', 'confext')
     state: str = 'merged'
     always_refresh: bool = False
-    mutable: str = 'no'
+    mutable: str | None = None          # None: Mutable= of sysext.conf, else 'no'
+    image_policy: str | None = None     # None: ImagePolicy= of sysext.conf, else systemd's default
     reload: bool = True
     atomic: str = 'auto'
     backend: str = 'native'
     check_mode: bool = False
-    overlay_options: str = ''
+    overlay_options: str | None = None  # None: systemd's defaults (none read-only, mutable.OPTIONS writable)
     legacy_mount: bool = False
 
 
@@ -54,6 +56,7 @@ class Outcome:
     atomic: bool | None = None
     reloaded: bool = False
     units: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
     skipped_reason: str | None = None
     warnings: list = field(default_factory=list)
     timing: dict = field(default_factory=dict)
@@ -63,6 +66,7 @@ class Outcome:
         reasons = [dict(r, **{'class': cls}) for cls, c in self.classes.items() for r in c['reasons']]
         return {'changed': self.changed, 'classes': self.classes, 'hierarchies': self.hierarchies,
                 'reasons': reasons, 'atomic': self.atomic, 'reloaded': self.reloaded, 'units': self.units,
+                'settings': self.settings,
                 'skipped_reason': self.skipped_reason, 'timing': self.timing}
 
 
@@ -93,15 +97,17 @@ def run(opts: Options) -> Outcome:
     """Do what ``opts`` asks; raise engine.EngineError (ApplyError for failed changes) with a message."""
     t0 = time.perf_counter()
     out = Outcome()
-    if opts.mutable not in mutable.MODES:
+    if opts.mutable is not None and opts.mutable not in mutable.MODES:
         raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
     if not opts.check_mode and os.path.isdir(os.path.join(os.path.abspath(opts.root), HELD_SUBMOUNTS)):
         _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
     merging = opts.state != 'unmerged'
-    snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging)
+    snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging,
+                         image_policy=opts.image_policy)
     if merging:
-        _check_host(snap, out)
+        _check_host(snap, out, opts.backend)
     out.warnings.extend(engine.warnings_of(snap))
+    out.settings = {cls: cs.settings_dict() for cls, cs in snap.classes.items()}
     out.timing['plan_ms'] = _ms(t0)
 
     todo = _decide(snap, opts, out)
@@ -130,7 +136,7 @@ def run(opts: Options) -> Outcome:
             out.warnings.append('finished the swap of an interrupted earlier run on %s' % ', '.join(fixed))
         if lock.waited or fixed or _remounted_since(snap):
             # another run held the lock and may have made our change: decide again
-            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable)
+            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy)
             out.classes, out.hierarchies, out.diff = {}, {}, {}
             todo = _decide(snap, opts, out)
             if not todo:
@@ -175,17 +181,40 @@ def _remounted_since(snap: engine.Snapshot) -> bool:
     return False
 
 
-def _check_host(snap: engine.Snapshot, out: Outcome) -> None:
+def _check_host(snap: engine.Snapshot, out: Outcome, backend: str = 'native') -> None:
     """Like systemd-sysext 262's merge and refresh: a root whose os-release has no ID is an
-    error (even with no extension to merge); each extension refused by the matching is
-    skipped, with a warning naming it and the field that does not match."""
+    error (even with no extension to merge), and so is an image file it cannot read or that
+    its image policy refuses; each extension refused by the matching is skipped, with a
+    warning naming it and the field that does not match."""
     why = release.missing_id(snap.host, snap.root)
     if why:
         raise engine.EngineError(why)
+    fatal = [img.fatal for cs in snap.classes.values() for img in cs.discovery.images if img.fatal]
+    if fatal:
+        raise engine.EngineError('nothing was changed, because systemd-sysext would refuse to merge as well: %s. '
+                                 'Fix or remove the image, or choose another image_policy'
+                                 % '; '.join(fatal))
+    verity = [img for cs in snap.classes.values() for img in cs.wanted_images() if img.protection not in (None, 'unprotected')]
+    if verity:
+        _check_verity(verity, backend)
     for cs in snap.classes.values():
         for img in cs.discovery.images:
             if img.readable and not img.compatible and img.reason not in cs.warnings:
                 out.warnings.append('not merging %s: %s' % (rootfs.host_path(snap.root, img.entry), img.reason))
+
+
+def _check_verity(images: list, backend: str) -> None:
+    """A verity-protected image needs dm-verity: the native engine does not set it up, and
+    without device-mapper in the kernel systemd-sysext cannot either."""
+    names = ', '.join('%s (%s)' % (img.host_path, img.protection) for img in images)
+    if not os.path.exists('/dev/mapper/control'):
+        raise engine.EngineError('%s: verity-protected, but this kernel has no device-mapper (/dev/mapper/control is '
+                                 'missing), so neither this module nor systemd-sysext can set up dm-verity; nothing was '
+                                 'changed. Load dm-verity, or remove the .verity file to merge the image unprotected'
+                                 % names)
+    if backend == 'native':
+        raise engine.EngineError('%s: verity-protected; the native engine does not set up dm-verity yet, nothing was '
+                                 'changed. Use backend=systemd to let systemd-sysext verify the image' % names)
 
 
 def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:
@@ -265,9 +294,9 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
               for w in sorted(cs.wanted, key=lambda w: version_key(w.name))]
     req = apply.BuildRequest(root=snap.root, cls=cls, hierarchies=tuple(want_h),
                              rebuild=tuple(h for h in merged if h in want_h), layers=layers,
-                             origin_doc=origin.document(opts.mutable, {la.name: la.origin for la in layers},
+                             origin_doc=origin.document(cs.mode, {la.name: la.origin for la in layers},
                                                         mutable.recorded_dirs(cs.layouts)),
-                             mode=opts.mutable, layouts=cs.layouts, overlay_options=opts.overlay_options,
+                             mode=cs.mode, layouts=cs.layouts, overlay_options=opts.overlay_options,
                              legacy_mount=opts.legacy_mount)
     built = apply.build(req)
     swapped = apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
@@ -302,13 +331,21 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
         cmd.append('--root=' + snap.root)
     if version >= 254:
         cmd.append('--no-reload')       # we reload ourselves, once, and only after a change
-    if verb != 'unmerge' and opts.mutable != 'no':
-        if version < 256:
-            raise engine.ApplyError('mutable=%s needs systemd-sysext 256 or newer (found %d)' % (opts.mutable, version))
-        cmd.append('--mutable=' + opts.mutable)
+    env = None
+    if verb != 'unmerge':
+        if cs.mode != 'no':
+            if version < 256:
+                raise engine.ApplyError('mutable=%s needs systemd-sysext 256 or newer (found %d)' % (cs.mode, version))
+            cmd.append('--mutable=' + cs.mode)
+        if opts.image_policy is not None:
+            if version < 254:
+                raise engine.ApplyError('image_policy needs systemd-sysext 254 or newer (found %d)' % version)
+            cmd.append('--image-policy=' + cs.settings.image_policy.value)
+        if opts.overlay_options is not None:
+            env = dict(os.environ, **{OVERLAY_ENV[cls]: opts.overlay_options})
     if verb == 'refresh' and version >= 260:
         cmd.append('--always-refresh=yes')   # our plan already decided that something changed
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if res.returncode != 0:
         raise engine.ApplyError('%s failed (exit %d): %s'
                                 % (' '.join(cmd), res.returncode, (res.stderr or res.stdout).strip()))
@@ -317,7 +354,7 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     elif version < 260:
         # systemd < 260 writes no origin: keep the one we planned with, bound to its overlays
         now = state.read_class(snap.root, cls)
-        state.write_record(snap.root, cls, now, origin.document(opts.mutable, {w.name: w.origin for w in cs.wanted}))
+        state.write_record(snap.root, cls, now, origin.document(cs.mode, {w.name: w.origin for w in cs.wanted}))
 
 
 def _merged_releases(snap: engine.Snapshot, opts: Options) -> list:

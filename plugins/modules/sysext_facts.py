@@ -36,6 +36,19 @@ options:
     elements: str
     choices: [sysext, confext]
     default: [sysext, confext]
+  mutable:
+    description:
+      - The mutable mode a refresh would use (see M(tucked.sysext.sysext_refresh)); the refresh
+        decision depends on it. When not given, C(Mutable=) of the root's C(sysext.conf) /
+        C(confext.conf) (or C(SYSTEMD_SYSEXT_MUTABLE_MODE) in the environment), else V(no).
+    type: str
+    choices: ['no', 'yes', auto, import, ephemeral, ephemeral-import]
+  image_policy:
+    description:
+      - The image policy a refresh would use (systemd.image-policy(7)); images it refuses are
+        reported as not compatible, with the rule. When not given, C(ImagePolicy=) of the root's
+        C(sysext.conf) / C(confext.conf), else systemd's default.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -51,9 +64,16 @@ notes:
     C(/run/extensions), C(/var/lib/extensions); confext C(/run/confexts), C(/var/lib/confexts),
     C(/usr/local/lib/confexts), C(/usr/lib/confexts) (in an initrd, C(/.extra/...) too).
     An image found earlier shadows one of the same name found later.
-  - Versioned C(NAME.v/) directories and GPT disk images are listed with a reason and are not
-    used yet; squashfs compressed with lz4, lzo or zstd, and compressed erofs files, cannot be read
-    without mounting and are reported as unreadable.
+  - A versioned C(NAME.v/) (directories C(NAME_VERSION)) or C(NAME.raw.v/) (files C(NAME_VERSION.raw))
+    entry gives the newest version inside, picked as systemd's vpick picks it (tries counters
+    C(+LEFT-DONE), architecture suffixes C(_x86-64)); RV(ansible_facts.sysext.images[].picked)
+    says which version won and why each other one lost.
+  - GPT disk images are listed with a reason and are not used yet; squashfs compressed with lz4,
+    lzo or zstd, and compressed erofs files, cannot be read without mounting and are reported as
+    unreadable. An image file that cannot be read, or that the image policy refuses, would make
+    a merge fail, as systemd-sysext's does (C(blocks_merge)).
+  - The decision uses the same settings a refresh would: O(mutable) and O(image_policy), else
+    those of the root's C(sysext.conf) / C(confext.conf) and their drop-ins.
   - A renamed image is matched through the single release file marked
     C(user.extension-release.strict=false), as systemd does; the attribute is read from
     directories and from inside squashfs and erofs images.
@@ -135,6 +155,13 @@ ansible_facts:
               description: Hierarchies a refresh would touch.
               type: list
               elements: str
+            settings:
+              description:
+                - The effective C(mutable) mode and C(image_policy), each a dict with its C(value) and
+                  C(source) (V(parameter), V(environment), V(FILE:LINE) of a config file, or V(default)),
+                  and C(files), the config files read (sysext.conf(5), inside O(root)).
+              type: dict
+              sample: {"mutable": {"value": "no", "source": "default"}, "image_policy": {"value": "*", "source": "/etc/systemd/sysext.conf:2"}, "files": ["/etc/systemd/sysext.conf"]}
         hierarchies:
           description: Per hierarchy (C(/usr), C(/opt), C(/etc)), what is mounted there now.
           type: dict
@@ -235,6 +262,26 @@ ansible_facts:
                   C(user.tucked.digest) xattr) and the file is unchanged since (size, mtime, inode); else V(null).
                   Nothing is hashed to report it.
               type: str
+            picked:
+              description:
+                - For an image picked from a versioned C(NAME.v/) or C(NAME.raw.v/) directory: C(from) (the
+                  C(.v) entry), C(entry) (the file or directory picked), C(version), C(architecture),
+                  C(tries_left) and C(tries_done) (V(null) without a C(+N) counter), and C(candidates), each
+                  other entry with its C(version) and the C(reason) it lost. V(null) for other images.
+              type: dict
+            fstype:
+              description: C(squashfs) or C(erofs) for image files, V(null) for directories.
+              type: str
+            protection:
+              description:
+                - For image files, what the image policy sees, C(unprotected), C(verity) (a C(.verity) hash
+                  tree and a root hash beside it) or C(signed) (also a C(.roothash.p7s)); V(null) for directories.
+              type: str
+            blocks_merge:
+              description:
+                - Whether this image would make a merge fail (systemd-sysext's as well as M(tucked.sysext.sysext_refresh)'s):
+                  an image file that cannot be read, or one the image policy refuses. C(reason) says why.
+              type: bool
         host:
           description: The host the images are matched against (from O(root)'s os-release).
           type: dict
@@ -285,6 +332,8 @@ ARGUMENT_SPEC = {
     'root': {'type': 'path', 'default': '/'},
     'classes': {'type': 'list', 'elements': 'str', 'choices': ['sysext', 'confext'],
                 'default': ['sysext', 'confext']},
+    'mutable': {'type': 'str', 'choices': ['no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import']},
+    'image_policy': {'type': 'str'},
 }
 
 
@@ -292,7 +341,8 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     classes = tuple(dict.fromkeys(module.params['classes']))
     try:
-        snap = engine.gather(module.params['root'], classes)
+        snap = engine.gather(module.params['root'], classes, mode=module.params['mutable'],
+                             image_policy=module.params['image_policy'])
     except engine.EngineError as e:
         module.fail_json(msg=str(e))
     for w in engine.warnings_of(snap):

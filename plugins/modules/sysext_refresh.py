@@ -57,6 +57,10 @@ options:
   mutable:
     description:
       - systemd's mutable mode, with systemd 262's layout, so that systemd-sysext accepts the merge.
+      - When not given, C(Mutable=) of the root's C(sysext.conf) / C(confext.conf) (with their
+        C(.conf.d/) drop-ins, see sysext.conf(5)) applies, overridden by C(SYSTEMD_SYSEXT_MUTABLE_MODE) /
+        C(SYSTEMD_CONFEXT_MUTABLE_MODE) in the task's environment, as for systemd-sysext; else V(no).
+        RV(settings) tells which applied, and from where.
       - V(no) read-only overlays.
       - V(yes) writes go to C(/var/lib/extensions.mutable/<hierarchy>), created with missing
         parents 0755 and the hierarchy's own mode; an existing directory with another mode is refused,
@@ -74,7 +78,34 @@ options:
         directory beside the mutable directory is ever removed, whatever C(work_dir) metadata says.
     type: str
     choices: ['no', 'yes', auto, import, ephemeral, ephemeral-import]
-    default: 'no'
+  image_policy:
+    description:
+      - systemd's image policy (systemd.image-policy(7)), like C(systemd-sysext --image-policy=),
+        for example V(root=verity+signed+absent:usr=verity+signed+absent) or V(*).
+      - It applies to image files and block devices, not to directories. A plain squashfs or erofs
+        image is one C(root) partition, C(unprotected) unless a C(.verity) hash tree and a root hash
+        (C(.roothash), or the C(user.verity.roothash) xattr) lie beside it, and its file system type
+        counts for the C(squashfs)/C(erofs) flags.
+      - An image the policy refuses makes the task fail before anything is touched (systemd-sysext's
+        whole merge fails too), with a message naming the image and the rule.
+      - When not given, C(ImagePolicy=) of the root's C(sysext.conf) / C(confext.conf) applies, else
+        systemd's default (V(root=verity+signed+encrypted+unprotected+absent:usr=verity+signed+encrypted+unprotected+absent)
+        for sysext, the C(root) part for confext; in a running initrd the stricter V(root=signed+absent:usr=signed+absent)
+        for the images in C(/.extra/sysext)).
+      - Verity-protected images are refused with a clear message by the native backend (it does not set
+        up dm-verity) and on kernels without device-mapper.
+    type: str
+  overlay_options:
+    description:
+      - Extra overlayfs mount options, like systemd's C(SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS)
+        (C(SYSTEMD_CONFEXT_OVERLAYFS_MOUNT_OPTIONS)), comma-separated.
+      - Without it, systemd 262's defaults apply - none for a read-only merge,
+        V(redirect_dir=on,noatime,metacopy=off,index=off) for a writable one. Given (also empty), it
+        replaces those defaults, as systemd's variable does. Mount flags among them (V(noatime),
+        V(nosuid), V(ro) ...) become mount flags, as systemd takes them.
+      - It applies to the overlays built from now on; changing it alone does not make a refresh
+        necessary (systemd records no options either); use O(always_refresh) to apply it at once.
+    type: str
   reload:
     description:
       - After a change, talk to the service manager the way systemd-sysext 262 does, only when
@@ -141,6 +172,13 @@ EXAMPLES = r"""
   tucked.sysext.sysext_refresh:
     backend: systemd
 
+- name: Refuse unsigned images, with writes to /usr going to /var/lib/extensions.mutable
+  tucked.sysext.sysext_refresh:
+    image_policy: root=signed+absent:usr=signed+absent
+    mutable: 'yes'
+- name: Extra overlayfs options (as SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS would give them)
+  tucked.sysext.sysext_refresh:
+    overlay_options: redirect_dir=on,noatime
 - name: Remove all overlays
   tucked.sysext.sysext_refresh:
     state: unmerged
@@ -204,6 +242,16 @@ units:
   returned: always
   type: dict
   sample: {"restarted": ["docker.service"], "reloaded_or_restarted": ["nginx.service"], "stopped": []}
+settings:
+  description:
+    - Per class, the effective C(mutable) mode and C(image_policy), each with its C(value) and
+      C(source) (V(parameter), V(environment), V(FILE:LINE) of the root's sysext.conf or a drop-in,
+      or V(default)), and the config C(files) read.
+  returned: always
+  type: dict
+  sample: {"sysext": {"mutable": {"value": "ephemeral", "source": "/etc/systemd/sysext.conf.d/50-eph.conf:2"},
+           "image_policy": {"value": "root=verity+signed+encrypted+unprotected+absent:usr=...", "source": "default"},
+           "files": ["/etc/systemd/sysext.conf.d/50-eph.conf"]}}
 skipped_reason:
   description: Why nothing was done (for example C(no change was found), C(check mode)).
   returned: when nothing was mounted
@@ -226,8 +274,9 @@ ARGUMENT_SPEC = {
                 'default': ['sysext', 'confext']},
     'root': {'type': 'path', 'default': '/'},
     'always_refresh': {'type': 'bool', 'default': False},
-    'mutable': {'type': 'str', 'choices': ['no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import'],
-                'default': 'no'},
+    'mutable': {'type': 'str', 'choices': ['no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import']},
+    'image_policy': {'type': 'str'},
+    'overlay_options': {'type': 'str'},
     'reload': {'type': 'bool', 'default': True},
     'atomic': {'type': 'str', 'choices': list(refresh.ATOMIC_CHOICES), 'default': 'auto'},
     'backend': {'type': 'str', 'choices': list(refresh.BACKENDS), 'default': 'native'},
@@ -238,7 +287,8 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     opts = refresh.Options(root=p['root'], classes=tuple(dict.fromkeys(p['classes'])), state=p['state'],
-                           always_refresh=p['always_refresh'], mutable=p['mutable'], reload=p['reload'],
+                           always_refresh=p['always_refresh'], mutable=p['mutable'], image_policy=p['image_policy'],
+                           overlay_options=p['overlay_options'], reload=p['reload'],
                            atomic=p['atomic'], backend=p['backend'], check_mode=module.check_mode)
     try:
         out = refresh.run(opts)
