@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from differential import Scenario, Step
+from differential import Scenario, Step, setups
 
 EXT = 'var/lib/extensions'
 CONF = 'var/lib/confexts'
@@ -46,13 +46,6 @@ def _exts(spec: dict, sdir: str = EXT, cls: str = 'sysext'):
         for name, fields in spec.items():
             os.makedirs(r.p(sdir), exist_ok=True)
             r.add_dir(sdir, name, cls=cls, release=fields)
-    return setup
-
-
-def _both(setup_a, setup_b):
-    def setup(r):
-        setup_a(r)
-        setup_b(r)
     return setup
 
 
@@ -197,28 +190,28 @@ SCENARIOS = [
                                                   'confscope': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}}),
              MERGE_UNMERGE, check=expect({'both', 'noscope', 'confscope'})),
     Scenario('matching-scope-initrd-root',
-             _both(_initrd, _both(_exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'},
+             setups(_initrd, setups(_exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'},
                                          'noscope': {'ID': '_any'},
                                          'system': {'ID': '_any', 'SYSEXT_SCOPE': 'system portable'}}),
-                                  _both(_exts({'extra': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}}, sdir='.extra/sysext'),
+                                  setups(_exts({'extra': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}}, sdir='.extra/sysext'),
                                         _exts({'glob': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}},
                                               sdir='.extra/global_sysext')))),
              MERGE_UNMERGE, check=expect({'initrd', 'extra', 'glob'})),
     Scenario('matching-scope-initrd-release-dir',
-             _both(lambda r: os.mkdir(r.p('etc/initrd-release')),
+             setups(lambda r: os.mkdir(r.p('etc/initrd-release')),
                    _exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'noscope': {'ID': '_any'}})),
              MERGE_UNMERGE, check=expect({'initrd'})),
     Scenario('matching-scope-initrd-release-dangling',
-             _both(lambda r: os.symlink('../usr/lib/initrd-release', r.p('etc/initrd-release')),
-                   _both(_exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'noscope': {'ID': '_any'}}),
+             setups(lambda r: os.symlink('../usr/lib/initrd-release', r.p('etc/initrd-release')),
+                   setups(_exts({'initrd': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}, 'noscope': {'ID': '_any'}}),
                          _exts({'extra': {'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}}, sdir='.extra/sysext'))),
              MERGE_UNMERGE, check=expect({'noscope'})),
     Scenario('matching-initrd-extra-raw',
-             _both(_initrd, _both(lambda r: os.makedirs(r.p('.extra/sysext')),
+             setups(_initrd, setups(lambda r: os.makedirs(r.p('.extra/sysext')),
                                   lambda r: r.add_raw('.extra/sysext', 'rr', release={'ID': '_any', 'SYSEXT_SCOPE': 'initrd'}))),
              MERGE_UNMERGE, check=expect({'rr'})),
     Scenario('matching-incompatible-shadows-compatible',
-             _both(_exts({'foo': {'ID': 'fedora', 'VERSION_ID': '13'}}, sdir='etc/extensions'),
+             setups(_exts({'foo': {'ID': 'fedora', 'VERSION_ID': '13'}}, sdir='etc/extensions'),
                    _exts({'foo': DEBIAN13, 'bar': DEBIAN13})),
              MERGE_UNMERGE, check=expect({'bar'})),
     Scenario('matching-confext-level',
@@ -234,9 +227,9 @@ SCENARIOS = [
                     'native': {'ID': '_any', 'ARCHITECTURE': NATIVE}}, sdir=CONF, cls='confext'),
              CONF_MERGE_UNMERGE, check=expect({'sysscope', 'native'}, cls='confext')),
     Scenario('matching-confext-initrd-root',
-             _both(_initrd, _both(_exts({'usrlib': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}}, sdir='usr/lib/confexts',
+             setups(_initrd, setups(_exts({'usrlib': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}}, sdir='usr/lib/confexts',
                                         cls='confext'),
-                                  _both(_exts({'extra': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}}, sdir='.extra/confext',
+                                  setups(_exts({'extra': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}}, sdir='.extra/confext',
                                               cls='confext'),
                                         _exts({'noscope': {'ID': '_any'}, 'vl': {'ID': '_any', 'CONFEXT_SCOPE': 'initrd'}},
                                               sdir=CONF, cls='confext')))),
@@ -246,22 +239,22 @@ SCENARIOS = [
     Scenario('matching-host-usr-missing', _usr_missing, MERGE_UNMERGE, check=expect({'foo'})),
     Scenario('matching-host-etc-missing', _etc_missing, CONF_MERGE_UNMERGE, check=expect({'site'}, cls='confext')),
     Scenario('matching-host-os-release-in-etc-wins',
-             _both(_file('etc/os-release', 'ID=debian\nVERSION_ID=14\n'),
+             setups(_file('etc/os-release', 'ID=debian\nVERSION_ID=14\n'),
                    _exts({'v14': {'ID': 'debian', 'VERSION_ID': '14'}, 'v13': DEBIAN13})),
              MERGE_UNMERGE, check=expect({'v14'})),
     Scenario('matching-host-without-id', _exts({'any': {'ID': '_any'}}), MERGE_UNMERGE,
              os_release={'VERSION_ID': '13'}, check=_host_error),
     Scenario('matching-host-without-id-nothing-found', lambda r: None, MERGE_UNMERGE,
              os_release={'VERSION_ID': '13'}, check=_host_error),
-    Scenario('matching-host-without-os-release', _both(_no_os_release, _exts({'any': {'ID': '_any'}})),
+    Scenario('matching-host-without-os-release', setups(_no_os_release, _exts({'any': {'ID': '_any'}})),
              MERGE_UNMERGE, check=_host_error),
     Scenario('matching-refresh-host-upgraded',
-             _both(_release_in_etc_only, _exts({'v13': DEBIAN13, 'v14': {'ID': 'debian', 'VERSION_ID': '14'}})),
+             setups(_release_in_etc_only, _exts({'v13': DEBIAN13, 'v14': {'ID': 'debian', 'VERSION_ID': '14'}})),
              [Step('merge'), Step('hook', hook=_host_version('14')), Step('refresh'),
               Step('hook', hook=_host_version('15')), Step('refresh'), Step('unmerge')],
              check=expect({'v14'}, step=2)),
     Scenario('matching-unmerge-after-os-release-removed',
-             _both(_release_in_etc_only, _exts({'v13': DEBIAN13})),
+             setups(_release_in_etc_only, _exts({'v13': DEBIAN13})),
              [Step('merge'), Step('hook', hook=_no_os_release), Step('refresh'), Step('unmerge')],
              check=expect(set(), step=3)),
 ]

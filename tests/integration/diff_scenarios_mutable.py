@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from differential import Scenario, Step
+from differential import Scenario, Step, checks
 from lib.nsroot import sh
 
 MODES = ('no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import')
@@ -58,13 +58,6 @@ def _same_mutable(result):
 
 
 WORKDIR_DIFFER = {'mutable': 'work directory names: ours have a per-merge suffix; compared normalized by check'}
-
-
-def _checks(*fns):
-    def check(result):
-        for fn in fns:
-            fn(result)
-    return check
 
 
 # ------------------------------------------------------------------ each mode: write, refresh, unmerge

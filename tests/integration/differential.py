@@ -34,7 +34,9 @@ HIERARCHIES = {'sysext': ('usr', 'opt'), 'confext': ('etc',)}
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
 META = {'sysext': '.systemd-sysext', 'confext': '.systemd-confext'}
 # the keys compared after every step
-KEYS = ('ok', 'files', 'meta', 'mounts', 'modes', 'status', 'mutable', 'written')
+KEYS = ('ok', 'files', 'meta', 'mounts', 'modes', 'status', 'mutable', 'written', 'options')
+# overlayfs options naming layers: their paths differ between the two sides by design
+PATH_OPTIONS = ('lowerdir', 'lowerdir+', 'datadir+', 'upperdir', 'workdir')
 # common settings: how each reaches systemd (a CLI flag or an environment variable)
 SYSTEMD_FLAGS = {'mutable': '--mutable=%s', 'image_policy': '--image-policy=%s',
                  'always_refresh': '--always-refresh=%s'}
@@ -132,7 +134,8 @@ def walk(top: str, skip: tuple = ()) -> dict:
 
 
 def _mounts_under(path: str) -> list:
-    """(mount point, fstype, options) of every mount at or below ``path``, in mount order."""
+    """(mount point, fstype, mount options, super options) of every mount at or below ``path``,
+    in mount order."""
     out = []
     with open('/proc/self/mountinfo') as f:
         for line in f:
@@ -140,12 +143,21 @@ def _mounts_under(path: str) -> list:
             fields = left.split()
             mp = fields[4].replace('\\040', ' ')
             if mp == path or mp.startswith(path + '/'):
-                out.append((mp, right.split()[0], fields[5]))
+                rfields = right.split()
+                out.append((mp, rfields[0], fields[5], rfields[2] if len(rfields) > 2 else ''))
     return out
 
 
+def _options(top) -> dict | None:
+    """The mount flags and the overlayfs options (layer paths left out) of the overlay on top."""
+    if not top or top[1] != 'overlay':
+        return None
+    sup = [o for o in top[3].split(',') if o.split('=', 1)[0] not in PATH_OPTIONS]
+    return {'mount': sorted(top[2].split(',')), 'super': sorted(sup)}
+
+
 def observe(r: DiffRoot, cls: str) -> dict:
-    obs = {'files': {}, 'mounts': {}, 'modes': {}, 'meta': {}}
+    obs = {'files': {}, 'mounts': {}, 'modes': {}, 'meta': {}, 'options': {}}
     for h in HIERARCHIES[cls]:
         top = r.p(h)
         obs['files'][h] = walk(top, skip=(META[cls],))
@@ -166,6 +178,7 @@ def observe(r: DiffRoot, cls: str) -> dict:
             'ro': ('ro' in at[-1][2].split(',')) if at else None,
             'submounts': sorted({os.path.relpath(m[0], top) for m in stack if m[0] != top}),
         }
+        obs['options'][h] = _options(at[-1] if at else None)
     obs['mutable'] = walk(r.p('var/lib/extensions.mutable'))
     return obs
 
@@ -275,3 +288,35 @@ def _short(value, other):
         return {k: _short(v, other.get(k)) for k, v in value.items() if other.get(k) != v} | \
             {k: '<missing>' for k in other if k not in value}
     return value
+
+
+# ------------------------------------------------------------------ helpers for scenario files
+def setups(*fns) -> Callable:
+    """One setup (or hook) running ``fns`` in order."""
+    def setup(r):
+        for fn in fns:
+            fn(r)
+    return setup
+
+
+def checks(*fns) -> Callable:
+    """One check running ``fns`` in order."""
+    def check(result):
+        for fn in fns:
+            fn(result)
+    return check
+
+
+def seen(step: int, rel: str, text: str | None, h: str = 'usr') -> Callable:
+    """A check: after ``step`` both sides show ``h/rel`` with the content ``text``, or neither
+    shows it (``text`` None)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12] if text is not None else None
+
+    def check(result):
+        for side in SIDES:
+            got = result['steps'][step][side]['files'][h].get(rel)
+            if digest is None:
+                assert got is None, (side, step, rel, got)
+            else:
+                assert got is not None and got.endswith(digest), (side, step, rel, got)
+    return check
