@@ -66,13 +66,13 @@ notes:
     An image found earlier shadows one of the same name found later.
   - A versioned C(NAME.v/) (directories C(NAME_VERSION)) or C(NAME.raw.v/) (files C(NAME_VERSION.raw))
     entry gives the newest version inside, picked as systemd's vpick picks it (tries counters
-    C(+LEFT-DONE), architecture suffixes C(_x86-64)); RV(ansible_facts.sysext.images[].picked)
+    C(+LEFT-DONE), architecture suffixes C(_x86-64)); C(picked) in the facts' C(images)
     says which version won and why each other one lost.
   - GPT disk images are listed with a reason and are not used yet; squashfs compressed with lz4,
     lzo or zstd, and compressed erofs files, cannot be read without mounting and are reported as
     unreadable. An image file that cannot be read, or that the image policy refuses, would make
     a merge fail, as systemd-sysext's does (C(blocks_merge)).
-  - The decision uses the same settings a refresh would: O(mutable) and O(image_policy), else
+  - The decision uses the same settings a refresh would, O(mutable) and O(image_policy), else
     those of the root's C(sysext.conf) / C(confext.conf) and their drop-ins.
   - A renamed image is matched through the single release file marked
     C(user.extension-release.strict=false), as systemd does; the attribute is read from
@@ -161,7 +161,10 @@ ansible_facts:
                   C(source) (V(parameter), V(environment), V(FILE:LINE) of a config file, or V(default)),
                   and C(files), the config files read (sysext.conf(5), inside O(root)).
               type: dict
-              sample: {"mutable": {"value": "no", "source": "default"}, "image_policy": {"value": "*", "source": "/etc/systemd/sysext.conf:2"}, "files": ["/etc/systemd/sysext.conf"]}
+              sample:
+                mutable: {"value": "no", "source": "default"}
+                image_policy: {"value": "=open", "source": "/etc/systemd/sysext.conf:2"}
+                files: ["/etc/systemd/sysext.conf"]
         hierarchies:
           description: Per hierarchy (C(/usr), C(/opt), C(/etc)), what is mounted there now.
           type: dict
@@ -264,7 +267,7 @@ ansible_facts:
               type: str
             picked:
               description:
-                - For an image picked from a versioned C(NAME.v/) or C(NAME.raw.v/) directory: C(from) (the
+                - For an image picked from a versioned C(NAME.v/) or C(NAME.raw.v/) directory, C(from) (the
                   C(.v) entry), C(entry) (the file or directory picked), C(version), C(architecture),
                   C(tries_left) and C(tries_done) (V(null) without a C(+N) counter), and C(candidates), each
                   other entry with its C(version) and the C(reason) it lost. V(null) for other images.
@@ -279,7 +282,7 @@ ansible_facts:
               type: str
             blocks_merge:
               description:
-                - Whether this image would make a merge fail (systemd-sysext's as well as M(tucked.sysext.sysext_refresh)'s):
+                - Whether this image would make a merge fail, systemd-sysext's as well as M(tucked.sysext.sysext_refresh)'s;
                   an image file that cannot be read, or one the image policy refuses. C(reason) says why.
               type: bool
         host:

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from differential import Scenario, Step, checks
+from differential import Scenario, Step
 from lib.nsroot import sh
 
 MODES = ('no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import')

@@ -59,7 +59,7 @@ def test_dev_null_masks(root):
 
 def test_sections_keys_and_values(root):
     write(root, '/etc/systemd/sysext.conf', '# comment\n[Sysext]\nMutable=ephemeral\n[SysExt]\nMutable=bogus\n'
-                                             'Foo=1\n; other comment\nMutable = true \n')
+          'Foo=1\n; other comment\nMutable = true \n')
     s = load(root)
     assert s.mutable == ('yes', '/etc/systemd/sysext.conf:8')
     assert any("unknown section 'Sysext'" in w for w in s.warnings)

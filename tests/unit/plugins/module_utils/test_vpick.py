@@ -138,9 +138,9 @@ def test_discovery_picks_from_v_directories(root, make_tree, build_image, tmp_pa
     got = {i.name: (i.path, i.type, i.picked['version']) for i in d.images}
     assert got == {'foo': ('/var/lib/extensions/foo.raw.v/foo_10.raw', 'raw', '10'),
                    'bar': ('/var/lib/store/bar-7', 'directory', '7')}
-    foo = [i for i in d.images if i.name == 'foo'][0]
-    assert foo.picked['from'] == '/var/lib/extensions/foo.raw.v' and foo.picked['entry'] == 'foo_10.raw'
-    assert {c['entry'] for c in foo.picked['candidates']} == {'foo_1.raw', 'foo_2.raw', 'foo_11+0.raw'}
+    img = [i for i in d.images if i.name == 'foo'][0]
+    assert img.picked['from'] == '/var/lib/extensions/foo.raw.v' and img.picked['entry'] == 'foo_10.raw'
+    assert {c['entry'] for c in img.picked['candidates']} == {'foo_1.raw', 'foo_2.raw', 'foo_11+0.raw'}
 
 
 def test_discovery_v_symlink_and_wrong_winner(root, make_tree):
