@@ -240,3 +240,44 @@ def test_adhoc_short_and_long_form(tmp_path):
                              cwd=REPO, env=env, text=True, capture_output=True, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
         assert '"needs_refresh": false' in res.stdout
+
+
+def test_facts_settings_vpick_and_policy(tmp_path):
+    """The settings a refresh would use and where they come from, the version vpick picked
+    (and why the others lost), and an image file that would fail the merge."""
+    root = make_root(tmp_path)
+    (root / 'etc/systemd/sysext.conf.d').mkdir(parents=True)
+    (root / 'etc/systemd/sysext.conf').write_text('[SysExt]\nMutable=ephemeral\nImagePolicy=root=verity\n')
+    (root / 'etc/systemd/sysext.conf.d/50-local.conf').write_text('[SysExt]\nMutable=import\nBogus=1\n')
+    for v in ('1', '2', '3+0'):
+        add_ext(root, 'var/lib/extensions/foo.v', 'foo', fname='foo_' + v)
+    squash = subprocess.run(['mksquashfs', str(add_ext(root, 'tmp', 'sq')), str(root / 'var/lib/extensions/sq.raw'),
+                             '-quiet', '-noappend', '-all-root'], capture_output=True, check=False)
+    if squash.returncode != 0:
+        pytest.skip('mksquashfs is not installed (scripts/bootstrap.sh debs)')
+    before = tree_digest(root)
+    res = run_facts(root, classes=['sysext'])
+    facts = res['ansible_facts']['sysext']
+    settings = facts['classes']['sysext']['settings']
+    assert settings['mutable'] == {'value': 'import', 'source': '/etc/systemd/sysext.conf.d/50-local.conf:2'}
+    assert settings['image_policy'] == {'value': 'root=verity:=unused+absent', 'source': '/etc/systemd/sysext.conf:3'}
+    assert settings['files'] == ['/etc/systemd/sysext.conf', '/etc/systemd/sysext.conf.d/50-local.conf']
+    assert "unknown key 'Bogus'" in res['warnings_shown']
+    foo = image(facts, '/var/lib/extensions/foo.v')
+    assert foo['path'] == '/var/lib/extensions/foo.v/foo_2' and foo['picked']['version'] == '2'
+    assert {c['entry']: c['reason'] for c in foo['picked']['candidates']} == {
+        'foo_1': 'older than foo_2', 'foo_3+0': 'ranked below foo_2'}
+    sq = image(facts, '/var/lib/extensions/sq.raw')
+    assert sq['blocks_merge'] is True and sq['compatible'] is False and sq['fstype'] == 'squashfs'
+    assert sq['protection'] == 'unprotected' and 'does not match the image policy root=verity' in sq['reason']
+    assert facts['classes']['sysext']['after'] == ['foo']
+    # the parameters win over the files
+    res = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(root), 'classes': ['sysext'], 'mutable': 'no',
+                                                     'image_policy': '*'}}])[0]
+    settings = res['ansible_facts']['sysext']['classes']['sysext']['settings']
+    assert settings['mutable'] == {'value': 'no', 'source': 'parameter'}
+    assert settings['image_policy'] == {'value': '=open', 'source': 'parameter'}
+    assert image(res['ansible_facts']['sysext'], '/var/lib/extensions/sq.raw')['blocks_merge'] is False
+    bad = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(root), 'image_policy': 'root=bogus'}}])[0]
+    assert bad['failed'] and "image_policy 'root=bogus' cannot be parsed: unknown partition policy flag" in bad['msg']
+    assert tree_digest(root) == before
