@@ -409,8 +409,8 @@ def find_release(src: ImageSource, name: str, cls: str) -> str:
             if xv is None or parse_boolean(xv) is not False:
                 continue
         if found is not None:
-            raise ReleaseError('%s holds more than one release file marked %s=false (%s, %s); keep one'
-                               % (rdir, STRICT_XATTR, found, path))
+            raise ReleaseError('%s holds more than one release file that may be %s\'s (named %s or marked %s=false: '
+                               '%s, %s); keep one' % (rdir, name, 'extension-release.' + base, STRICT_XATTR, found, path))
         found = path
     if found is None:
         raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted)
