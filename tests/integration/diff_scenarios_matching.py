@@ -28,14 +28,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from differential import Scenario, Step, setups
+from differential import NATIVE, OTHER, Scenario, Step, setups
 
 EXT = 'var/lib/extensions'
 CONF = 'var/lib/confexts'
-_UNAME = {'x86_64': 'x86-64', 'aarch64': 'arm64', 'i686': 'x86', 'ppc64le': 'ppc64-le', 's390x': 's390x',
-          'riscv64': 'riscv64'}
-NATIVE = _UNAME.get(os.uname().machine, os.uname().machine)
-OTHER = 'arm64' if NATIVE != 'arm64' else 'x86-64'
 MERGE_UNMERGE = [Step('merge'), Step('unmerge')]
 CONF_MERGE_UNMERGE = [Step('merge', cls='confext'), Step('unmerge', cls='confext')]
 

@@ -188,7 +188,7 @@ def _forged_kept_ours(result):
     assert not [k for k in last['mutable'] if WORKDIR.search(k)], last['mutable']
 
 
-STUCK = dict.fromkeys(('ok', 'files', 'meta', 'mounts', 'status'),
+STUCK = dict.fromkeys(('ok', 'files', 'meta', 'mounts', 'options', 'status'),
                       'systemd 262 fails to unmerge /usr and leaves it merged; ours unmerges')
 FORGED = (('base', 'usr/share/base\n',
            {'files': 'systemd 262 deletes the base tree directory a forged work_dir names (rm -rf '

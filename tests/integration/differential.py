@@ -42,6 +42,10 @@ SYSTEMD_FLAGS = {'mutable': '--mutable=%s', 'image_policy': '--image-policy=%s',
                  'always_refresh': '--always-refresh=%s'}
 SYSTEMD_ENV = {'overlay_options': 'SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS'}
 SIDES = ('systemd', 'ours')
+_UNAME = {'x86_64': 'x86-64', 'aarch64': 'arm64', 'i686': 'x86', 'ppc64le': 'ppc64-le', 's390x': 's390x',
+          'riscv64': 'riscv64'}
+NATIVE = _UNAME.get(os.uname().machine, os.uname().machine)   # systemd's name for this architecture
+OTHER = 'arm64' if NATIVE != 'arm64' else 'x86-64'             # an architecture this machine is not
 
 
 @dataclass

@@ -12,6 +12,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
+CALLBACKS = os.path.join(HERE, 'callback_plugins')
 
 
 def ansible_env(extra: dict | None = None) -> dict:
@@ -36,19 +37,23 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
         t['ignore_errors'] = True
         t['register'] = 'r%d' % i
         play_tasks.append(t)
-    play_tasks.append({'name': 'save results', 'check_mode': False, 'ansible.builtin.copy': {
-        'dest': results_file, 'mode': '0644',
-        'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks)))}})
     pb = os.path.join(work, 'play.yml')
     with open(pb, 'w') as f:
         json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': play_tasks}], f)
     cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['--check'] if check_mode else []) + (['--diff'] if diff else [])
-    res = subprocess.run(cmd, cwd=REPO, env=ansible_env(extra_env), text=True, capture_output=True, check=False)
+    # the results come from a callback (tests/lib/callback_plugins/task_results.py): a copy task
+    # to save them cost more than a second per run
+    env = ansible_env(dict(extra_env or {}, TASK_RESULTS_FILE=results_file))
+    env['ANSIBLE_CALLBACK_PLUGINS'] = os.pathsep.join(p for p in (CALLBACKS, env.get('ANSIBLE_CALLBACK_PLUGINS')) if p)
+    env['ANSIBLE_CALLBACKS_ENABLED'] = ','.join(p for p in ('task_results', env.get('ANSIBLE_CALLBACKS_ENABLED')) if p)
+    res = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
     shown = res.stdout + res.stderr
     if 'Traceback' in shown or res.returncode != 0:
         raise AssertionError('ansible-playbook failed (%d) or printed a traceback:\n%s' % (res.returncode, shown[-6000:]))
     with open(results_file) as f:
-        out = json.load(f)
+        out = [entry['result'] for entry in json.load(f)]
+    if len(out) != len(tasks):
+        raise AssertionError('%d results for %d tasks:\n%s' % (len(out), len(tasks), shown[-6000:]))
     for r in out:
         r['_shown'] = shown
     for name in (results_file, pb):
