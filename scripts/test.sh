@@ -60,11 +60,11 @@ for step in $steps; do
         lint)
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)
-            (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/integration) ;;
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 tests/integration) ;;
         corpus)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
-            (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/faults) ;;
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=5 tests/faults) ;;
         molecule)
             (cd "$here" && run_molecule) ;;
         bench)

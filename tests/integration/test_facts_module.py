@@ -263,9 +263,9 @@ def test_facts_settings_vpick_and_policy(tmp_path):
     assert settings['image_policy'] == {'value': 'root=verity:=unused+absent', 'source': '/etc/systemd/sysext.conf:3'}
     assert settings['files'] == ['/etc/systemd/sysext.conf', '/etc/systemd/sysext.conf.d/50-local.conf']
     assert "unknown key 'Bogus'" in res['warnings_shown']
-    foo = image(facts, '/var/lib/extensions/foo.v')
-    assert foo['path'] == '/var/lib/extensions/foo.v/foo_2' and foo['picked']['version'] == '2'
-    assert {c['entry']: c['reason'] for c in foo['picked']['candidates']} == {
+    vfoo = image(facts, '/var/lib/extensions/foo.v')
+    assert vfoo['path'] == '/var/lib/extensions/foo.v/foo_2' and vfoo['picked']['version'] == '2'
+    assert {c['entry']: c['reason'] for c in vfoo['picked']['candidates']} == {
         'foo_1': 'older than foo_2', 'foo_3+0': 'ranked below foo_2'}
     sq = image(facts, '/var/lib/extensions/sq.raw')
     assert sq['blocks_merge'] is True and sq['compatible'] is False and sq['fstype'] == 'squashfs'
