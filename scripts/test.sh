@@ -60,7 +60,11 @@ for step in $steps; do
         lint)
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)
-            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 tests/integration) ;;
+            # the differential scenarios are independent (each in a namespace of its own, on a
+            # scratch root of its own) and mostly ansible-playbook start-up: one worker per core
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra -n auto tests/integration/test_differential.py)
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 \
+                --ignore=tests/integration/test_differential.py tests/integration) ;;
         corpus)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
