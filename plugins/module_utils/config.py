@@ -10,8 +10,10 @@ machine's own. The main file is the first of ``/etc/systemd/``, ``/run/systemd/`
 the vendor's); then the drop-ins ``*.conf`` of the four ``sysext.conf.d/`` directories, sorted
 by file name, one of a name in a higher directory hiding the others, a symlink to /dev/null
 masking. Later assignments win. ``[SysExt]`` (``[ConfExt]``) holds ``Mutable=`` and
-``ImagePolicy=``; unknown sections and keys and bad values are warned about and ignored, and a
-file that cannot be parsed at all is ignored with a warning. The environment variable
+``ImagePolicy=``; unknown sections and keys, lines without ``=`` and bad values are warned
+about and ignored. A file systemd cannot parse (a broken section header, an image policy
+without ``=``) makes it ignore its whole configuration, the files read before included, with
+a warning. The environment variable
 ``SYSTEMD_SYSEXT_MUTABLE_MODE`` (``..._CONFEXT_...``) overrides the files, the module
 parameters (systemd's command line) override both.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from . import policy as policy_mod
 from . import rootfs
 from .release import CONFEXT, SYSEXT, parse_boolean
 
@@ -98,11 +101,12 @@ def config_files(root: str, cls: str) -> list:
 
 
 class ParseError(ValueError):
-    """A file systemd would refuse to parse at all (it then ignores the file)."""
+    """Something systemd cannot parse: it stops reading its configuration there."""
 
 
-def parse(text: str, where: str, section: str) -> tuple[list, list]:
-    """config_parse(): ([(key, value, line number)], warnings) of ``section``."""
+def parse(text: str, where: str, section: str) -> tuple[list, list, ParseError | None]:
+    """config_parse(): ([(key, value, line number)], warnings, error) of ``section``; the items
+    are those before the error, if there is one."""
     items, warnings = [], []
     current = None
     lines = text.split('\n')
@@ -119,7 +123,7 @@ def parse(text: str, where: str, section: str) -> tuple[list, list]:
             continue
         if line.startswith('['):
             if not line.endswith(']') or len(line) < 3:
-                raise ParseError('%s:%d: invalid section header %r' % (where, lineno, line))
+                return items, warnings, ParseError('%s:%d: invalid section header %r' % (where, lineno, line))
             current = line[1:-1]
             if current != section and not current.startswith('X-'):
                 warnings.append("%s:%d: unknown section '%s', ignoring it (systemd reads [%s])"
@@ -127,7 +131,8 @@ def parse(text: str, where: str, section: str) -> tuple[list, list]:
             continue
         key, sep, value = line.partition('=')
         if not sep:
-            raise ParseError('%s:%d: missing "=" in %r' % (where, lineno, line))
+            warnings.append('%s:%d: missing "=", ignoring the line' % (where, lineno))
+            continue
         if current is None:
             warnings.append('%s:%d: assignment outside of a section, ignoring it' % (where, lineno))
             continue
@@ -139,7 +144,7 @@ def parse(text: str, where: str, section: str) -> tuple[list, list]:
                 warnings.append("%s:%d: unknown key '%s' in [%s], ignoring it" % (where, lineno, key, section))
             continue
         items.append((key, value.strip(), lineno))
-    return items, warnings
+    return items, warnings, None
 
 
 def load(root: str, cls: str, environ=None) -> Settings:
@@ -151,24 +156,21 @@ def load(root: str, cls: str, environ=None) -> Settings:
     files, warnings = [], []
     for inroot, host in config_files(root, cls):
         files.append(inroot)
-        try:
-            items = _read(inroot, host, cls, warnings)
-        except UnicodeDecodeError:
-            warnings.append('%s is not valid UTF-8; systemd-%s ignores it' % (inroot, cls))
-            continue
-        except (OSError, ParseError) as e:
-            warnings.append('%s; systemd-%s ignores this file' % (e, cls))
-            continue
-        try:
-            for key, value, lineno in items:
-                src = '%s:%d' % (inroot, lineno)
-                if key == 'Mutable':
-                    mutable = _mutable_setting(value, src, warnings) or mutable
-                else:
-                    policy = _policy_setting(value, src)
-        except ParseError as e:
-            # systemd stops reading its configuration here and keeps what it had read
-            warnings.append('%s; systemd-%s ignores the rest of its configuration' % (e, cls))
+        items, error = _read(inroot, host, cls, warnings)
+        for key, value, lineno in items:
+            src = '%s:%d' % (inroot, lineno)
+            if key == 'Mutable':
+                mutable = _mutable_setting(value, src, warnings) or mutable
+                continue
+            try:
+                policy = _policy_setting(value, src)
+            except ParseError as e:
+                error = e
+                break
+        if error is not None:
+            # systemd then uses none of its configuration (checked against 262)
+            warnings.append('%s; systemd-%s ignores all of its configuration then' % (error, cls))
+            mutable = policy = Setting(None, 'default')
             break
     env = environ.get(MUTABLE_ENV[cls])
     if env is not None:
@@ -180,19 +182,25 @@ def load(root: str, cls: str, environ=None) -> Settings:
     return Settings(mutable=mutable, image_policy=policy, files=tuple(files), warnings=tuple(warnings))
 
 
-def _read(inroot: str, host: str, cls: str, warnings: list) -> list:
-    with open(host, 'rb') as f:
-        data = f.read(MAX_SIZE + 1)
+def _read(inroot: str, host: str, cls: str, warnings: list) -> tuple[list, ParseError | None]:
+    try:
+        with open(host, 'rb') as f:
+            data = f.read(MAX_SIZE + 1)
+    except OSError as e:
+        return [], ParseError('%s: %s' % (inroot, e.strerror))
     if len(data) > MAX_SIZE:
-        raise ParseError('%s is larger than %d bytes' % (inroot, MAX_SIZE))
-    items, warns = parse(data.decode('utf-8'), inroot, SECTION[cls])
+        return [], ParseError('%s is larger than %d bytes' % (inroot, MAX_SIZE))
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        return [], ParseError('%s is not valid UTF-8 (byte %d)' % (inroot, e.start))
+    items, warns, error = parse(text, inroot, SECTION[cls])
     warnings.extend(warns)
-    return items
+    return items, error
 
 
 def _mutable_setting(value: str, src: str, warnings: list) -> Setting | None:
-    if not value:
-        return Setting(None, src)
+    """config_parse_mutable_mode(): a bad (also an empty) value is ignored with a warning."""
     mode = parse_mutable(value)
     if mode is None:
         warnings.append('%s: Mutable=%s is not one of %s or a boolean, ignoring it' % (src, value, ', '.join(MUTABLE_MODES)))
@@ -203,7 +211,6 @@ def _mutable_setting(value: str, src: str, warnings: list) -> Setting | None:
 def _policy_setting(value: str, src: str) -> Setting:
     """config_parse_image_policy(): parsed gracefully (unknown names and flags dropped), the
     empty value resets to the default; a value that cannot be parsed raises ParseError."""
-    from . import policy as policy_mod   # pylint: disable=import-outside-toplevel
     if not value:
         return Setting(None, src)
     try:

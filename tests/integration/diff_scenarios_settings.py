@@ -5,7 +5,8 @@ What systemd-sysext 262 showed here, and the scenarios hold both sides to:
 
 * the config files are read inside ``--root=`` (``ROOT/etc/systemd/sysext.conf`` and the
   other directories, drop-ins in ``sysext.conf.d/``), drop-ins win over the main file, the
-  command line (our parameters) wins over both; a bad value is ignored with a warning;
+  command line (our parameters) wins over both; a bad value is ignored with a warning, a
+  file that cannot be parsed voids all of the configuration;
 * an image policy applies to image files, not directories; an image file it refuses makes
   the whole merge fail, and a refused refresh leaves the merge there as it was;
   ``root=squashfs``/``root=erofs`` restrict the file system type; a policy given in the
@@ -111,6 +112,18 @@ SCENARIOS = [
     Scenario('config-bad-values-ignored',
              setups(_images, _conf('etc/systemd/sysext.conf',
                                    '[Sysext]\nMutable=ephemeral\n[SysExt]\nMutable=bogus\nFoo=bar\nImagePolicy=root=bogus\n')),
+             [Step('merge'), Step('unmerge')], check=_ro_state(0, True)),
+    # a line without "=" and an empty value are only ignored; a broken section header (or an
+    # image policy without "=") voids all of the configuration, what was read before included
+    Scenario('config-ignored-lines',
+             setups(_images, _conf('etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\nMutable\nMutable=\n')),
+             [Step('merge'), Step('unmerge')], check=_ro_state(0, False)),
+    Scenario('config-broken-file-voids-the-configuration',
+             setups(_images, _conf('etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\n[SysExt\n'),
+                    _conf('etc/systemd/sysext.conf.d/50-eph.conf', '[SysExt]\nMutable=ephemeral\n')),
+             [Step('merge'), Step('unmerge')], check=_ro_state(0, True)),
+    Scenario('config-unparsable-policy-voids-the-configuration',
+             setups(_images, _conf('etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\nImagePolicy=nocolon\n')),
              [Step('merge'), Step('unmerge')], check=_ro_state(0, True)),
     Scenario('config-parameter-wins',
              setups(_images, _conf('etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\nImagePolicy=root=verity\n')),

@@ -1,10 +1,8 @@
 # -*- coding: utf-8 -*-
 """sysext.conf / confext.conf: which files, in which order, and what wins (each rule was seen
-with systemd-sysext 262 --root=, see tests/integration/diff_scenarios_config.py)."""
+with systemd-sysext 262 --root=, see tests/integration/diff_scenarios_settings.py)."""
 
 import os
-
-import pytest
 
 from ansible_collections.tucked.sysext.plugins.module_utils import config
 
@@ -96,28 +94,36 @@ def test_image_policy_values(root):
     assert load(root).image_policy == (None, '/etc/systemd/sysext.conf.d/10-x.conf:2')   # empty: default
 
 
-def test_unparsable_policy_stops_the_configuration(root):
+def test_unparsable_policy_voids_the_configuration(root):
     write(root, '/etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\nImagePolicy=nocolon\nMutable=yes\n')
     write(root, '/etc/systemd/sysext.conf.d/50-x.conf', '[SysExt]\nMutable=import\n')
     s = load(root)
-    assert s.mutable.value == 'ephemeral'           # read before the error; the rest and the drop-in are not
-    assert any('ignores the rest' in w for w in s.warnings)
+    assert s.mutable == config.Setting(None, 'default')      # not even what was read before the error
+    assert any('ignores all of its configuration' in w for w in s.warnings)
+    assert load(root, env={'SYSTEMD_SYSEXT_MUTABLE_MODE': 'yes'}).mutable == ('yes', 'environment')
 
 
-@pytest.mark.parametrize('text,why', [
-    ('[SysExt\nMutable=yes\n', 'invalid section header'),
-    ('[SysExt]\nMutable\n', 'missing "="'),
-])
-def test_unparsable_file_is_ignored(root, text, why):
-    write(root, '/etc/systemd/sysext.conf', text)
+def test_broken_section_header_voids_the_configuration(root):
+    write(root, '/etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\n[SysExt\nMutable=yes\n')
+    write(root, '/etc/systemd/sysext.conf.d/50-x.conf', '[SysExt]\nMutable=import\n')
     s = load(root)
-    assert s.mutable.value is None and any(why in w for w in s.warnings)
+    assert s.mutable == config.Setting(None, 'default')
+    assert any('invalid section header' in w and 'ignores all' in w for w in s.warnings)
 
 
-def test_not_utf8_is_ignored(root):
+def test_lines_without_equals_and_empty_values_are_ignored(root):
+    write(root, '/etc/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\nMutable\nMutable=\n')
+    s = load(root)
+    assert s.mutable == ('ephemeral', '/etc/systemd/sysext.conf:2')
+    assert any('missing "="' in w for w in s.warnings) and any('Mutable= is not one of' in w for w in s.warnings)
+
+
+def test_not_utf8_voids_the_configuration(root):
     (root / 'etc/systemd').mkdir(parents=True)
     (root / 'etc/systemd/sysext.conf').write_bytes(b'[SysExt]\nMutable=\xff\n')
-    assert any('not valid UTF-8' in w for w in load(root).warnings)
+    write(root, '/etc/systemd/sysext.conf.d/50-x.conf', '[SysExt]\nMutable=import\n')
+    s = load(root)
+    assert s.mutable.value is None and any('not valid UTF-8' in w for w in s.warnings)
 
 
 def test_continuation_lines(root):
