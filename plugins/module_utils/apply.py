@@ -423,7 +423,7 @@ def _assemble(req: BuildRequest, h: str, fd: int, stage: str, meta: str | None, 
     return mountapi.clone_tree(target)
 
 
-_ATIME = mountapi.MOUNT_ATTR_NOATIME | 0x20     # MOUNT_ATTR__ATIME: noatime | strictatime (relatime is 0)
+_ATIME = mountapi.MOUNT_ATTR__ATIME
 # mount flags among the overlay options: systemd's mount_option_mangle() takes them out of the
 # option string and into the mount flags; name -> (MOUNT_ATTR_* to set, MOUNT_ATTR_* to clear)
 FLAG_OPTIONS = {
@@ -431,13 +431,15 @@ FLAG_OPTIONS = {
     'nosuid': (mountapi.MOUNT_ATTR_NOSUID, 0), 'suid': (0, mountapi.MOUNT_ATTR_NOSUID),
     'nodev': (mountapi.MOUNT_ATTR_NODEV, 0), 'dev': (0, mountapi.MOUNT_ATTR_NODEV),
     'noexec': (mountapi.MOUNT_ATTR_NOEXEC, 0), 'exec': (0, mountapi.MOUNT_ATTR_NOEXEC),
-    'noatime': (mountapi.MOUNT_ATTR_NOATIME, _ATIME), 'strictatime': (0x20, _ATIME), 'relatime': (0, _ATIME),
-    'nodiratime': (0x80, 0), 'diratime': (0, 0x80),
+    'noatime': (mountapi.MOUNT_ATTR_NOATIME, _ATIME), 'strictatime': (mountapi.MOUNT_ATTR_STRICTATIME, _ATIME),
+    'relatime': (0, _ATIME),
+    'nodiratime': (mountapi.MOUNT_ATTR_NODIRATIME, 0), 'diratime': (0, mountapi.MOUNT_ATTR_NODIRATIME),
 }
 # the same as mount(2) flags (for the legacy path): MOUNT_ATTR_* bit -> MS_*
 _MS = {mountapi.MOUNT_ATTR_RDONLY: mountapi.MS_RDONLY, mountapi.MOUNT_ATTR_NOSUID: mountapi.MS_NOSUID,
        mountapi.MOUNT_ATTR_NODEV: mountapi.MS_NODEV, mountapi.MOUNT_ATTR_NOEXEC: mountapi.MS_NOEXEC,
-       mountapi.MOUNT_ATTR_NOATIME: mountapi.MS_NOATIME, 0x20: 1 << 24, 0x80: 0x800}
+       mountapi.MOUNT_ATTR_NOATIME: mountapi.MS_NOATIME, mountapi.MOUNT_ATTR_STRICTATIME: mountapi.MS_STRICTATIME,
+       mountapi.MOUNT_ATTR_NODIRATIME: mountapi.MS_NODIRATIME}
 
 
 def split_options(options: list) -> tuple[list, int, int]:
