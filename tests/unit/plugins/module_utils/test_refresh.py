@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import engine, refresh, state, units
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, images, refresh, state, units
 
 
 def test_atomic_auto_uses_beneath_when_the_kernel_has_it(monkeypatch):
@@ -187,3 +187,30 @@ def test_unmerge_needs_no_os_release(tmp_path):
         refresh.run(refresh.Options(root=str(root), classes=('sysext',), check_mode=True))
     out = refresh.run(refresh.Options(root=str(root), classes=('sysext',), state='unmerged', check_mode=True))
     assert not out.changed and out.warnings == []
+
+
+def _verity_image():
+    return images.Image(name='vv', cls='sysext', entry='/var/lib/extensions/vv.raw',
+                        path='/var/lib/extensions/vv.raw', host_path='/r/var/lib/extensions/vv.raw',
+                        type='raw', protection='verity')
+
+
+def _dm(monkeypatch, present):
+    real = os.path.exists
+    monkeypatch.setattr(refresh.os.path, 'exists',
+                        lambda p: present if p == '/dev/mapper/control' else real(p))
+
+
+def test_verity_without_device_mapper_is_refused_for_both_backends(monkeypatch):
+    _dm(monkeypatch, False)
+    for backend in refresh.BACKENDS:
+        with pytest.raises(engine.EngineError, match='vv.raw \\(verity\\): verity-protected, but this kernel has no '
+                                                     'device-mapper.*nothing was changed'):
+            refresh._check_verity([_verity_image()], backend)
+
+
+def test_verity_with_device_mapper_needs_the_systemd_backend(monkeypatch):
+    _dm(monkeypatch, True)
+    with pytest.raises(engine.EngineError, match='native engine does not set up dm-verity.*backend=systemd'):
+        refresh._check_verity([_verity_image()], 'native')
+    refresh._check_verity([_verity_image()], 'systemd')      # systemd-sysext verifies it itself
