@@ -61,27 +61,38 @@ def parse_mutable(value: str) -> str | None:
     return 'yes' if b else 'no'
 
 
-def _host(root: str, inroot: str) -> str | None:
-    """The file to read for ``inroot``, symlinks followed inside the root; None when it is
-    missing or masked (a link to /dev/null)."""
+def _in_dir(root: str, d: str, fname: str) -> tuple[str, str] | None:
+    """(in-root path, host path) of the entry ``d/fname``: its directory resolved inside the
+    root, the entry itself not followed; None when there is no such entry."""
     try:
-        if os.path.islink(rootfs.host_path(root, inroot)) and \
-                os.readlink(rootfs.host_path(root, inroot)) == '/dev/null':
-            return None
-        return rootfs.resolve(root, inroot)
+        host_dir = rootfs.resolve(root, d)
     except OSError:
         return None
+    host = os.path.join(host_dir, fname)
+    return ('%s/%s' % (d, fname), host) if os.path.lexists(host) else None
+
+
+def _readable(root: str, inroot: str, host: str) -> str | None:
+    """The file to read for the entry ``host``, symlinks followed inside the root; None when it
+    is masked (a link to /dev/null) or no regular file."""
+    try:
+        if os.path.islink(host) and os.readlink(host) == '/dev/null':
+            return None
+        target = rootfs.resolve(root, inroot)
+    except OSError:
+        return None
+    return target if os.path.isfile(target) else None
 
 
 def config_files(root: str, cls: str) -> list:
     """(in-root path, host path) of the files systemd reads, in the order it reads them."""
     out = []
     for d in DIRS:
-        inroot = '%s/%s' % (d, FILE[cls])
-        if os.path.lexists(rootfs.host_path(root, inroot)):
-            host = _host(root, inroot)
-            if host is not None and os.path.isfile(host):
-                out.append((inroot, host))
+        found = _in_dir(root, d, FILE[cls])
+        if found:
+            target = _readable(root, *found)
+            if target is not None:
+                out.append((found[0], target))
             break
     dropins: dict = {}
     for d in DIRS:
@@ -92,11 +103,12 @@ def config_files(root: str, cls: str) -> list:
             continue
         for fname in names:
             if fname.endswith('.conf') and fname not in dropins:
-                dropins[fname] = '%s/%s' % (ddir, fname)
+                dropins[fname] = _in_dir(root, ddir, fname)
     for fname in sorted(dropins):
-        host = _host(root, dropins[fname])
-        if host is not None and os.path.isfile(host):
-            out.append((dropins[fname], host))
+        if dropins[fname]:
+            target = _readable(root, *dropins[fname])
+            if target is not None:
+                out.append((dropins[fname][0], target))
     return out
 
 

@@ -129,3 +129,15 @@ def test_not_utf8_voids_the_configuration(root):
 def test_continuation_lines(root):
     write(root, '/etc/systemd/sysext.conf', '[SysExt]\nImagePolicy=root=verity+\\\nsigned\n')
     assert load(root).image_policy.value == 'root=verity+signed:=unused+absent'
+
+
+def test_directories_resolve_inside_the_root(root, tmp_path):
+    """/etc/systemd as an absolute link means the root's own /usr/lib/systemd, never this machine's."""
+    write(root, '/usr/lib/systemd/sysext.conf', '[SysExt]\nMutable=ephemeral\n')
+    outside = tmp_path / 'outside'
+    write(outside, '/sysext.conf', '[SysExt]\nMutable=yes\n')
+    os.symlink('/usr/lib/systemd', root / 'etc/systemd')
+    assert load(root).mutable == ('ephemeral', '/etc/systemd/sysext.conf:2')
+    os.unlink(root / 'etc/systemd')
+    os.symlink(str(outside), root / 'etc/systemd')             # the machine's path: missing in the root
+    assert load(root).mutable == ('ephemeral', '/usr/lib/systemd/sysext.conf:2')
