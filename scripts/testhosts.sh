@@ -9,6 +9,7 @@
 #   scripts/testhosts.sh up NAME PLATFORM    start host NAME and wait until systemd is up
 #   scripts/testhosts.sh down NAME...        stop (systemd shuts down cleanly) and remove
 #   scripts/testhosts.sh list                the test hosts that exist now
+#   scripts/testhosts.sh conmons             the podman monitor processes running now
 #   scripts/testhosts.sh mirror              the Debian mirror apt uses here (for debootstrap)
 #
 # Why podman this way (this machine type: cgroup v1 in hybrid mode, no CAP_SYS_RESOURCE,
@@ -140,9 +141,38 @@ down() {
     local name
     for name in "$@"; do
         podman container exists "$name" || continue
+        conmon=$(podman inspect --format '{{.State.ConmonPid}}' "$name" 2>/dev/null || true)
         # SIGRTMIN+3: systemd shuts down, unmounting the overlays (loop devices are released)
         podman stop -t 30 "$name" >/dev/null 2>&1 || true
         podman rm -f -t 0 "$name" >/dev/null
+        # podman rm returns before the host's conmon has run its cleanup and exited: wait
+        # for it (a zombie counts as gone: this machine's PID 1 reaps it in its own time)
+        [ -z "$conmon" ] || [ "$conmon" = 0 ] || wait_gone "$conmon"
+    done
+}
+
+wait_gone() {
+    local pid=$1 i
+    for i in $(seq 1 100); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    log "conmon $pid of a removed host did not exit in 10 s"
+    return 1
+}
+
+# whether PID runs (a zombie does not)
+alive() {
+    local state
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    case $state in Z*) return 1 ;; esac
+}
+
+# the conmon processes that run (the hosts' and those of the execs into them)
+conmons() {
+    local pid
+    for pid in $(pgrep -x conmon); do
+        if alive "$pid"; then echo "$pid"; fi
     done
 }
 
@@ -155,6 +185,7 @@ case $cmd in
     up) [ $# -eq 2 ] || { echo "usage: $0 up NAME PLATFORM" >&2; exit 2; }; up "$1" "$2" ;;
     down) down "$@" ;;
     list) list ;;
+    conmons) conmons ;;
     mirror) mirror ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
