@@ -32,14 +32,23 @@ def test_both_versions_kept_and_version_1_selected(node):
     assert node.file('/var/lib/confexts/tucked-motd.raw').linked_to == store + '/tucked-motd/tucked-motd-1.raw'
 
 
-def test_unmerge_stops_the_service_of_the_extension(host, node):
-    """EXTENSION_RESTART_UNITS: a unit whose extension went away is stopped (systemd 262)."""
+def test_reload_or_restart_started_once_then_reloaded(node):
+    """EXTENSION_RELOAD_OR_RESTART_UNITS: started by the first merge (it was not running), then
+    reloaded by each refresh, v1 -> v2 -> v1, in the same process."""
+    assert node.file('/run/tucked-hello-reload.log').content_string == 'start 1\nreload 2\nreload 1\n'
+    assert node.service('tucked-hello-reload.service').is_running
+
+
+def test_unmerge_stops_the_services_of_the_extension(host, node):
+    """A listed unit whose extension went away is stopped (systemd 262)."""
+    units = ('tucked-hello.service', 'tucked-hello-reload.service')
     result = host.ansible('tucked.sysext.sysext_refresh', 'state=unmerged', check=False)
     assert result['changed'] and result['reloaded']
-    assert 'tucked-hello.service' in result['units']['stopped'], result['units']
+    assert sorted(result['units']['stopped']) == sorted(units), result['units']
     for _attempt in range(50):           # systemctl --no-block stop
-        if not node.service('tucked-hello.service').is_running:
+        if not any(node.service(unit).is_running for unit in units):
             break
         time.sleep(0.2)
-    assert not node.service('tucked-hello.service').is_running
+    for unit in units:
+        assert not node.service(unit).is_running, unit
     assert not node.file('/usr/bin/tucked-hello').exists
