@@ -248,12 +248,7 @@ def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine:
     if mode is not None and mode not in mutable.MODES:
         raise EngineError('unknown mutable mode %r; use one of %s' % (mode, ', '.join(mutable.MODES)))
     if image_policy is not None:
-        try:
-            image_policy = policy.parse(image_policy).text
-        except policy.PolicyError as e:
-            raise EngineError('image_policy %r cannot be parsed: %s; see systemd.image-policy(7), for example '
-                              '"root=verity+signed+unprotected+absent:usr=verity+signed+unprotected+absent"'
-                              % (image_policy, e)) from None
+        image_policy = parse_image_policy(image_policy)
     try:
         host = release.read_host(root, machine)
     except release.ReleaseError as e:
@@ -272,6 +267,16 @@ def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine:
     supported, why = mountapi.move_mount_beneath_supported()
     kernel = {'move_mount_beneath': supported, 'detail': why, 'release': os.uname().release}
     return Snapshot(root=root, host=host, classes=out, kernel=kernel)
+
+
+def parse_image_policy(text: str) -> str:
+    """The image_policy parameter, normalized; EngineError names the fix when it cannot be parsed."""
+    try:
+        return policy.parse(text).text
+    except policy.PolicyError as e:
+        raise EngineError('image_policy %r cannot be parsed: %s; see systemd.image-policy(7), for example '
+                          '"root=verity+signed+unprotected+absent:usr=verity+signed+unprotected+absent"'
+                          % (text, e)) from None
 
 
 def gather_class(root: str, cls: str, host: release.Host, mounts: list,
@@ -296,7 +301,7 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
                 img.fatal = img.reason
             warnings.append(img.reason)
             continue
-        if img.type != 'directory' and _refused_by_policy(img, cls, settings, live_initrd):
+        if img.type != 'directory' and refused_by_policy(img, cls, settings, live_initrd):
             warnings.append(img.reason)
             continue
         ok, why = release.validate(img.name, img.release, host, cls)
@@ -326,10 +331,11 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
                          layouts=layouts, settings=settings)
 
 
-def _refused_by_policy(img, cls: str, settings, live_initrd: bool) -> bool:
+def refused_by_policy(img, cls: str, settings, live_initrd: bool, shown: str | None = None) -> bool:
     """Apply the image policy to an image file (or block device), as systemd does before it
     mounts one; a refusal fails systemd's whole merge, so it is marked ``fatal``. Also notes
-    a verity-protected image, which the native engine cannot set up."""
+    a verity-protected image, which the native engine cannot set up. ``shown``: how the
+    message names the image (default: its path on the host)."""
     chosen = settings.image_policy.value if settings else None
     pol = policy.parse_cached(policy.for_image(cls, chosen, img.path, live_initrd))
     prot = policy.protection(img.host_path)
@@ -339,7 +345,8 @@ def _refused_by_policy(img, cls: str, settings, live_initrd: bool) -> bool:
         return False
     source = settings.image_policy.source if settings and chosen is not None else 'default'
     img.compatible = False
-    img.reason = img.fatal = '%s does not match the image policy %s (%s): %s' % (img.host_path, pol.text, source, why)
+    img.reason = img.fatal = '%s does not match the image policy %s (%s): %s' % (
+        shown or img.host_path, pol.text, source, why)
     return True
 
 

@@ -20,9 +20,9 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from . import images, release, rootfs
+from . import config, engine, images, release, rootfs
 from .release import CONFEXT, SYSEXT
 from .version import strverscmp_improved, version_key
 
@@ -60,6 +60,7 @@ class Options:
     link_dir: str | None = None      # default DEFAULT_LINK_DIR[kind]
     keep: int = 2
     rollback: bool = False
+    image_policy: str | None = None  # None: the root's sysext.conf / confext.conf, else systemd's default
     check_mode: bool = False
 
 
@@ -353,13 +354,21 @@ def set_link(lay: Layout, target_inroot: str) -> None:
 
 
 # ----------------------------------------------------------------------------- compatibility
-def check_image(root: str, name: str, kind: str, host_file: str, inroot: str) -> tuple[bool, str, dict | None]:
-    """Read the image's extension-release (as the link name will make systemd look for it)
-    and match it against the root's os-release. (compatible, reason, release fields)."""
-    img = images.Image(name=name, cls=kind, entry=inroot, path=inroot, host_path=host_file, type='raw')
+def check_image(root: str, name: str, kind: str, host_file: str, inroot: str,
+                image_policy: str | None = None, link: str | None = None,
+                shown: str | None = None) -> tuple[bool, str, dict | None]:
+    """Read the image's extension-release (as the link name will make systemd look for it),
+    apply the image policy systemd-sysext would apply to it through ``link`` (``image_policy``,
+    else the root's config file, else systemd's default) and match it against the root's
+    os-release. (compatible, reason, release fields). ``shown`` names the image in the reason."""
+    img = images.Image(name=name, cls=kind, entry=inroot, path=link or inroot, host_path=host_file, type='raw')
     images.load_release(img, ())
     if not img.readable:
         return False, img.reason, None
+    settings = config.effective(config.load(root, kind), None, image_policy)
+    live_initrd = os.path.realpath(root) == '/' and release.is_initrd('/')
+    if engine.refused_by_policy(img, kind, settings, live_initrd, shown or inroot):
+        return False, img.reason, img.release
     try:
         host = release.read_host(root)
     except release.ReleaseError as e:
@@ -399,6 +408,11 @@ def ensure(opts: Options, opener=None) -> Result:
     if opts.url and not opts.checksum:
         raise StoreError('url needs a checksum (sha256:<hex>): a download is only stored once it is verified')
     checksum = parse_checksum(opts.checksum) if opts.checksum else None
+    if opts.image_policy is not None:
+        try:
+            opts = replace(opts, image_policy=engine.parse_image_policy(opts.image_policy))
+        except engine.EngineError as e:
+            raise StoreError(str(e)) from None
     if not os.path.isdir(opts.root):
         raise StoreError('root %s is not a directory' % opts.root)
     lay = layout(opts.root, opts.name, opts.store_dir, opts.link_dir or DEFAULT_LINK_DIR[opts.kind])
@@ -519,7 +533,7 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
 
 
 def _require_compatible(opts, res, host_file) -> None:
-    ok, why, rel = check_image(opts.root, opts.name, opts.kind, host_file, res.path)
+    ok, why, rel = check_image(opts.root, opts.name, opts.kind, host_file, res.path, opts.image_policy, res.link)
     res.compatible, res.compatibility, res.release = ok, why, rel
     if not ok:
         raise StoreError('refusing to select %s %s: %s; the selection is unchanged' % (opts.name, opts.version, why))

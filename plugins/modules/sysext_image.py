@@ -22,8 +22,9 @@ description:
     complete and verified. A wrong checksum, a truncated download or a full disk never
     replaces a good image, and leaves no partial file.
   - Before an image is selected, its extension-release is read (without mounting) and matched
-    against the target's os-release the way systemd-sysext does; an incompatible image is
-    refused and nothing changes.
+    against the target's os-release the way systemd-sysext does, and the image policy that
+    M(tucked.sysext.sysext_refresh) will apply is checked (O(image_policy)); an incompatible
+    image is refused and nothing changes.
   - Idempotent. When the version is already stored with the same checksum and selected,
     nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
@@ -96,6 +97,14 @@ options:
         than the newest stored one). Running it again selects the same version, so it is idempotent.
     type: bool
     default: false
+  image_policy:
+    description:
+      - The image policy (systemd.image-policy(7)) an image must meet to be selected, the one
+        the following M(tucked.sysext.sysext_refresh) will use, so give both the same value.
+      - When not given, C(ImagePolicy=) of the root's C(sysext.conf) / C(confext.conf) applies,
+        else systemd's default, which any plain squashfs or erofs image meets.
+      - Checked only when selecting (O(state=selected)); storing (O(state=present)) does not check it.
+    type: str
   root:
     description: The root the directories are in, like C(systemd-sysext --root=).
     type: path
@@ -160,6 +169,14 @@ EXAMPLES = r"""
     kind: confext
     version: "7"
     src: images/site-7.raw
+
+- name: Select only erofs images, the policy the refresh below uses too
+  tucked.sysext.sysext_image:
+    name: monitor
+    version: "3.1"
+    src: images/monitor-3.1.raw
+    image_policy: root=unprotected+erofs
+  notify: Refresh extensions (with image_policy root=unprotected+erofs)
 
 - name: Remove an extension entirely
   tucked.sysext.sysext_image:
@@ -255,6 +272,7 @@ ARGUMENT_SPEC = {
     'validate_certs': {'type': 'bool', 'default': True},
     'keep': {'type': 'int', 'default': 2},
     'rollback': {'type': 'bool', 'default': False},
+    'image_policy': {'type': 'str'},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -279,7 +297,7 @@ def main():
     opts = store.Options(name=p['name'], version=p['version'], kind=p['kind'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
                          link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
-                         check_mode=module.check_mode)
+                         image_policy=p['image_policy'], check_mode=module.check_mode)
     try:
         res = store.ensure(opts, opener)
     except store.StoreError as e:

@@ -87,6 +87,14 @@ def main() -> dict:
         httpd.shutdown()
         httpd.server_close()
 
+    # an image policy the (squashfs) image does not meet, and one that cannot be parsed:
+    # version 2 stays selected
+    before = listing(r.path)
+    out['policy'] = run_tasks([{t: dict(base, version='1', src=img['1'], image_policy='root=erofs')},
+                               {t: dict(base, version='1', src=img['1'], image_policy='root=bogus')}])
+    out['policy_unchanged'] = listing(r.path) == before
+    out['policy_link'] = os.readlink(os.path.join(r.path, 'etc/extensions/tool.raw'))
+
     # a store on a 1 MiB tmpfs: version 3 (3 MiB+) does not fit
     store = os.path.join(r.path, 'srv/small')
     os.makedirs(store)

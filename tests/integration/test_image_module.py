@@ -35,6 +35,15 @@ def test_bad_downloads_and_names_fail_clearly_and_change_nothing(image):
     assert image['url']['changed'] and image['url']['selected'] == '2'
 
 
+def test_image_policy_refusal_fails_clearly_and_changes_nothing(image):
+    refused, unparsable = image['policy']
+    assert refused['failed'] and refused['msg'].startswith('refusing to select tool 1: /opt/extensions/tool/tool-1.raw '
+                                                           'does not match the image policy root=')
+    assert 'it is squashfs, a file system the image policy does not allow' in refused['msg']
+    assert unparsable['failed'] and "image_policy 'root=bogus' cannot be parsed" in unparsable['msg']
+    assert image['policy_unchanged'] and image['policy_link'] == '../../opt/extensions/tool/tool-2.raw'
+
+
 def test_full_store_fails_clearly_and_leaves_no_partial_file(image):
     assert image['full']['failed'] and 'no space left' in image['full']['msg']
     assert 'Nothing was replaced' in image['full']['msg']

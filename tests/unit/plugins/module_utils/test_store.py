@@ -165,6 +165,49 @@ def test_incompatible_image_is_refused_and_nothing_changes(root, image):
     assert r.stored and r.compatible is None
 
 
+# ----------------------------------------------------------------------------- image policy
+def test_image_the_policy_refuses_is_not_selected(root, image):
+    run(root, version='1', src=image('1'))
+    before = listing(root)
+    with pytest.raises(store.StoreError, match=r'refusing to select tool 2: /opt/extensions/tool/tool-2\.raw does not match the image '
+                                               r'policy root=.*erofs.* \(parameter\): it is squashfs, a file system '
+                                               r'the image policy does not allow \(root=.*erofs.*\); the selection is unchanged'):
+        run(root, version='2', src=image('2'), image_policy='root=erofs')
+    assert listing(root) == before and link_target(root).endswith('tool-1.raw')
+    # stored without selecting: the policy is not checked
+    assert run(root, version='2', src=image('2'), state='present', image_policy='root=erofs').compatible is None
+    # and a policy the image meets selects it
+    r = run(root, version='2', image_policy='root=unprotected+squashfs:usr=absent')
+    assert r.changed and r.compatible and link_target(root).endswith('tool-2.raw')
+
+
+def test_the_roots_config_file_policy_applies_without_the_parameter(root, image):
+    run(root, version='1', src=image('1'))
+    (root / 'etc/systemd').mkdir(parents=True)
+    (root / 'etc/systemd/sysext.conf').write_text('[SysExt]\nImagePolicy=root=signed+absent\n')
+    before = listing(root)
+    with pytest.raises(store.StoreError, match=r'tool-2\.raw does not match the image policy root=signed\+absent:=unused\+absent '
+                                               r'\(/etc/systemd/sysext.conf:2\): it is unprotected'):
+        run(root, version='2', src=image('2'))
+    assert listing(root) == before and link_target(root).endswith('tool-1.raw')
+    # the parameter wins over the file, as systemd's --image-policy= does
+    assert run(root, version='2', src=image('2'), image_policy='*').compatible
+
+
+def test_confext_conf_does_not_apply_to_a_sysext(root, image):
+    (root / 'etc/systemd').mkdir(parents=True)
+    (root / 'etc/systemd/confext.conf').write_text('[ConfExt]\nImagePolicy=root=absent\n')
+    assert run(root, version='1', src=image('1')).compatible
+    with pytest.raises(store.StoreError, match='image policy root=absent'):
+        run(root, name='site', kind='confext', version='1', src=image('1', name='site', cls='confext'))
+
+
+def test_unparsable_image_policy_is_refused_before_anything_is_stored(root, image):
+    with pytest.raises(store.StoreError, match=r"image_policy 'root=bogus' cannot be parsed: .*systemd.image-policy\(7\)"):
+        run(root, version='1', src=image('1'), image_policy='root=bogus')
+    assert not os.path.exists(root / 'opt/extensions')
+
+
 def test_image_without_release_for_the_name_is_refused(root, image):
     with pytest.raises(store.StoreError, match='no usr/lib/extension-release.d/extension-release.other'):
         run(root, name='other', version='1', src=image('1'))
