@@ -72,6 +72,9 @@ def rollout() -> dict:
     res['v1'] = step(fleet, fleet.play(pb, wanted(img, '1.0')))
     res['v1_again'] = step(fleet, fleet.play(pb, wanted(img, '1.0')))
     res['v2'] = step(fleet, fleet.play(pb, wanted(img, '2.0', motd='2', rollout_serial=2)))
+    # an image policy the squashfs images do not meet: refused by the pre-flight on every host
+    res['preflight_policy'] = step(fleet, fleet.play(pb, wanted(img, '1.0', motd='2', sysext_refresh_options={
+        'image_policy': 'root=erofs'})))
     res['v3_broken'] = step(fleet, fleet.play(pb, wanted(img, '3.0', motd='2')))
     report = os.path.join(fleet.work, 'status.json')
     # drift: t3 gets hello 1.0 selected again behind the rollout's back (and is not refreshed)

@@ -57,6 +57,13 @@ def test_v2_upgrade_keeps_v1_for_rollback(rollout):
     assert all(s['seen'][h]['stored'] == ['hello-1.0.raw', 'hello-2.0.raw'] for h in HOSTS)
 
 
+def test_preflight_refuses_an_image_the_policy_refuses_before_any_host_changes(rollout):
+    s = rollout['preflight_policy']
+    assert s['rc'] != 0 and s['failed'] == list(HOSTS), s['tail']
+    assert '.raw does not match the image policy root=erofs:=unused+absent (parameter): it is squashfs' in s['tail']
+    assert all(shows(s, h, V2) for h in HOSTS), s['seen']
+
+
 def test_failed_verification_rolls_the_host_back_and_stops_the_rollout(rollout):
     s = rollout['v3_broken']
     assert s['rc'] != 0 and s['failed'] == ['t1'], s['recap']
