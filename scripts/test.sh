@@ -26,8 +26,7 @@ stage_collection() {
 # Every molecule scenario on its disposable hosts (scripts/testhosts.sh), then a check that
 # nothing is left behind on this machine: no test host, no new mount, loop device or process.
 run_molecule() {
-    local before after
-    local i
+    local before after i
     before=$(leftovers)
     run molecule test --all
     # (a process of a removed host may take a moment to exit: look again for a few seconds)

@@ -138,7 +138,7 @@ up() {
 }
 
 down() {
-    local name
+    local name conmon
     for name in "$@"; do
         podman container exists "$name" || continue
         conmon=$(podman inspect --format '{{.State.ConmonPid}}' "$name" 2>/dev/null || true)
@@ -157,8 +157,8 @@ wait_gone() {
         alive "$pid" || return 0
         sleep 0.1
     done
+    # (not fatal here: the test command's leftover check reports it)
     log "conmon $pid of a removed host did not exit in 10 s"
-    return 1
 }
 
 # whether PID runs (a zombie does not)

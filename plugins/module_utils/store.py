@@ -355,19 +355,18 @@ def set_link(lay: Layout, target_inroot: str) -> None:
 
 # ----------------------------------------------------------------------------- compatibility
 def check_image(root: str, name: str, kind: str, host_file: str, inroot: str,
-                image_policy: str | None = None, link: str | None = None,
-                shown: str | None = None) -> tuple[bool, str, dict | None]:
+                image_policy: str | None = None, link: str | None = None) -> tuple[bool, str, dict | None]:
     """Read the image's extension-release (as the link name will make systemd look for it),
     apply the image policy systemd-sysext would apply to it through ``link`` (``image_policy``,
     else the root's config file, else systemd's default) and match it against the root's
-    os-release. (compatible, reason, release fields). ``shown`` names the image in the reason."""
+    os-release. (compatible, reason, release fields); the reason names the image by ``inroot``."""
     img = images.Image(name=name, cls=kind, entry=inroot, path=link or inroot, host_path=host_file, type='raw')
     images.load_release(img, ())
     if not img.readable:
         return False, img.reason, None
     settings = config.effective(config.load(root, kind), None, image_policy)
     live_initrd = os.path.realpath(root) == '/' and release.is_initrd('/')
-    if engine.refused_by_policy(img, kind, settings, live_initrd, shown or inroot):
+    if engine.refused_by_policy(img, kind, settings, live_initrd, inroot):
         return False, img.reason, img.release
     try:
         host = release.read_host(root)
