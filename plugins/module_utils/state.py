@@ -69,28 +69,56 @@ def _dev_of(path: str) -> str:
     return '%d:%d' % (os.major(st.st_dev), os.minor(st.st_dev))
 
 
+# How often a hierarchy is read again when what is mounted there changed while it was read
+# (another run swapping it: the state is read without the lock).
+READ_ATTEMPTS = 5
+
+
+def _mounted(host: str) -> tuple | None:
+    """What is mounted at ``host`` now: (unique mount ID, st_dev); None if statx fails."""
+    try:
+        st = mountapi.statx(host)
+    except OSError:
+        return None
+    return st.mnt_id, st.dev_major, st.dev_minor
+
+
 def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = None) -> HierarchyState:
-    """Read one hierarchy under ``root``; ``mounts`` is the parsed mountinfo (read if None)."""
+    """Read one hierarchy under ``root``; ``mounts`` is the parsed mountinfo (read if None).
+    The files and the mount are read without a lock, so a concurrent swap could mix the old
+    overlay's metadata with the new one's device and make our own overlay look foreign: when
+    the mount at the hierarchy changed during the read, it is read again (mountinfo too)."""
     try:
         inroot = rootfs.chase(root, hierarchy, missing_ok=True)
     except OSError as e:
         raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
     host = rootfs.host_path(root, inroot)
-    hs = HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     if not os.path.isdir(host):
-        return hs
-    if mounts is None:
-        mounts = mountinfo.read()
-    stack = mountinfo.stack_at(mounts, os.path.realpath(host))
+        return HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
+    for _attempt in range(READ_ATTEMPTS):
+        seen = _mounted(host)
+        stack = mountinfo.stack_at(mountinfo.read() if mounts is None else mounts, os.path.realpath(host))
+        hs = _read_mounted(root, hierarchy, cls, host, stack, seen)
+        if seen is None or (_mounted(host) == seen and not _older_table(stack, seen)):
+            break
+        mounts = None if mounts else mounts     # (an explicit [] stays: the caller wants no mountinfo)
+    return hs
+
+
+def _older_table(stack: list, seen: tuple) -> bool:
+    """Whether the mount table is older than what is mounted: it shows an overlay on top that is
+    not the one there (an overlay's root directory has the overlay's own st_dev)."""
+    return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != seen[1:]
+
+
+def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, seen: tuple | None) -> HierarchyState:
+    hs = HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     top = stack[0] if stack else None
     hs.stacked = sum(1 for m in stack if m.fstype == 'overlay' and m.source == cls)
     meta = os.path.join(host, META_DIR[cls])
     dev = _read_small(os.path.join(meta, 'dev'))
-    try:
-        # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
-        hs.mount_id = mountapi.statx(host).mnt_id
-    except OSError:
-        hs.mount_id = top.mount_id if top is not None else None
+    # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
+    hs.mount_id = seen[0] if seen is not None else (top.mount_id if top is not None else None)
     if top is not None:
         hs.mount_source = top.source
     if dev is not None:

@@ -79,3 +79,62 @@ def test_huge_metadata_is_refused(tmp_path):
         assert str(m / 'extensions') in str(e)
     else:
         raise AssertionError('a 1 MiB extensions file must be refused')
+
+
+
+def _overlay_at(path, minor=99):
+    from ansible_collections.tucked.sysext.plugins.module_utils import mountinfo
+    return mountinfo.Mount(mount_id=90 + minor, parent_id=1, major=0, minor=minor, root='/',
+                           target=os.path.realpath(path), options=('ro',), optional=(), fstype='overlay',
+                           source='sysext', super_options='ro')
+
+
+def _swapping(monkeypatch, mounted, fresh_table, torn_dev=False):
+    """state's view of the world: what statx sees at each call, what a fresh mountinfo shows,
+    and (torn_dev) the new overlay's device seen once by the dev check."""
+    real_dev = state._dev_of
+    calls = {'dev': 0, 'mounted': 0, 'mountinfo': 0}
+
+    def dev_of(path):
+        calls['dev'] += 1
+        return '0:4242' if torn_dev and calls['dev'] == 1 else real_dev(path)
+
+    def statx_view(_host):
+        calls['mounted'] += 1
+        return mounted[min(calls['mounted'], len(mounted)) - 1]
+
+    def mountinfo_read():
+        calls['mountinfo'] += 1
+        return fresh_table
+    monkeypatch.setattr(state, '_dev_of', dev_of)
+    monkeypatch.setattr(state, '_mounted', statx_view)
+    monkeypatch.setattr(state.mountinfo, 'read', mountinfo_read)
+    return calls
+
+
+def test_a_swap_during_the_read_is_read_again_not_taken_for_a_foreign_overlay(tmp_path, monkeypatch):
+    """Without the lock, another run may swap the overlay between reading its recorded dev and
+    stat-ing the hierarchy: the mix looks like a foreign overlay. The read is done again."""
+    meta(tmp_path)
+    usr = tmp_path / 'usr'
+    calls = _swapping(monkeypatch, [(7, 0, 1), (8, 0, 2)], [_overlay_at(usr, 2)], torn_dev=True)
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 1)])
+    assert hs.merged_by == 'systemd' and hs.problems == [] and hs.mount_id == 8
+    assert calls['mountinfo'] == 1, 'the mount table passed in was stale: read again, once'
+
+
+def test_a_mount_table_older_than_the_mount_is_read_again(tmp_path, monkeypatch):
+    """The table (read before) shows an overlay that is gone: unmounted by a run that does not
+    tuck (atomic=never), the base tree is visible for a moment. Not foreign: not merged."""
+    (tmp_path / 'usr').mkdir()
+    calls = _swapping(monkeypatch, [(5, 8, 1)], [])
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(tmp_path / 'usr', 1)])
+    assert (hs.merged_by, hs.problems, calls['mountinfo']) == ('none', [], 1)
+
+
+def test_without_a_swap_the_hierarchy_is_read_once(tmp_path, monkeypatch):
+    meta(tmp_path, dev='0:4242')
+    usr = tmp_path / 'usr'
+    calls = _swapping(monkeypatch, [(8, 0, 2)], [])
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 2)])
+    assert hs.merged_by == 'foreign' and calls['mounted'] == 2 and calls['mountinfo'] == 0
