@@ -81,7 +81,6 @@ def test_huge_metadata_is_refused(tmp_path):
         raise AssertionError('a 1 MiB extensions file must be refused')
 
 
-
 def _overlay_at(path, minor=99):
     from ansible_collections.tucked.sysext.plugins.module_utils import mountinfo
     return mountinfo.Mount(mount_id=90 + minor, parent_id=1, major=0, minor=minor, root='/',
