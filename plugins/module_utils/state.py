@@ -121,10 +121,12 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
     hs.mount_id = seen[0] if seen is not None else (top.mount_id if top is not None else None)
     if top is not None:
         hs.mount_source = top.source
+    # st_dev of the hierarchy: taken with the mount ID (a change since shows in the caller's check)
+    here = '%d:%d' % seen[1:] if seen is not None else _dev_of(host)
     if dev is not None:
         hs.dev = dev.strip()
         # systemd's test: the hierarchy is "ours" when the recorded dev is the overlay's own st_dev
-        if hs.dev == _dev_of(host):
+        if hs.dev == here:
             hs.merged = True
             marker = _read_small(os.path.join(meta, TUCKED_MARKER))
             hs.merged_by = 'tucked' if marker is not None else 'systemd'
@@ -145,7 +147,7 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
                 hs.origin_source = 'record' if hs.origin is not None else None
             return hs
         hs.problems.append('%s records dev %s but %s is on %s: stale metadata, ignored'
-                           % (os.path.join(meta, 'dev'), hs.dev, host, _dev_of(host)))
+                           % (os.path.join(meta, 'dev'), hs.dev, host, here))
     if top is not None and top.fstype == 'overlay':
         hs.merged = True
         hs.merged_by = 'foreign'

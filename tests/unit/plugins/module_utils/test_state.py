@@ -81,22 +81,16 @@ def test_huge_metadata_is_refused(tmp_path):
         raise AssertionError('a 1 MiB extensions file must be refused')
 
 
-def _overlay_at(path, minor=99):
+def _overlay_at(path, minor=99, major=0):
     from ansible_collections.tucked.sysext.plugins.module_utils import mountinfo
-    return mountinfo.Mount(mount_id=90 + minor, parent_id=1, major=0, minor=minor, root='/',
+    return mountinfo.Mount(mount_id=90 + minor, parent_id=1, major=major, minor=minor, root='/',
                            target=os.path.realpath(path), options=('ro',), optional=(), fstype='overlay',
                            source='sysext', super_options='ro')
 
 
-def _swapping(monkeypatch, mounted, fresh_table, torn_dev=False):
-    """state's view of the world: what statx sees at each call, what a fresh mountinfo shows,
-    and (torn_dev) the new overlay's device seen once by the dev check."""
-    real_dev = state._dev_of
-    calls = {'dev': 0, 'mounted': 0, 'mountinfo': 0}
-
-    def dev_of(path):
-        calls['dev'] += 1
-        return '0:4242' if torn_dev and calls['dev'] == 1 else real_dev(path)
+def _swapping(monkeypatch, mounted, fresh_table):
+    """state's view of the world: what statx sees at each call and what a fresh mountinfo shows."""
+    calls = {'mounted': 0, 'mountinfo': 0}
 
     def statx_view(_host):
         calls['mounted'] += 1
@@ -105,7 +99,6 @@ def _swapping(monkeypatch, mounted, fresh_table, torn_dev=False):
     def mountinfo_read():
         calls['mountinfo'] += 1
         return fresh_table
-    monkeypatch.setattr(state, '_dev_of', dev_of)
     monkeypatch.setattr(state, '_mounted', statx_view)
     monkeypatch.setattr(state.mountinfo, 'read', mountinfo_read)
     return calls
@@ -114,10 +107,12 @@ def _swapping(monkeypatch, mounted, fresh_table, torn_dev=False):
 def test_a_swap_during_the_read_is_read_again_not_taken_for_a_foreign_overlay(tmp_path, monkeypatch):
     """Without the lock, another run may swap the overlay between reading its recorded dev and
     stat-ing the hierarchy: the mix looks like a foreign overlay. The read is done again."""
-    meta(tmp_path)
+    meta(tmp_path)          # records the device the new overlay has
     usr = tmp_path / 'usr'
-    calls = _swapping(monkeypatch, [(7, 0, 1), (8, 0, 2)], [_overlay_at(usr, 2)], torn_dev=True)
-    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 1)])
+    new = os.stat(usr).st_dev
+    old_overlay, new_overlay = (7, 0, 4242), (8, os.major(new), os.minor(new))
+    calls = _swapping(monkeypatch, [old_overlay, new_overlay], [_overlay_at(usr, os.minor(new), os.major(new))])
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 4242)])
     assert hs.merged_by == 'systemd' and hs.problems == [] and hs.mount_id == 8
     assert calls['mountinfo'] == 1, 'the mount table passed in was stale: read again, once'
 
