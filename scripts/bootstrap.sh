@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
 # Idempotent: every step is skipped when its result is already there.
-#   scripts/bootstrap.sh [venv] [test-venv] [debs] [sid-root] [podman-collection] [test-hosts]   (default: all)
+#   scripts/bootstrap.sh [venv] [test-venv] [debs] [sid-root] [podman-collection] [test-hosts] [vm]
+#   (default: all but vm; vm installs qemu and builds the QEMU test VM image, a few minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
@@ -70,22 +71,27 @@ get_pip_cache() {
     cp "$here/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_${v//./_}.py"
 }
 
+# What the sid root holds besides minbase: systemd 262 itself, and the tools the producers of
+# extension images use (mksquashfs, mkfs.erofs 1.8+ with zstd and fragments, systemd-repart for
+# GPT disk images with verity and signature partitions, mkfs.ext4/btrfs/xfs, veritysetup,
+# openssl for test keys). A cached root made with another list is made again.
+SID_PACKAGES=systemd,python3,squashfs-tools,erofs-utils,systemd-repart,e2fsprogs,btrfs-progs,xfsprogs,fdisk,cryptsetup-bin,openssl
+
 sid_root() {
     # A Debian sid root with systemd 262, used (chrooted, in private mount namespaces)
-    # by the interop tests and the benchmarks. Cached between runs.
-    if [ -x "$SID_ROOT/usr/bin/systemd-sysext" ] && [ -f "$SID_ROOT/.tucked-complete" ]; then
+    # by the interop tests, the image format tests and the benchmarks. Cached between runs.
+    if [ -x "$SID_ROOT/usr/bin/systemd-sysext" ] && [ "$(cat "$SID_ROOT/.tucked-complete" 2>/dev/null)" = "$SID_PACKAGES" ]; then
         sid_dirs
         return 0
     fi
     log "debootstrap sid into $SID_ROOT (about a minute)"
     rm -rf "$SID_ROOT.tmp"
     mkdir -p "$(dirname "$SID_ROOT")"
-    debootstrap --variant=minbase \
-        --include=systemd,python3,squashfs-tools,erofs-utils \
+    debootstrap --variant=minbase --include="$SID_PACKAGES" \
         sid "$SID_ROOT.tmp" "$(debian_mirror)" >/dev/null
     rm -rf "$SID_ROOT"
     mv "$SID_ROOT.tmp" "$SID_ROOT"
-    touch "$SID_ROOT/.tucked-complete"
+    echo "$SID_PACKAGES" > "$SID_ROOT/.tucked-complete"
     sid_dirs
 }
 
@@ -116,6 +122,18 @@ PY
     [ -f "$dest/MANIFEST.json" ] || { echo "containers.podman not found in the ansible wheel" >&2; return 1; }
 }
 
+vm() {
+    # qemu, and the disk image of the QEMU test VMs (scripts/testvm.sh; cached): a real
+    # kernel with device-mapper and dm-verity, which this machine's kernel lacks
+    if ! dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q 'install ok installed'; then
+        log "apt-get install qemu-system-x86"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+    fi
+    "$here/scripts/testvm.sh" image
+}
+
 test_hosts() {
     # localhost/tucked-host:bookworm and :sid, the molecule scenarios' hosts (cached)
     "$here/scripts/testhosts.sh" image bookworm sid
@@ -129,6 +147,7 @@ for s in $steps; do
         sid-root) debs; sid_root ;;
         podman-collection) podman_collection ;;
         test-hosts) debs; test_hosts ;;
+        vm) debs; sid_root; vm ;;
         *) echo "unknown step $s" >&2; exit 2 ;;
     esac
 done

@@ -27,7 +27,7 @@ import stat
 import traceback
 from dataclasses import dataclass, field
 
-from . import imagefs, mountapi, mountinfo, mutable, origin, rootfs, state
+from . import layermount, mountapi, mountinfo, mutable, origin, rootfs, state
 from .engine import ApplyError
 from .release import CONFEXT
 
@@ -45,6 +45,9 @@ class Layer:
     inroot_path: str
     origin: dict           # what the plan computed; rechecked before mounting
     provides: tuple
+    layout: object = None       # image files: the imagefs.Layout the plan read (rechecked before mounting)
+    verity_hash: str | None = None   # the root hash the origin records
+    verity: object = None       # verity.Plan: set dm-verity up (None: mount as it is)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class BuildRequest:
     layouts: dict = field(default_factory=dict)   # hierarchy -> mutable.Layout
     overlay_options: str | None = None   # None: systemd's defaults; a string (also empty) replaces them
     legacy_mount: bool = False         # force mount(2) with an option string (tests)
+    architecture: str = ''             # the host's, for the partition of a GPT image
 
 
 @dataclass
@@ -252,7 +256,7 @@ def _pin_layers(req: BuildRequest) -> dict:
             raise ApplyError('%s disappeared before it could be merged (%s); run again'
                              % (layer.host_path, e.strerror)) from None
         pinned[layer.name] = fd
-        now = origin.compute(layer.host_path, layer.inroot_path)
+        now = origin.compute(layer.host_path, layer.inroot_path, layer.verity_hash)
         st, fst = os.stat(layer.host_path), os.fstat(fd)
         if now != layer.origin or (st.st_dev, st.st_ino) != (fst.st_dev, fst.st_ino):
             raise ApplyError('%s changed while it was being merged (%s); run again' % (
@@ -298,18 +302,7 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
             continue
         target = os.path.join(stage, 'images', layer.name)
         os.mkdir(target, 0o755)
-        fstype = imagefs.detect(fd)
-        if fstype not in ('squashfs', 'erofs'):
-            raise ApplyError('%s is not a squashfs or erofs image (%s); replace it with a valid image'
-                             % (layer.host_path, fstype or 'unknown format'))
-        dev, lfd = mountapi.loop_attach(fd, layer.host_path)
-        try:
-            mountapi.mount(dev, target, fstype, mountapi.MS_RDONLY | mountapi.MS_NODEV)
-        except OSError as e:
-            raise ApplyError('cannot mount %s (%s on %s): %s; the image is corrupt or the kernel lacks %s'
-                             % (layer.host_path, fstype, dev, e.strerror, fstype)) from None
-        finally:
-            os.close(lfd)
+        layermount.mount_layer(fd, layer, target, req.cls, req.architecture, req.root)
         roots[layer.name] = target
 
     meta_dir = state.META_DIR[req.cls]

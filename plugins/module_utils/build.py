@@ -667,7 +667,7 @@ def read_image_release(path: str, kind: str, name: str) -> str | None:
     except OSError:
         return None
     try:
-        data = imagefs.open_image(fd).read_file(release_path(kind, name), 1 << 16)
+        data = imagefs.read_file(fd, release_path(kind, name), 1 << 16, kind)
         return data.decode('utf-8', 'replace')
     except (imagefs.ImageError, OSError):
         return None

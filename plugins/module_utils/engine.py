@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import config, images as images_mod
+from . import config, imagecheck, imagemeta, images as images_mod
 from . import mountapi, mountinfo, mutable, origin, policy, release, state
 from .version import version_key
 
@@ -261,9 +261,11 @@ def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine:
     except (OSError, mountinfo.MountinfoError) as e:
         raise EngineError('cannot read /proc/self/mountinfo: %s' % e) from None
     out = {}
+    cache = imagemeta.Cache(root)
     for cls in classes:
         settings = config.effective(config.load(root, cls, environ), mode, image_policy)
-        out[cls] = gather_class(root, cls, host, mounts, settings)
+        out[cls] = gather_class(root, cls, host, mounts, settings, cache)
+    cache.save()
     supported, why = mountapi.move_mount_beneath_supported()
     kernel = {'move_mount_beneath': supported, 'detail': why, 'release': os.uname().release}
     return Snapshot(root=root, host=host, classes=out, kernel=kernel)
@@ -280,7 +282,7 @@ def parse_image_policy(text: str) -> str:
 
 
 def gather_class(root: str, cls: str, host: release.Host, mounts: list,
-                 settings: config.Settings | None = None) -> ClassSnapshot:
+                 settings: config.Settings | None = None, cache: imagemeta.Cache | None = None) -> ClassSnapshot:
     mode = (settings.mutable.value if settings else None) or DEFAULT_MUTABLE
     try:
         hier = state.read_class(root, cls, mounts)
@@ -292,7 +294,7 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
     hierarchies = state.HIERARCHIES[cls]
     live_initrd = root == '/' and release.is_initrd('/')
     for img in disc.images:
-        images_mod.load_release(img, hierarchies)
+        imagemeta.load(img, cache, host.architecture)
         if not img.readable:
             img.compatible = False
             if img.type != 'directory':
@@ -301,7 +303,7 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
                 img.fatal = img.reason
             warnings.append(img.reason)
             continue
-        if img.type != 'directory' and refused_by_policy(img, cls, settings, live_initrd):
+        if img.type != 'directory' and imagecheck.check(img, cls, settings, live_initrd):
             warnings.append(img.reason)
             continue
         ok, why = release.validate(img.name, img.release, host, cls)
@@ -309,7 +311,7 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
         if not ok:
             continue
         try:
-            rec = origin.compute(img.host_path, img.path)
+            rec = origin.compute(img.host_path, img.path, img.verity_hash)
         except OSError as e:
             img.compatible = False
             img.reason = '%s: cannot identify the image: %s' % (img.host_path, e.strerror)
@@ -329,25 +331,6 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
              tuple(h for h, lay in layouts.items() if lay.mounts_always), stale)
     return ClassSnapshot(cls=cls, discovery=disc, hierarchies=hier, wanted=wanted, plan=p, warnings=warnings,
                          layouts=layouts, settings=settings)
-
-
-def refused_by_policy(img, cls: str, settings, live_initrd: bool, shown: str | None = None) -> bool:
-    """Apply the image policy to an image file (or block device), as systemd does before it
-    mounts one; a refusal fails systemd's whole merge, so it is marked ``fatal``. Also notes
-    a verity-protected image, which the native engine cannot set up. ``shown``: how the
-    message names the image (default: its path on the host)."""
-    chosen = settings.image_policy.value if settings else None
-    pol = policy.parse_cached(policy.for_image(cls, chosen, img.path, live_initrd))
-    prot = policy.protection(img.host_path)
-    img.protection = prot.kind
-    why = policy.check(pol, prot, img.fstype)
-    if why is None:
-        return False
-    source = settings.image_policy.source if settings and chosen is not None else 'default'
-    img.compatible = False
-    img.reason = img.fatal = '%s does not match the image policy %s (%s): %s' % (
-        shown or img.host_path, pol.text, source, why)
-    return True
 
 
 def facts(snap: Snapshot) -> dict:

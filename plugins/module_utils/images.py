@@ -2,8 +2,8 @@
 # Copyright: (c) 2026, tucked.sysext contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Discovery of extension images the way systemd's image_discover() does it
-(src/shared/discover-image.c), and reading each image's extension-release
-(src/basic/os-util.c, open_extension_release()) without mounting anything."""
+(src/shared/discover-image.c): the search directories, names, types, shadowing and vpick.
+What each image holds is read by imagemeta.py."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import stat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import imagefs, rootfs, vpick
+from . import rootfs, vpick
+from .imagemeta import RELEASE_DIR, STRICT_XATTR  # noqa: F401  (the names other modules use)
 from .version import sort_names
-from .release import CONFEXT, SYSEXT, ReleaseError, is_initrd, native_architecture, parse_boolean, read_release_bytes
+from .release import CONFEXT, SYSEXT, is_initrd, native_architecture
 
 # image_search_path[] / image_search_path_initrd[] in discover-image.c, precedence order:
 # a name found in an earlier directory shadows the same name in later ones.
@@ -30,8 +31,6 @@ SEARCH_DIRS_INITRD = {
               '/.extra/global_confext'),
 }
 CLASS_SUFFIX = {SYSEXT: '.sysext', CONFEXT: '.confext'}
-RELEASE_DIR = {SYSEXT: '/usr/lib/extension-release.d', CONFEXT: '/etc/extension-release.d'}
-STRICT_XATTR = 'user.extension-release.strict'
 # The checksum of an image file, cached by tucked.sysext.sysext_image: 'ALGO SIZE MTIME_NS INODE HEX'
 DIGEST_XATTR = 'user.tucked.digest'
 NAME_MAX = 255
@@ -87,10 +86,6 @@ def cached_digest(path: str, st: os.stat_result | None = None) -> str | None:
     return '%s:%s' % (algo, value[len(key):])
 
 
-class NotRegular(imagefs.ImageError):
-    """A release file in a directory image that is not a regular file."""
-
-
 @dataclass
 class Image:
     """One image found in a search directory."""
@@ -108,9 +103,16 @@ class Image:
     shadows: list = field(default_factory=list)   # in-root entries this one hides
     provides: tuple = ()       # hierarchies the image has a directory for (/usr, /opt, /etc)
     picked: dict | None = None  # for an entry of a NAME.v/ directory: what vpick chose, and the losers
-    fstype: str | None = None  # squashfs | erofs for image files
-    protection: str | None = None   # unprotected | verity | signed (image files; see policy.protection)
-    fatal: str = ''            # why systemd-sysext's whole merge would fail because of this image
+    st: os.stat_result | None = None   # of the resolved image, taken by the discovery
+    container: str | None = None       # image files: filesystem | gpt
+    fstype: str | None = None          # image files: squashfs, erofs, ext4, btrfs, xfs, ...
+    compression: str | None = None     # image files: what the superblock names (squashfs, erofs)
+    layout: object = None              # image files: imagefs.Layout (partition, verity partitions)
+    protection: str | None = None      # image files: unprotected | verity | signed
+    verity_hash: str | None = None     # image files: the dm-verity root hash the origin records
+    verity_plan: object = None         # image files: verity.Plan, how the native engine sets verity up
+    fatal: str = ''            # why a merge cannot use this image file, which fails the whole merge
+    fatal_shared: bool = True  # False when only this run cannot read it (systemd, as root, may)
 
     @property
     def version(self) -> str | None:
@@ -163,20 +165,20 @@ def discover(root: str, cls: str) -> Discovery:
                 if skip.get('warn'):
                     warnings.append(skip['reason'])
                 continue
-            name, resolved, kind, picked = skip
+            name, resolved, kind, picked, st = skip
             if name in found:
                 found[name].shadows.append(entry)
                 ignored.append({'entry': entry, 'name': name,
                                 'reason': 'shadowed by %s' % found[name].entry})
                 continue
             found[name] = Image(name=name, cls=cls, entry=entry, path=resolved,
-                                host_path=rootfs.host_path(root, resolved), type=kind, picked=picked)
+                                host_path=rootfs.host_path(root, resolved), type=kind, picked=picked, st=st)
     images = [found[n] for n in sort_names(found)]
     return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs)
 
 
 def _classify(root: str, cls: str, sdir: str, fname: str):
-    """Return (name, resolved in-root path, type, vpick choice) or a dict explaining why it is skipped."""
+    """Return (name, resolved in-root path, type, vpick choice, stat) or a dict explaining why it is skipped."""
     entry = os.path.join(sdir, fname)
     shown = rootfs.host_path(root, entry)
     # Note: names starting with '.' are used (systemd 262 merges them too); only '.#'
@@ -211,7 +213,7 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
         return {'reason': 'neither regular file, directory nor block device'}
     if name is None:
         return {'reason': "%s does not look like an image (invalid name or missing .raw suffix)" % shown}
-    return name, resolved, kind, picked
+    return name, resolved, kind, picked, st
 
 
 def _right_type(st: os.stat_result, wants_file: bool) -> bool:
@@ -263,194 +265,3 @@ def _pick(root: str, cls: str, entry: str, fname: str, inroot_dir: str):
     picked = {'from': entry, 'entry': w.fname, 'version': w.version, 'architecture': w.architecture,
               'tries_left': w.tries_left, 'tries_done': w.tries_done, 'candidates': choice.candidates}
     return vn.name, resolved, st, picked
-
-
-# ---------------------------------------------------------------------------- release files
-class ImageSource:
-    """Uniform read access to an image's tree: a directory on this machine or a
-    squashfs/erofs file read by imagefs. Paths are inside the image."""
-
-    def __init__(self, img: Image):
-        self.img = img
-        self._fd = None
-        self._reader = None
-        self._chased: dict = {}
-        if img.type in ('raw', 'block'):
-            self._fd = os.open(img.host_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                self._reader = imagefs.open_image(self._fd)
-            except BaseException:
-                os.close(self._fd)
-                raise
-
-    @property
-    def fstype(self) -> str | None:
-        return self._reader.FSTYPE if self._reader is not None else None
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _resolve(self, path: str) -> str:
-        """Host path of ``path`` inside a directory image (symlinks kept inside it); cached,
-        since the release file is first looked up and then read."""
-        if path not in self._chased:
-            self._chased[path] = rootfs.resolve(self.img.host_path, path)
-        return self._chased[path]
-
-    def read(self, path: str, limit: int) -> bytes:
-        if self._reader is not None:
-            return self._reader.read_file(path, limit)
-        real = self._resolve(path)
-        if not os.path.isfile(real):
-            raise NotRegular('%s is not a regular file' % path)
-        with open(real, 'rb') as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise imagefs.TooLarge('file is larger than the %d bytes allowed' % limit)
-        return data
-
-    def is_dir(self, path: str) -> bool:
-        if self._reader is not None:
-            try:
-                return self._reader.is_dir(path)
-            except imagefs.ImageError:
-                return False
-        try:
-            return os.path.isdir(self._resolve(path))
-        except OSError:
-            return False
-
-    def exists(self, path: str) -> bool:
-        try:
-            if self._reader is not None:
-                self._reader.resolve(path)
-            else:
-                self._resolve(path)
-            return True
-        except (imagefs.NotFound, FileNotFoundError):
-            return False
-
-    def list_release_dir(self, path: str) -> list[str]:
-        if self._reader is not None:
-            return sorted(self._reader.list_dir(path))
-        return sorted(os.listdir(self._resolve(path)))
-
-    def strict_xattr(self, path: str) -> str | None:
-        """The user.extension-release.strict xattr of a file; None when absent."""
-        if self._reader is not None:
-            try:
-                value = self._reader.get_xattr(path, STRICT_XATTR)
-            except imagefs.ImageError:
-                return None
-            return value.decode('utf-8', 'replace') if value is not None else None
-        try:
-            return os.getxattr(os.path.join(self.img.host_path, path.lstrip('/')), STRICT_XATTR,
-                               follow_symlinks=False).decode('utf-8', 'replace')
-        except OSError:
-            return None
-
-    def is_regular_nofollow(self, path: str) -> bool:
-        if self._reader is not None:
-            return stat.S_ISREG(self._reader.lstat_mode(path))
-        return stat.S_ISREG(os.lstat(os.path.join(self.img.host_path, path.lstrip('/'))).st_mode)
-
-
-def base_name(name: str) -> str:
-    """path_extract_image_name(): the name without image suffixes and without the version or
-    tries counter that follow the first ``_`` or ``+`` (``foo_1.2`` -> ``foo``)."""
-    for suf in ('.sysext.raw', '.confext.raw', '.raw'):
-        if name.endswith(suf):
-            name = name[:-len(suf)]
-            break
-    for i, c in enumerate(name):
-        if c in '_+':
-            return name[:i]
-    return name
-
-
-def find_release(src: ImageSource, name: str, cls: str) -> str:
-    """open_extension_release(): the in-image path of the release file for ``name``.
-
-    ``extension-release.NAME`` first; if it is missing (a renamed image), the single file
-    ``extension-release.*`` named after NAME without its version (``foo`` for ``foo_1.2`` or
-    ``foo+3``, path_extract_image_name()) or whose user.extension-release.strict xattr is false.
-    Raises FileNotFoundError when there is none and ReleaseError when several qualify.
-    """
-    rdir = RELEASE_DIR[cls]
-    wanted = '%s/extension-release.%s' % (rdir, name)
-    if src.exists(wanted):
-        return wanted
-    try:
-        candidates = src.list_release_dir(rdir)
-    except (OSError, imagefs.ImageError):
-        raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted) from None
-    found = None
-    base = base_name(name)
-    for fname in candidates:
-        other = fname[len('extension-release.'):] if fname.startswith('extension-release.') else None
-        if not other or not image_name_is_valid(other):
-            continue
-        path = '%s/%s' % (rdir, fname)
-        try:
-            if not src.is_regular_nofollow(path):
-                continue
-        except (OSError, imagefs.ImageError):
-            continue
-        if other != base:
-            xv = src.strict_xattr(path)
-            if xv is None or parse_boolean(xv) is not False:
-                continue
-        if found is not None:
-            raise ReleaseError('%s holds more than one release file that may be %s\'s (named %s or marked %s=false: '
-                               '%s, %s); keep one' % (rdir, name, 'extension-release.' + base, STRICT_XATTR, found, path))
-        found = path
-    if found is None:
-        raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted)
-    return found
-
-
-def load_release(img: Image, hierarchies: tuple[str, ...], max_size: int = 64 * 1024) -> None:
-    """Fill ``img.release``/``release_file``/``provides``; on failure set
-    ``readable``/``reason``."""
-    shown = img.host_path
-    try:
-        with ImageSource(img) as src:
-            img.fstype = src.fstype
-            rel = find_release(src, img.name, img.cls)
-            img.release_file = rel
-            data = src.read(rel, max_size)
-            img.provides = tuple(h for h in hierarchies if src.is_dir(h))
-        img.release = read_release_bytes(data, '%s (in %s)' % (rel, shown))
-    except FileNotFoundError:
-        img.readable = False
-        names = dict.fromkeys((img.name, base_name(img.name)))
-        img.reason = ('%s has no %s/extension-release.%s; add one (or set %s=false on a renamed image\'s '
-                      'release file)' % (shown, RELEASE_DIR[img.cls].lstrip('/'), ' or extension-release.'.join(names),
-                                         STRICT_XATTR))
-    except imagefs.TooLarge:
-        img.readable = False
-        img.reason = ('%s: its release file %s is larger than %d bytes; a release file holds a few KEY=VALUE '
-                      'lines' % (shown, img.release_file, max_size))
-    except NotRegular as e:
-        img.readable = False
-        img.reason = '%s: %s; make it a file with KEY=VALUE lines' % (shown, e)
-    except imagefs.UnsupportedImage as e:
-        img.readable = False
-        img.reason = '%s: %s' % (shown, e)
-    except imagefs.ImageError as e:
-        img.readable = False
-        img.reason = '%s: cannot read the release file: %s (is the image corrupt?)' % (shown, e)
-    except ReleaseError as e:
-        img.readable = False
-        img.reason = str(e)
-    except OSError as e:
-        img.readable = False
-        img.reason = '%s: %s' % (e.filename or shown, e.strerror)

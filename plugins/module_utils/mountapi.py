@@ -67,7 +67,7 @@ MNT_DETACH = 0x2
 CLONE_NEWNS = 0x00020000
 
 # asm-generic numbers, shared by x86_64 and aarch64 for the mount API (>= 5.2)
-_MOUNT_API = {'open_tree': 428, 'move_mount': 429, 'fsopen': 430, 'fsconfig': 431, 'fsmount': 432}
+_MOUNT_API = {'open_tree': 428, 'move_mount': 429, 'fsopen': 430, 'fsconfig': 431, 'fsmount': 432, 'openat2': 437}
 _SYSCALLS = {'x86_64': _MOUNT_API, 'aarch64': _MOUNT_API}
 
 # dlopen(NULL): the C library the interpreter already uses (ctypes.util.find_library would
@@ -226,6 +226,30 @@ def move_mount_fd(fd: int, target: str, beneath: bool = False) -> None:
                     _cstr(target), ctypes.c_uint(flags)), 'move_mount', target)
 
 
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+
+
+def openat2(dirfd: int, path: bytes, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux 5.6+) with ``resolve`` (RESOLVE_*); on an older kernel plain openat
+    with the same flags, so callers that need the guarantee check the result themselves."""
+    how = struct.pack('<QQQ', flags, mode, resolve)
+    try:
+        ret = _syscall('openat2', ctypes.c_int(dirfd), ctypes.c_char_p(path), ctypes.c_char_p(how),
+                       ctypes.c_size_t(len(how)))
+    except OSError:
+        ret, err = -1, errno.ENOSYS
+    else:
+        err = ctypes.get_errno() if ret < 0 else 0
+    if ret >= 0:
+        return ret
+    if err == errno.ENOSYS:
+        return os.open(path, flags, mode, dir_fd=dirfd)
+    raise OSError(err, 'openat2: %s' % os.strerror(err), os.fsdecode(path))
+
+
 def mount_id(path: str) -> int:
     """The (plain, mountinfo) ID of the mount a lookup of ``path`` reaches; a symlink at the
     end is not followed."""
@@ -286,11 +310,13 @@ LO_FLAGS_READ_ONLY = 1
 LO_FLAGS_AUTOCLEAR = 4
 
 
-def loop_attach(backing: int, path: str) -> tuple[str, int]:
+def loop_attach(backing: int, path: str, offset: int = 0, size: int = 0) -> tuple[str, int]:
     """Attach the open image file ``backing`` (``path`` is its name, for messages and
     lo_file_name) read-only to a free loop device with autoclear; return the device path and
     an open descriptor of it. Keep that descriptor open until the device is mounted:
-    autoclear releases the device when its last user goes, and that would be this one."""
+    autoclear releases the device when its last user goes, and that would be this one.
+    ``offset`` and ``size`` (bytes; 0: to the end) make the device one partition of a disk
+    image."""
     missing = set()
     for _attempt in range(16):
         ctl = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
@@ -311,6 +337,7 @@ def loop_attach(backing: int, path: str) -> tuple[str, int]:
                 continue
         # struct loop_config { u32 fd; u32 block_size; struct loop_info64 info; u64 reserved[8]; }
         info = bytearray(232)
+        struct.pack_into('<QQ', info, 24, offset, size)                            # lo_offset, lo_sizelimit
         struct.pack_into('<I', info, 52, LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)   # lo_flags
         name = os.fsencode(path)[-63:]
         info[56:56 + len(name)] = name                                            # lo_file_name

@@ -69,7 +69,8 @@ def compute(host_path: str, inroot_path: str, verity_hash: str | None = None) ->
         rec['fileHandle'] = {'type': fh.handle_type, 'handle': fh.handle.hex()}
     else:
         rec['inode'] = stx.ino
-    rec['crtime'] = _crtime_usec(host_path, stx)
+    # a block device (IMAGE_BLOCK in discover-image.c) gets neither time
+    rec['crtime'] = 0 if stat.S_ISBLK(stx.mode) else _crtime_usec(host_path, stx)
     if stat.S_ISREG(stx.mode):
         rec['mtime'] = stx.mtime_usec or 0
     else:

@@ -17,28 +17,29 @@ merge fail; so does the module.
 from __future__ import annotations
 
 import functools
-import os
 from typing import NamedTuple
 
+from . import verity
 from .release import CONFEXT, SYSEXT
 
 DESIGNATORS = ('root', 'usr', 'home', 'srv', 'esp', 'xbootldr', 'swap', 'root-verity', 'root-verity-sig',
                'usr-verity', 'usr-verity-sig', 'tmp', 'var')
-FLAGS = {'verity': 1, 'signed': 2, 'encrypted': 4, 'unprotected': 8, 'unused': 16, 'absent': 32,
-         'read-only-off': 64, 'read-only-on': 128, 'growfs-off': 256, 'growfs-on': 512,
-         'btrfs': 1 << 10, 'erofs': 1 << 11, 'ext4': 1 << 12, 'f2fs': 1 << 13, 'squashfs': 1 << 14,
-         'vfat': 1 << 15, 'xfs': 1 << 16}
-USE = 1 | 2 | 4 | 8 | 16 | 32
+# PartitionPolicyFlags of src/shared/image-policy.h, in its order (the canonical text follows it)
+FLAGS = {'verity': 1, 'signed': 2, 'encrypted': 4, 'encryptedwithintegrity': 8, 'unprotected': 16, 'unused': 32,
+         'absent': 64, 'read-only-off': 1 << 7, 'read-only-on': 1 << 8, 'growfs-off': 1 << 9, 'growfs-on': 1 << 10,
+         'btrfs': 1 << 11, 'erofs': 1 << 12, 'ext4': 1 << 13, 'f2fs': 1 << 14, 'squashfs': 1 << 15,
+         'vfat': 1 << 16, 'xfs': 1 << 17}
+USE = (1 << 7) - 1
 OPEN = USE
 IGNORE = FLAGS['unused'] | FLAGS['absent']
 READ_ONLY = FLAGS['read-only-off'] | FLAGS['read-only-on']
 GROWFS = FLAGS['growfs-off'] | FLAGS['growfs-on']
-FILESYSTEMS = sum(v for k, v in FLAGS.items() if v >= 1 << 10)
+FILESYSTEMS = sum(v for k, v in FLAGS.items() if v >= 1 << 11)
 ALIASES = {'open': OPEN, 'ignore': IGNORE}
 
-# the defaults of systemd-sysext 262 (--image-policy= in systemd-sysext(8))
-DEFAULT = {SYSEXT: 'root=verity+signed+encrypted+unprotected+absent:usr=verity+signed+encrypted+unprotected+absent',
-           CONFEXT: 'root=verity+signed+encrypted+unprotected+absent'}
+# the defaults of systemd-sysext 262 (image_policy_sysext / image_policy_confext in image-policy.c)
+_ANY = 'verity+signed+encrypted+encryptedwithintegrity+unprotected+absent'
+DEFAULT = {SYSEXT: 'root=%s:usr=%s' % (_ANY, _ANY), CONFEXT: 'root=%s' % _ANY}
 # in an initrd, for images in /.extra/sysext (/.extra/confext) and /.extra/global_*
 STRICT = {SYSEXT: 'root=signed+absent:usr=signed+absent', CONFEXT: 'root=signed+absent'}
 DENY = '~'
@@ -144,48 +145,83 @@ class Protection(NamedTuple):
     detail: str                 # which sidecar files say so
 
 
-def protection(host_path: str) -> Protection:
+def protection(host_path: str, side=None) -> Protection:
     """How a plain image file is protected, from the sidecar files systemd looks for beside it
-    (one stat when there is no ``.verity`` file)."""
-    base = host_path[:-4] if host_path.endswith('.raw') else host_path
-    if not os.path.exists(base + '.verity'):
+    (verity.sidecars(), or ``side`` when the caller has them): verity needs the hash tree
+    ``NAME.verity`` and a root hash; a ``NAME.roothash.p7s`` signature makes it signed."""
+    side = side or verity.sidecars(host_path, False)
+    if not side.hash_tree or not side.roothash or side.designator != 'root':
         return Protection('unprotected', '')
-    has_hash = os.path.exists(base + '.roothash')
-    if not has_hash:
-        try:
-            has_hash = bool(os.getxattr(host_path, 'user.verity.roothash'))
-        except OSError:
-            has_hash = False
-    if not has_hash:
-        return Protection('unprotected', '')
-    if os.path.exists(base + '.roothash.p7s'):
-        return Protection('signed', '%s.verity, a root hash and %s.roothash.p7s' % (base, base))
-    return Protection('verity', '%s.verity and a root hash' % base)
+    if side.signature:
+        return Protection('signed', '%s, %s and %s' % (side.hash_tree, side.source, side.signature))
+    return Protection('verity', '%s and %s' % (side.hash_tree, side.source))
 
 
-_FOUND = {'unprotected': FLAGS['unprotected'], 'verity': FLAGS['verity'],
-          'signed': FLAGS['signed'] | FLAGS['verity']}
+class Found(NamedTuple):
+    """A partition as dissect_image() finds it, for the policy checks."""
+    designator: str             # root | usr
+    flags: int                  # the protection flags it satisfies
+    partition_flags: int | None   # its GPT attribute bits (None: a plain file system)
+    fstype: str | None
 
 
-def check(pol: Policy, prot: Protection, fstype: str | None) -> str | None:
-    """Why systemd-sysext would refuse a plain image file under ``pol`` (its single
-    ``root`` partition), or None when the policy allows it."""
-    flags = normalized(pol.flags('root'))
-    use = flags & USE
-    rule = 'root=%s' % _names(pol.flags('root')) if 'root' in pol.rules else 'the default rule =%s' % _names(pol.default)
-    if use == FLAGS['absent']:
-        return 'the image policy says its root partition must be absent (%s)' % rule
-    if not use & ~IGNORE:
-        return 'the image policy uses no root partition (%s), so nothing in the image can be used' % rule
-    if not _FOUND[prot.kind] & use:
-        return 'it is %s, which the image policy does not allow (%s)' % (prot.kind, rule)
-    if not flags & FLAGS['read-only-off']:
-        return 'the image policy wants the GPT read-only flag on (%s); a plain file system has none' % rule
-    if not flags & FLAGS['growfs-off']:
-        return 'the image policy wants the GPT growfs flag on (%s); a plain file system has none' % rule
-    fs = flags & FILESYSTEMS
-    if fs and not (fstype and FLAGS.get(fstype, 0) & fs):
-        return 'it is %s, a file system the image policy does not allow (%s)' % (fstype or 'of an unknown type', rule)
+GPT_GROWFS = 1 << 59
+GPT_READ_ONLY = 1 << 60
+# a plain file system image: one root partition that is exactly this (dissect_image(): naked images)
+_NAKED = {'unprotected': FLAGS['unprotected'], 'verity': FLAGS['verity'], 'signed': FLAGS['signed']}
+# a GPT partition that is no LUKS volume: anything unencrypted, verity (and signed) when the
+# partitions for it exist
+_PARTITION = FLAGS['unprotected'] | FLAGS['unused']
+
+
+def naked(prot: Protection, fstype: str | None) -> list:
+    return [Found('root', _NAKED[prot.kind], None, fstype)]
+
+
+def partitions(layout) -> list:
+    """What dissect_image() finds of a GPT image's layout (imagefs.Layout): the data partition
+    (a Linux generic one counts as root) and a sysext's usr partition beside it."""
+    flags = _PARTITION
+    if layout.verity is not None:
+        flags |= FLAGS['verity'] | (FLAGS['signed'] if layout.signature is not None else 0)
+    out = [Found(layout.partition.designator or 'root', flags, layout.partition.flags, layout.fstype)]
+    if layout.usr is not None:
+        out.append(Found('usr', _PARTITION, layout.usr.flags, layout.usr_fstype))
+    return out
+
+
+def _rule(pol: Policy, designator: str) -> str:
+    if designator in pol.rules:
+        return '%s=%s' % (designator, _names(pol.rules[designator]))
+    return 'the default rule =%s' % _names(pol.default)
+
+
+def check(pol: Policy, found: list) -> str | None:
+    """Why systemd-sysext would refuse an image whose partitions are ``found`` (Found) under
+    ``pol``, or None when the policy allows it."""
+    for f in found:
+        flags = normalized(pol.flags(f.designator))
+        use = flags & USE
+        rule = _rule(pol, f.designator)
+        part = 'it' if f.partition_flags is None else 'its %s partition' % f.designator
+        if use == FLAGS['absent']:
+            return 'the image policy says %s must be absent (%s)' % (part, rule)
+        if not use & ~IGNORE:
+            return 'the image policy uses no %s partition (%s), so nothing in the image can be used' % (f.designator,
+                                                                                                     rule)
+        if not f.flags & use:
+            kind = 'signed' if f.flags & FLAGS['signed'] else 'verity' if f.flags & FLAGS['verity'] else 'unprotected'
+            return '%s is %s, which the image policy does not allow (%s)' % (part, kind, rule)
+        for bit, what in ((GPT_READ_ONLY, 'read-only'), (GPT_GROWFS, 'growfs')):
+            is_on = bool((f.partition_flags or 0) & bit)
+            if not flags & FLAGS['%s-%s' % (what, 'on' if is_on else 'off')]:
+                return 'the image policy wants the GPT %s flag %s (%s); %s' % (
+                    what, 'off' if is_on else 'on', rule, 'a plain file system has none' if f.partition_flags is None
+                    else 'the partition has it %s' % ('on' if is_on else 'off'))
+        fs = flags & FILESYSTEMS
+        if fs and not (f.fstype and FLAGS.get(f.fstype, 0) & fs):
+            return '%s is %s, a file system the image policy does not allow (%s)' % (
+                part, f.fstype or 'of an unknown type', rule)
     return None
 
 

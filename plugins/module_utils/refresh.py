@@ -105,7 +105,7 @@ def run(opts: Options) -> Outcome:
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging,
                          image_policy=opts.image_policy)
     if merging:
-        _check_host(snap, out, opts.backend)
+        _check_host(snap, out)
     out.warnings.extend(engine.warnings_of(snap))
     out.settings = {cls: cs.settings_dict() for cls, cs in snap.classes.items()}
     out.timing['plan_ms'] = _ms(t0)
@@ -181,7 +181,7 @@ def _remounted_since(snap: engine.Snapshot) -> bool:
     return False
 
 
-def _check_host(snap: engine.Snapshot, out: Outcome, backend: str = 'native') -> None:
+def _check_host(snap: engine.Snapshot, out: Outcome) -> None:
     """Like systemd-sysext 262's merge and refresh: a root whose os-release has no ID is an
     error (even with no extension to merge), and so is an image file it cannot read or that
     its image policy refuses; each extension refused by the matching is skipped, with a
@@ -189,32 +189,16 @@ def _check_host(snap: engine.Snapshot, out: Outcome, backend: str = 'native') ->
     why = release.missing_id(snap.host, snap.root)
     if why:
         raise engine.EngineError(why)
-    fatal = [img.fatal for cs in snap.classes.values() for img in cs.discovery.images if img.fatal]
+    fatal = [img for cs in snap.classes.values() for img in cs.discovery.images if img.fatal]
     if fatal:
-        raise engine.EngineError('nothing was changed, because systemd-sysext would refuse to merge as well: %s. '
-                                 'Fix or remove the image, or choose another image_policy'
-                                 % '; '.join(fatal))
-    verity = [img for cs in snap.classes.values() for img in cs.wanted_images() if img.protection not in (None, 'unprotected')]
-    if verity:
-        _check_verity(verity, backend)
+        shared = all(img.fatal_shared for img in fatal)
+        raise engine.EngineError('nothing was changed: %s%s. Fix or remove the image, or choose another image_policy'
+                                 % ('; '.join(img.fatal for img in fatal),
+                                    ' (systemd-sysext 262 fails its whole merge on such an image too)' if shared else ''))
     for cs in snap.classes.values():
         for img in cs.discovery.images:
             if img.readable and not img.compatible and img.reason not in cs.warnings:
                 out.warnings.append('not merging %s: %s' % (rootfs.host_path(snap.root, img.entry), img.reason))
-
-
-def _check_verity(images: list, backend: str) -> None:
-    """A verity-protected image needs dm-verity: the native engine does not set it up, and
-    without device-mapper in the kernel systemd-sysext cannot either."""
-    names = ', '.join('%s (%s)' % (img.host_path, img.protection) for img in images)
-    if not os.path.exists('/dev/mapper/control'):
-        raise engine.EngineError('%s: verity-protected, but this kernel has no device-mapper (/dev/mapper/control is '
-                                 'missing), so neither this module nor systemd-sysext can set up dm-verity; nothing was '
-                                 'changed. Load dm-verity, or remove the .verity file to merge the image unprotected'
-                                 % names)
-    if backend == 'native':
-        raise engine.EngineError('%s: verity-protected; the native engine does not set up dm-verity yet, nothing was '
-                                 'changed. Use backend=systemd to let systemd-sysext verify the image' % names)
 
 
 def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:
@@ -290,14 +274,16 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     images = {img.name: img for img in cs.discovery.images}
     want_h = [h for h in state.HIERARCHIES[cls] if h in mount_always or any(h in w.provides for w in cs.wanted)]
     layers = [apply.Layer(name=w.name, kind=images[w.name].type, host_path=images[w.name].host_path,
-                          inroot_path=images[w.name].path, origin=w.origin, provides=w.provides)
+                          inroot_path=images[w.name].path, origin=w.origin, provides=w.provides,
+                          layout=images[w.name].layout, verity_hash=images[w.name].verity_hash,
+                          verity=images[w.name].verity_plan)
               for w in sorted(cs.wanted, key=lambda w: version_key(w.name))]
     req = apply.BuildRequest(root=snap.root, cls=cls, hierarchies=tuple(want_h),
                              rebuild=tuple(h for h in merged if h in want_h), layers=layers,
                              origin_doc=origin.document(cs.mode, {la.name: la.origin for la in layers},
                                                         mutable.recorded_dirs(cs.layouts)),
                              mode=cs.mode, layouts=cs.layouts, overlay_options=opts.overlay_options,
-                             legacy_mount=opts.legacy_mount)
+                             legacy_mount=opts.legacy_mount, architecture=snap.host.architecture)
     built = apply.build(req)
     swapped = apply.swap(snap.root, cls, built, merged_now=[h for h in merged if h in want_h],
                          drop=[h for h in merged if h not in want_h], atomic=atomic)

@@ -22,7 +22,7 @@ import re
 import stat
 from dataclasses import dataclass, field, replace
 
-from . import config, engine, images, release, rootfs
+from . import config, engine, imagecheck, imagemeta, images, release, rootfs
 from .release import CONFEXT, SYSEXT
 from .version import strverscmp_improved, version_key
 
@@ -361,17 +361,21 @@ def check_image(root: str, name: str, kind: str, host_file: str, inroot: str,
     else the root's config file, else systemd's default) and match it against the root's
     os-release. (compatible, reason, release fields); the reason names the image by ``inroot``."""
     img = images.Image(name=name, cls=kind, entry=inroot, path=link or inroot, host_path=host_file, type='raw')
-    images.load_release(img, ())
+    try:
+        host = release.read_host(root)
+    except release.ReleaseError as e:
+        host = None
+        host_error = str(e)
+    imagemeta.load(img, imagemeta.Cache(root, enabled=False),
+                   host.architecture if host else release.native_architecture())
     if not img.readable:
         return False, img.reason, None
     settings = config.effective(config.load(root, kind), None, image_policy)
     live_initrd = os.path.realpath(root) == '/' and release.is_initrd('/')
-    if engine.refused_by_policy(img, kind, settings, live_initrd, inroot):
+    if imagecheck.check(img, kind, settings, live_initrd, inroot):
         return False, img.reason, img.release
-    try:
-        host = release.read_host(root)
-    except release.ReleaseError as e:
-        return False, str(e), img.release
+    if host is None:
+        return False, host_error, img.release
     ok, why = release.validate(name, img.release or {}, host, kind)
     return ok, why, img.release
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import build, imagefs, images, release
+from ansible_collections.tucked.sysext.plugins.module_utils import build, imagefs, imagemeta, images, release
 from ansible_collections.tucked.sysext.plugins.module_utils.build import BuildError, Options
 
 FORMATS = ['squashfs', 'erofs']
@@ -344,7 +344,7 @@ def test_our_reader_finds_the_release_in_the_image(tmp_path, fmt, comp):
               architecture='x86-64', version='27.3.1')
     assert res.release_file == '/usr/lib/extension-release.d/extension-release.docker'
     img = images.Image(name='docker', cls='sysext', entry=str(dest), path=str(dest), host_path=str(dest), type='raw')
-    images.load_release(img, ('/usr', '/opt'))
+    imagemeta.load(img, None, 'x86-64')
     assert img.readable, img.reason
     assert img.release == {'ID': 'debian', 'VERSION_ID': '12', 'ARCHITECTURE': 'x86-64', 'IMAGE_VERSION': '27.3.1'}
     assert img.version == '27.3.1' and img.provides == ('/usr', '/opt')
@@ -366,7 +366,7 @@ def test_confext(tmp_path, fmt):
     write(str(src / 'etc/site/site.conf'), 'x=1\n')
     res = run(src, tmp_path / 'site.raw', kind='confext', format=fmt, level='2', scope=['system'])
     img = images.Image(name='site', cls='confext', entry='', path='', host_path=str(tmp_path / 'site.raw'), type='raw')
-    images.load_release(img, ('/etc',))
+    imagemeta.load(img, None, 'x86-64')
     assert img.release == {'ID': '_any', 'CONFEXT_LEVEL': '2', 'CONFEXT_SCOPE': 'system'} == res.release
     assert img.provides == ('/etc',)
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import images
+from ansible_collections.tucked.sysext.plugins.module_utils import imagemeta, images
 from ansible_collections.tucked.sysext.plugins.module_utils.images import discover, extract_name, image_name_is_valid
 
 
@@ -86,7 +86,7 @@ def test_initrd_and_confext_dirs(root, make_tree):
 def load(root, name, sdir='var/lib/extensions'):
     d = discover(str(root), 'sysext')
     img = next(i for i in d.images if i.name == name)
-    images.load_release(img, ('/usr', '/opt'))
+    imagemeta.load(img, None, 'x86-64')
     return img
 
 

@@ -20,6 +20,8 @@ PLAIN = Protection('unprotected', '')
     ('=unprotected', '=unprotected'),
     ('root=verity+signed+encrypted+unprotected+absent:usr=verity+signed+encrypted+unprotected+absent',
      'root=verity+signed+encrypted+unprotected+absent:usr=verity+signed+encrypted+unprotected+absent:=unused+absent'),
+    (policy.DEFAULT['sysext'], policy.DEFAULT['sysext'] + ':=unused+absent'),
+    ('root=encryptedwithintegrity', 'root=encryptedwithintegrity:=unused+absent'),
     ('usr=open:root=ignore', 'root=unused+absent:usr=open:=unused+absent'),
     ('root= verity + signed ', 'root=verity+signed:=unused+absent'),
     ('root=squashfs+read-only-off', 'root=read-only-off+squashfs:=unused+absent'),
@@ -69,7 +71,7 @@ def test_graceful_drops_unknown_names_only():
     (policy.STRICT['sysext'], False, 'it is unprotected'),
 ])
 def test_check_plain_squashfs(text, allowed, why):
-    got = policy.check(policy.parse(text), PLAIN, 'squashfs')
+    got = policy.check(policy.parse(text), policy.naked(PLAIN, 'squashfs'))
     assert (got is None) == allowed, got
     if why:
         assert why in got
@@ -77,11 +79,12 @@ def test_check_plain_squashfs(text, allowed, why):
 
 def test_check_verity():
     verity, signed = Protection('verity', 'x'), Protection('signed', 'x')
-    assert policy.check(policy.parse('root=verity'), verity, 'erofs') is None
-    assert 'it is verity' in policy.check(policy.parse('root=unprotected'), verity, 'erofs')
-    assert policy.check(policy.parse('root=verity'), signed, 'erofs') is None     # signed qualifies for verity
-    assert policy.check(policy.parse(policy.STRICT['sysext']), signed, 'erofs') is None
-    assert 'the default rule' in policy.check(policy.parse('usr=open'), PLAIN, 'erofs')
+    assert policy.check(policy.parse('root=verity'), policy.naked(verity, 'erofs')) is None
+    assert 'it is verity' in policy.check(policy.parse('root=unprotected'), policy.naked(verity, 'erofs'))
+    # a plain image signed through its sidecars is "signed" only (dissect_image(), naked images)
+    assert 'it is signed' in policy.check(policy.parse('root=verity'), policy.naked(signed, 'erofs'))
+    assert policy.check(policy.parse(policy.STRICT['sysext']), policy.naked(signed, 'erofs')) is None
+    assert 'the default rule' in policy.check(policy.parse('usr=open'), policy.naked(PLAIN, 'erofs'))
 
 
 def test_protection_from_sidecars(tmp_path):

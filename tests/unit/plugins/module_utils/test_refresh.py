@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import engine, images, refresh, state, units
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, imagecheck, images, refresh, state, units
 
 
 def test_atomic_auto_uses_beneath_when_the_kernel_has_it(monkeypatch):
@@ -189,28 +189,34 @@ def test_unmerge_needs_no_os_release(tmp_path):
     assert not out.changed and out.warnings == []
 
 
-def _verity_image():
+def _verity_image(tmp_path):
+    img = tmp_path / 'vv.raw'
+    img.write_bytes(b'x')
+    (tmp_path / 'vv.verity').write_bytes(b'v')
+    (tmp_path / 'vv.roothash').write_text('ab' * 32)
     return images.Image(name='vv', cls='sysext', entry='/var/lib/extensions/vv.raw',
-                        path='/var/lib/extensions/vv.raw', host_path='/r/var/lib/extensions/vv.raw',
-                        type='raw', protection='verity')
+                        path='/var/lib/extensions/vv.raw', host_path=str(img), type='raw', fstype='squashfs')
 
 
-def _dm(monkeypatch, present):
-    real = os.path.exists
-    monkeypatch.setattr(refresh.os.path, 'exists',
-                        lambda p: present if p == '/dev/mapper/control' else real(p))
+def test_verity_without_device_mapper_fails_the_merge(tmp_path):
+    img = _verity_image(tmp_path)
+    assert imagecheck.check(img, 'sysext', None, False, dm=False)
+    assert 'protected by dm-verity (the verity data beside it), and this kernel has no device-mapper' in img.fatal
+    assert img.verity_hash == 'ab' * 32 and img.protection == 'verity'
 
 
-def test_verity_without_device_mapper_is_refused_for_both_backends(monkeypatch):
-    _dm(monkeypatch, False)
-    for backend in refresh.BACKENDS:
-        with pytest.raises(engine.EngineError, match='vv.raw \\(verity\\): verity-protected, but this kernel has no '
-                                                     'device-mapper.*nothing was changed'):
-            refresh._check_verity([_verity_image()], backend)
+def test_verity_with_device_mapper_is_planned(tmp_path):
+    img = _verity_image(tmp_path)
+    assert not imagecheck.check(img, 'sysext', None, False, dm=True)
+    assert img.verity_plan.roothash == 'ab' * 32 and img.verity_plan.hash_tree == str(tmp_path / 'vv.verity')
+    assert not img.verity_plan.signature_required
+    (tmp_path / 'vv.roothash.p7s').write_bytes(b's')
+    assert not imagecheck.check(img, 'sysext', None, False, dm=True)
+    assert img.protection == 'signed' and img.verity_plan.signature == str(tmp_path / 'vv.roothash.p7s')
 
 
-def test_verity_with_device_mapper_needs_the_systemd_backend(monkeypatch):
-    _dm(monkeypatch, True)
-    with pytest.raises(engine.EngineError, match='native engine does not set up dm-verity.*backend=systemd'):
-        refresh._check_verity([_verity_image()], 'native')
-    refresh._check_verity([_verity_image()], 'systemd')      # systemd-sysext verifies it itself
+def test_a_root_hash_alone_is_recorded_but_protects_nothing(tmp_path):
+    img = _verity_image(tmp_path)
+    os.unlink(tmp_path / 'vv.verity')
+    assert not imagecheck.check(img, 'sysext', None, False, dm=False)
+    assert img.protection == 'unprotected' and img.verity_hash == 'ab' * 32 and img.verity_plan is None

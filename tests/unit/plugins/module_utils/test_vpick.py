@@ -7,7 +7,8 @@ import os
 import pytest
 
 from ansible_collections.tucked.sysext.plugins.module_utils import vpick
-from ansible_collections.tucked.sysext.plugins.module_utils.images import base_name, discover
+from ansible_collections.tucked.sysext.plugins.module_utils.imagemeta import base_name
+from ansible_collections.tucked.sysext.plugins.module_utils.images import discover
 
 RAW = vpick.VersionedName('foo', '.raw')
 DIRS = vpick.VersionedName('foo', '')
