@@ -16,12 +16,25 @@ import os
 
 from . import policy, verity
 
-DM_CONTROL = '/dev/mapper/control'
+MODULE_DIRS = ('/lib/modules', '/usr/lib/modules')
 
 
 def device_mapper() -> bool:
-    """Whether this kernel offers device-mapper (dm-verity is loaded on demand by it)."""
-    return os.path.exists(DM_CONTROL)
+    """Whether the running kernel offers device-mapper: registered now (/proc/misc), or as the
+    dm-mod module it loads on demand. (/dev/mapper/control alone says nothing: libdevmapper
+    creates that node even where the kernel has no device-mapper.)"""
+    try:
+        with open('/proc/misc', encoding='ascii', errors='replace') as f:
+            if any(line.split()[1:2] == ['device-mapper'] for line in f):
+                return True
+    except OSError:
+        pass
+    release = os.uname().release
+    for d in MODULE_DIRS:
+        md = os.path.join(d, release, 'kernel', 'drivers', 'md')
+        if any(os.path.exists(os.path.join(md, 'dm-mod.ko' + ext)) for ext in ('', '.xz', '.zst', '.gz')):
+            return True
+    return False
 
 
 def _refuse(img, why: str) -> bool:
@@ -80,7 +93,7 @@ def check(img, cls: str, settings, live_initrd: bool, shown: str | None = None, 
     if needs_dm and not (device_mapper() if dm is None else dm):
         where = ('its verity partition %d' % lay.verity.number if lay is not None and lay.container == 'gpt'
                  else 'the verity data beside it')
-        return _refuse(img, '%s is protected by dm-verity (%s), and this kernel has no device-mapper (%s is missing), '
-                            'so it cannot be verified: load the dm-verity module, or use an unprotected image'
-                       % (shown, where, DM_CONTROL))
+        return _refuse(img, '%s is protected by dm-verity (%s), and this kernel (%s) has no device-mapper (neither in '
+                            '/proc/misc nor as the dm-mod module), so it cannot be verified: use a kernel with dm-verity, '
+                            'or an unprotected image' % (shown, where, os.uname().release))
     return False

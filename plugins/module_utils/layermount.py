@@ -17,8 +17,10 @@ import os
 from . import imagefs, mountapi
 from .engine import ApplyError
 
-# fstype_norecovery_option(): replaying a journal would write to a read-only image
-NORECOVERY = {'ext4': 'norecovery', 'xfs': 'norecovery', 'btrfs': 'rescue=nologreplay', 'f2fs': 'norecovery'}
+# fstype_norecovery_option(): replaying a journal would write to a read-only image. xfs also
+# gets nouuid (ours, not systemd's): an atomic refresh mounts the image for the new overlay while
+# the old overlay still holds it, and xfs refuses a second mount of one file system UUID
+NORECOVERY = {'ext4': 'norecovery', 'xfs': 'norecovery,nouuid', 'btrfs': 'rescue=nologreplay', 'f2fs': 'norecovery'}
 FLAGS = mountapi.MS_RDONLY | mountapi.MS_NODEV
 
 

@@ -16,6 +16,9 @@ from .. import mountapi
 from .fdtree import FdTree
 from .tree import ImageError, NeedsPrivilege, Source, UnsupportedImage
 
+# no journal replay on a read-only image; xfs refuses a second mount of a file system UUID that
+# is mounted already (by a merged overlay) unless told not to check
+OPTIONS = {'ext4': ('norecovery',), 'xfs': ('norecovery', 'nouuid'), 'f2fs': ('norecovery',)}
 ATTRS = mountapi.MOUNT_ATTR_RDONLY | mountapi.MOUNT_ATTR_NODEV | mountapi.MOUNT_ATTR_NOSUID | \
     mountapi.MOUNT_ATTR_NOEXEC
 
@@ -43,6 +46,8 @@ def mount_tree(src: Source, fstype: str, name: str, compression: str | None = No
             try:
                 ctx.set_string('source', dev)
                 ctx.set_flag('ro')
+                for opt in OPTIONS.get(fstype, ()):
+                    ctx.set_flag(opt)
                 mfd = ctx.mount(ATTRS)
             except OSError as e:
                 if e.errno == errno.EPERM:
