@@ -112,12 +112,16 @@ image() {
     local tmp=$IMG.tmp root kernel initrd kver unit t0=$SECONDS sid
     # (the sid root it was made from is recorded: a rebuilt sid root means a rebuilt image)
     sid=$(stat -c %Y "$SID_ROOT/.tucked-complete" 2>/dev/null || true)
+    # one build at a time (a second one waits, then finds the image made)
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/vm.lock"
+    flock 9
     if ready && { [ -z "$sid" ] || [ "$(boot_var sid_root)" = "$sid" ]; }; then
         return 0
     fi
     [ -x "$SID_ROOT/usr/bin/systemd-sysext" ] && [ -f "$SID_ROOT/.tucked-complete" ] \
         || die "no sid root at $SID_ROOT: run scripts/bootstrap.sh sid-root"
-    log "building the VM image in $IMG (a few minutes)"
+    log "building the VM image in $IMG (under a minute with a near mirror)"
     no_mounts_under "$tmp"
     rm -rf "$tmp"
     mkdir -p "$tmp"
