@@ -34,7 +34,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 
-from . import imagefs, images
+from . import imagefs, imagemeta, images
 from .release import CONFEXT, SYSEXT, ReleaseError, level_key, parse_env, scope_key
 
 FORMATS = ('squashfs', 'erofs')
@@ -228,7 +228,7 @@ def release_text(fields: dict) -> str:
 
 def release_path(kind: str, name: str) -> str:
     """The release file's path inside the image, without the leading '/'."""
-    return '%s/extension-release.%s' % (images.RELEASE_DIR[kind].lstrip('/'), name)
+    return '%s/extension-release.%s' % (imagemeta.RELEASE_DIR[kind].lstrip('/'), name)
 
 
 def check_epoch(value) -> int:

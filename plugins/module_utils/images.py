@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import rootfs, vpick
-from .imagemeta import RELEASE_DIR, STRICT_XATTR  # noqa: F401  (the names other modules use)
 from .version import sort_names
 from .release import CONFEXT, SYSEXT, is_initrd, native_architecture
 

@@ -207,8 +207,8 @@ def check(pol: Policy, found: list) -> str | None:
         if use == FLAGS['absent']:
             return 'the image policy says %s must be absent (%s)' % (part, rule)
         if not use & ~IGNORE:
-            return 'the image policy uses no %s partition (%s), so nothing in the image can be used' % (f.designator,
-                                                                                                     rule)
+            return ('the image policy uses no %s partition (%s), so nothing in the image can be used'
+                    % (f.designator, rule))
         if not f.flags & use:
             kind = 'signed' if f.flags & FLAGS['signed'] else 'verity' if f.flags & FLAGS['verity'] else 'unprotected'
             return '%s is %s, which the image policy does not allow (%s)' % (part, kind, rule)

@@ -361,6 +361,7 @@ def check_image(root: str, name: str, kind: str, host_file: str, inroot: str,
     else the root's config file, else systemd's default) and match it against the root's
     os-release. (compatible, reason, release fields); the reason names the image by ``inroot``."""
     img = images.Image(name=name, cls=kind, entry=inroot, path=link or inroot, host_path=host_file, type='raw')
+    host_error = ''
     try:
         host = release.read_host(root)
     except release.ReleaseError as e:

@@ -31,7 +31,7 @@ def mount_tree(src: Source, fstype: str, name: str, compression: str | None = No
     except OSError as e:
         if e.errno in (errno.EPERM, errno.EACCES):
             raise NeedsPrivilege('reading this %s image needs a read-only mount, and that needs root '
-                                   '(CAP_SYS_ADMIN); run the task with become' % what) from None
+                                 '(CAP_SYS_ADMIN); run the task with become' % what) from None
         raise NeedsPrivilege('cannot set up a loop device to read this %s image: %s'
                              % (what, e.strerror or e)) from None
     try:
@@ -52,7 +52,7 @@ def mount_tree(src: Source, fstype: str, name: str, compression: str | None = No
             except OSError as e:
                 if e.errno == errno.EPERM:
                     raise NeedsPrivilege('reading this %s image needs a read-only mount, and that needs root '
-                                           '(CAP_SYS_ADMIN); run the task with become' % what) from None
+                                         '(CAP_SYS_ADMIN); run the task with become' % what) from None
                 raise ImageError('the kernel refuses to mount this %s image read-only: %s (is the image corrupt, or '
                                  'made with features this kernel lacks?)' % (what, e.strerror or e)) from None
     finally:

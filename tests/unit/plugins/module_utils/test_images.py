@@ -99,7 +99,7 @@ def test_release_found_and_provides(root, make_tree):
 
 def _xattr_ok(path):
     try:
-        os.setxattr(path, images.STRICT_XATTR, b'0')
+        os.setxattr(path, imagemeta.STRICT_XATTR, b'0')
         return True
     except OSError:
         return False
@@ -112,15 +112,15 @@ def test_renamed_image_falls_back_only_with_strict_false(root, make_tree):
     assert not img.readable and 'has no usr/lib/extension-release.d/extension-release.renamed' in img.reason
     if not _xattr_ok(str(rel)):
         pytest.skip('no user xattrs on this filesystem')
-    os.setxattr(str(rel), images.STRICT_XATTR, b'false')
+    os.setxattr(str(rel), imagemeta.STRICT_XATTR, b'false')
     img = load(root, 'renamed')
     assert img.readable and img.release_file.endswith('extension-release.original')
-    os.setxattr(str(rel), images.STRICT_XATTR, b'true')
+    os.setxattr(str(rel), imagemeta.STRICT_XATTR, b'true')
     assert not load(root, 'renamed').readable
-    os.setxattr(str(rel), images.STRICT_XATTR, b'0')
+    os.setxattr(str(rel), imagemeta.STRICT_XATTR, b'0')
     other = rel.parent / 'extension-release.other'
     other.write_text('ID=_any\n')
-    os.setxattr(str(other), images.STRICT_XATTR, b'no')
+    os.setxattr(str(other), imagemeta.STRICT_XATTR, b'no')
     img = load(root, 'renamed')
     assert not img.readable and 'more than one release file' in img.reason
 
@@ -160,13 +160,13 @@ def test_renamed_images_with_strict_false(root, tmp_path, make_tree, build_image
     rel = tmp_path / 't/usr/lib/extension-release.d/extension-release.orig'
     if not _xattr_ok(str(rel)):
         pytest.skip('no user xattrs on this filesystem')
-    os.setxattr(str(rel), images.STRICT_XATTR, b'false')
+    os.setxattr(str(rel), imagemeta.STRICT_XATTR, b'false')
     build_image(tmp_path / 't', root / 'var/lib/extensions/sqren.raw')
     build_image(tmp_path / 't', root / 'var/lib/extensions/erren.raw', fs='erofs')
     for name in ('sqren', 'erren'):
         img = load(root, name)
         assert img.readable and img.release_file.endswith('extension-release.orig'), img.reason
-    os.setxattr(str(rel), images.STRICT_XATTR, b'true')
+    os.setxattr(str(rel), imagemeta.STRICT_XATTR, b'true')
     build_image(tmp_path / 't', root / 'var/lib/extensions/strict.raw')
     assert not load(root, 'strict').readable
     (root / 'var/lib/extensions/junk.raw').write_bytes(os.urandom(4096))

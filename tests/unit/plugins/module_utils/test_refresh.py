@@ -201,8 +201,28 @@ def _verity_image(tmp_path):
 def test_verity_without_device_mapper_fails_the_merge(tmp_path):
     img = _verity_image(tmp_path)
     assert imagecheck.check(img, 'sysext', None, False, dm=False)
-    assert 'protected by dm-verity (the verity data beside it), and this kernel has no device-mapper' in img.fatal
+    assert 'protected by dm-verity (the verity data beside it), and this kernel (%s) has no device-mapper' \
+        % os.uname().release in img.fatal
     assert img.verity_hash == 'ab' * 32 and img.protection == 'verity'
+
+
+def test_device_mapper_is_what_the_kernel_offers(tmp_path, monkeypatch):
+    misc = tmp_path / 'misc'
+    real_open = open
+
+    def fake_open(path, *a, **kw):
+        return real_open(misc if path == '/proc/misc' else path, *a, **kw)
+    monkeypatch.setattr('builtins.open', fake_open)
+    mods = tmp_path / 'modules'
+    monkeypatch.setattr(imagecheck, 'MODULE_DIRS', (str(mods),))
+    misc.write_text(' 63 vga_arbiter\n236 device-mapper\n')
+    assert imagecheck.device_mapper()
+    misc.write_text(' 63 vga_arbiter\n183 hw_random\n')
+    assert not imagecheck.device_mapper()          # (a /dev/mapper/control node would not change that)
+    md = mods / os.uname().release / 'kernel' / 'drivers' / 'md'
+    md.mkdir(parents=True)
+    (md / 'dm-mod.ko.xz').write_bytes(b'')
+    assert imagecheck.device_mapper()              # loaded on demand
 
 
 def test_verity_with_device_mapper_is_planned(tmp_path):
