@@ -54,7 +54,9 @@ class Step:
 
     ``action``: merge, refresh, unmerge (the tools' verbs; ours maps merge/refresh to
     state=merged and unmerge to state=unmerged), write (``content`` to root-relative
-    ``path``) or hook (``hook(root)`` on each side, e.g. to replace an image)."""
+    ``path``), hook (``hook(root)`` on each side, e.g. to replace an image) or cross: each
+    side's merge is refreshed by the other implementation, and ``ok`` says whether that one
+    found nothing to change (systemd 262 printed its skip message, ours reported changed=false)."""
     action: str
     cls: str = 'sysext'
     args: dict = field(default_factory=dict)
@@ -202,7 +204,7 @@ def status(sid: SidRoot, r: DiffRoot, cls: str):
 
 
 # ------------------------------------------------------------------ the two sides
-def _systemd_step(sid: SidRoot, r: DiffRoot, step: Step) -> tuple:
+def _systemd_step(sid: SidRoot, r: DiffRoot, step: Step, full: bool = False) -> tuple:
     verb = step.action
     argv = ['--root=' + r.inroot]
     env = {}
@@ -217,6 +219,8 @@ def _systemd_step(sid: SidRoot, r: DiffRoot, step: Step) -> tuple:
     env.update(step.systemd_env)
     cmd = ['chroot', sid.path, 'env'] + ['%s=%s' % kv for kv in env.items()] + [TOOLS[step.cls], verb] + argv
     res = subprocess.run(cmd, text=True, capture_output=True, check=False)
+    if full:
+        return res.returncode == 0, res.stderr + res.stdout
     msg = (res.stderr or res.stdout).strip().splitlines()
     return res.returncode == 0, msg[-1] if msg else ''
 
@@ -228,6 +232,21 @@ def _ours_step(r: DiffRoot, step: Step) -> tuple:
     args.update(step.ours)
     res = run_tasks([{'tucked.sysext.sysext_refresh': args}])[0]
     return not res.get('failed'), res.get('msg') or ('changed' if res.get('changed') else 'ok')
+
+
+SKIP_MSG = 'Skipping extension refresh because no change was found'
+
+
+def _cross_step(sid: SidRoot, r: DiffRoot, step: Step, side: str) -> tuple:
+    """Refresh the merge one side made with the other implementation: (skipped, what it said)."""
+    if side == 'systemd':
+        args = dict({'root': r.path, 'classes': [step.cls], 'state': 'merged'}, **step.args, **step.ours)
+        res = run_tasks([{'tucked.sysext.sysext_refresh': args}])[0]
+        return not res.get('failed') and not res.get('changed'), 'ours: %s' % (
+            res.get('msg') or res.get('skipped_reason') or ('changed' if res.get('changed') else 'ok'))
+    ok, msg = _systemd_step(sid, r, Step('refresh', cls=step.cls, args=step.args, systemd_args=step.systemd_args,
+                                         systemd_env=step.systemd_env), full=True)
+    return ok and SKIP_MSG in msg, 'systemd: ' + msg.strip().splitlines()[-1] if msg.strip() else 'systemd: (nothing)'
 
 
 def _write(r: DiffRoot, path: str, content: str) -> str:
@@ -260,6 +279,8 @@ def run(scenario: Scenario) -> dict:
             elif step.action == 'hook':
                 ok, msg = True, ''
                 step.hook(r)
+            elif step.action == 'cross':
+                ok, msg = _cross_step(sid, r, step, side)
             elif side == 'systemd':
                 ok, msg = _systemd_step(sid, r, step)
             else:
