@@ -62,12 +62,56 @@ def image_bytes(fn, fs='squashfs'):
     return make
 
 
+def ddi(kinds, fn=lambda d: d, release=b'ID=_any\n'):
+    """A GPT disk image with a squashfs in each partition of ``kinds`` (Discoverable Partitions
+    Specification designators of x86-64, or a type GUID), then ``fn`` applied to its bytes."""
+    def make(root, work):
+        import uuid
+        from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt
+        data = open(squash(tree(os.path.join(work, 't'), 'bad', release), os.path.join(work, 'p.sq')), 'rb').read()
+        parts = [gpt.NewPartition(gpt.TYPES['x86-64'][gpt.DESIGNATORS.index(k)] if k in gpt.DESIGNATORS else k,
+                                  str(uuid.UUID(int=i + 1)), k[:30], len(data)) for i, k in enumerate(kinds)]
+        offsets, total = gpt.layout(parts)
+        img = bytearray(total)
+        for off, blob in gpt.header_and_entries(parts, offsets, total, str(uuid.UUID(int=99))).items():
+            img[off:off + len(blob)] = blob
+        for off in offsets:
+            img[off:off + len(data)] = data
+        with open(os.path.join(root, 'var/lib/extensions/bad.raw'), 'wb') as f:
+            f.write(fn(bytes(img)))
+    return make
+
+
+def flip(*offsets):
+    """Flip one byte at each offset (negative: from the end)."""
+    def fn(d):
+        b = bytearray(d)
+        for o in offsets:
+            b[o] ^= 0xff
+        return bytes(b)
+    return fn
+
+
+GENERIC = '0fc63daf-8483-4772-8e79-3d69d8477de4'
+ESP = 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b'
+
+
 def raw_bytes(fn):
     return image_bytes(fn, 'squashfs')
 
 
 def erofs_bytes(fn):
     return image_bytes(fn, 'erofs')
+
+
+def _garbage_lz4(root, work):
+    """An lz4 squashfs whose compressed metadata blocks are overwritten with noise."""
+    t = tree(os.path.join(work, 't'), 'bad', files={'usr/share/p': os.urandom(100000)})
+    data = bytearray(open(squash(t, os.path.join(work, 'ok.raw'), '-comp', 'lz4'), 'rb').read())
+    inode_table = int.from_bytes(data[64:72], 'little')
+    data[inode_table:] = os.urandom(len(data) - inode_table)
+    with open(os.path.join(root, 'var/lib/extensions/bad.raw'), 'wb') as f:
+        f.write(bytes(data))
 
 
 def symlink(target, name='bad'):
@@ -138,8 +182,10 @@ CASES = {
     'squashfs-binary-release': (rel_sq(b'\0\xff' * 50), 'image', 'not valid UTF-8'),
     'squashfs-huge-release': (rel_sq(b'A=b\n' * 200000), 'image', 'larger than'),
     'squashfs-wrong-id': (rel_sq(b'ID=arch\n'), 'image', "for OS 'arch'"),
-    'squashfs-lz4': (rel_sq(b'ID=_any\n', '-comp', 'lz4'), 'image', 'lz4 is not supported'),
-    'squashfs-zstd': (rel_sq(b'ID=_any\n', '-comp', 'zstd'), 'image', 'zstd is not supported'),
+    # (read in place, and through a detached read-only mount: the release file is really read)
+    'squashfs-lz4': (rel_sq(b'ID=arch\n', '-comp', 'lz4'), 'image', "for OS 'arch'"),
+    'squashfs-zstd': (rel_sq(b'ID=arch\n', '-comp', 'zstd'), 'image', "for OS 'arch'"),
+    'squashfs-lz4-garbage-blocks': (lambda root, work: _garbage_lz4(root, work), 'image', 'bad.raw'),
     'squashfs-truncated-half': (raw_bytes(lambda d: d[:len(d) // 2]), 'image', 'corrupt'),
     'squashfs-truncated-header': (raw_bytes(lambda d: d[:60]), 'image', 'beyond the end'),
     'squashfs-garbage-tables': (raw_bytes(lambda d: d[:96] + os.urandom(len(d) - 96)), 'image', 'bad.raw'),
@@ -149,7 +195,16 @@ CASES = {
     'erofs-bad-blocksize': (erofs_bytes(lambda d: d[:1036] + b'\x03' + d[1037:]), 'image', 'block size bits'),
     'random-bytes-raw': (raw_bytes(lambda d: os.urandom(65536)), 'image', 'unknown magic'),
     'empty-raw': (raw_bytes(lambda d: b''), 'image', 'unknown magic'),
-    'gpt-raw': (raw_bytes(lambda d: b'\0' * 512 + b'EFI PART' + b'\0' * 4000), 'image', 'GPT disk images'),
+    'gpt-raw': (raw_bytes(lambda d: b'\0' * 512 + b'EFI PART' + b'\0' * 4000), 'image', 'corrupt GPT partition table'),
+    'gpt-both-headers-bad-crc': (ddi(['root'], flip(512 + 16, -512 + 16)), 'image', 'no valid GPT header at sector 1'),
+    'gpt-primary-bad-backup-used': (ddi(['root'], flip(512 + 16), b'ID=arch\n'), 'image', "for OS 'arch'"),
+    'gpt-entries-bad-crc': (ddi(['root'], flip(1024 + 40, -512 * 33 + 40)), 'image', 'corrupt GPT partition table'),
+    'gpt-truncated': (ddi(['root'], lambda d: d[:len(d) // 2]), 'image', 'is the image truncated?'),
+    'gpt-no-root-or-usr': (ddi([ESP]), 'image', 'holds no root or usr partition'),
+    'gpt-two-generic': (ddi([GENERIC, GENERIC]), 'image', '2 Linux generic partitions'),
+    'gpt-verity-without-data': (ddi(['usr', 'root-verity']), 'image', 'verity hash partition'),
+    'gpt-root-garbage-fs': (ddi(['root'], lambda d: d[:1 << 20] + os.urandom(4096) + d[(1 << 20) + 4096:]), 'image',
+                            'bad.raw'),
     'name-with-dotdot': (named('..raw'), 'ignored', 'invalid name'),
     'name-temp-file': (named('.#bad.raw'), 'ignored', 'invalid name'),
     'name-control-char': (named('bad\x07.raw'), 'ignored', 'invalid name'),

@@ -161,6 +161,10 @@ def read_table(src: Source, ss: int) -> list[Partition]:
             tried.append('no valid GPT header at sector %d' % lba)
             continue
         _alt, first, last, entries_lba, count, esize, ecrc = hdr
+        if first > last or last >= total:       # (libblkid refuses such a header too)
+            tried.append('the header at sector %d has its usable area end at sector %d, beyond the image\'s %d '
+                         'sectors (is the image truncated?)' % (lba, last, total))
+            continue
         try:
             table = src.pread(count * esize, entries_lba * ss)
         except ImageError:
