@@ -237,8 +237,13 @@ def check_root(root: str) -> str:
 
 
 def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine: str | None = None,
-           need_host: bool = True, image_policy: str | None = None, environ=None) -> Snapshot:
-    """Read everything ``plan()`` needs: no mounts, no writes, no subprocesses.
+           need_host: bool = True, image_policy: str | None = None, environ=None,
+           cache: str = 'update') -> Snapshot:
+    """Read everything ``plan()`` needs: no subprocesses, and no mounts visible to anyone (an image
+    only the kernel decodes is read through a detached read-only mount, released at once).
+    What was read from images is kept in ROOT/run/tucked-sysext/images.json, by each image's
+    identity (imagemeta.Cache): ``cache`` ``create`` makes that directory when missing,
+    ``update`` writes only into an existing one, ``off`` writes nothing (check mode).
     ``mode`` / ``image_policy``: the mutable mode and image policy asked for (systemd's
     ``--mutable=`` / ``--image-policy=``); None takes them from the root's sysext.conf /
     confext.conf and ``environ``, else systemd's defaults.
@@ -261,11 +266,11 @@ def gather(root: str, classes=release.CLASSES, mode: str | None = None, machine:
     except (OSError, mountinfo.MountinfoError) as e:
         raise EngineError('cannot read /proc/self/mountinfo: %s' % e) from None
     out = {}
-    cache = imagemeta.Cache(root)
+    meta_cache = imagemeta.Cache(root, write=cache)
     for cls in classes:
         settings = config.effective(config.load(root, cls, environ), mode, image_policy)
-        out[cls] = gather_class(root, cls, host, mounts, settings, cache)
-    cache.save()
+        out[cls] = gather_class(root, cls, host, mounts, settings, meta_cache)
+    meta_cache.save()
     supported, why = mountapi.move_mount_beneath_supported()
     kernel = {'move_mount_beneath': supported, 'detail': why, 'release': os.uname().release}
     return Snapshot(root=root, host=host, classes=out, kernel=kernel)
@@ -333,6 +338,15 @@ def gather_class(root: str, cls: str, host: release.Host, mounts: list,
                          layouts=layouts, settings=settings)
 
 
+def _partition(layout) -> dict | None:
+    """The GPT partition an image's tree comes from, with the verity partitions beside it."""
+    if layout is None or layout.container != 'gpt':
+        return None
+    d = layout.as_dict()
+    return dict(d['partition'] or {}, usr_partition=d['usr_partition'], verity_partition=d['verity_partition'],
+                signature_partition=d['signature_partition'])
+
+
 def facts(snap: Snapshot) -> dict:
     """The ``ansible_facts.sysext`` document."""
     hierarchies = {}
@@ -372,15 +386,20 @@ def facts(snap: Snapshot) -> dict:
                 'origin': origins.get(img.name),
                 'digest': images_mod.cached_digest(img.host_path) if img.type == 'raw' else None,
                 'picked': img.picked,
+                'container': img.container if img.type == 'raw' else 'directory',
                 'fstype': img.fstype,
+                'compression': img.compression,
+                'partition': _partition(img.layout),
                 'protection': img.protection,
+                'verity_hash': img.verity_hash,
                 'blocks_merge': bool(img.fatal),
             })
         for ign in cs.discovery.ignored:
             images.append({'name': ign.get('name'), 'class': cls, 'path': None, 'entry': ign['entry'],
                            'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
                            'release_file': None, 'provides': [], 'shadows': [], 'origin': None, 'picked': None,
-                           'fstype': None, 'protection': None, 'blocks_merge': False})
+                           'container': None, 'fstype': None, 'compression': None, 'partition': None,
+                           'protection': None, 'verity_hash': None, 'blocks_merge': False})
     return {
         'root': snap.root,
         'needs_refresh': snap.needs_refresh,

@@ -173,11 +173,16 @@ def _decode(entry: dict) -> dict | None:
 
 class Cache:
     """ROOT/run/tucked-sysext/images.json, read at the first lookup and written back once
-    (``save``) when something was added; every failure to read or write it is harmless."""
+    (``save``) when something was added; every failure to read or write it is harmless.
+    ``write``: ``create`` (make ROOT/run/tucked-sysext when missing), ``update`` (write only into
+    an existing one, which a merge of ours leaves) or ``off`` (check mode: write nothing)."""
 
-    def __init__(self, root: str, enabled: bool | None = None):
+    def __init__(self, root: str, enabled: bool | None = None, write: str = 'update'):
+        if write not in ('create', 'update', 'off'):
+            raise ValueError('write=%r' % write)
         self.root = root
         self.enabled = os.environ.get('TUCKED_SYSEXT_IMAGE_CACHE', '1') != '0' if enabled is None else enabled
+        self.write = write
         self._entries: dict | None = None
         self._used: set = set()
         self._dirty = False
@@ -236,7 +241,7 @@ class Cache:
     def save(self) -> None:
         """Write the entries back when some were added: the ones used now, and the others whose
         image is still there unchanged."""
-        if not self._dirty:
+        if not self._dirty or self.write == 'off':
             return
         self._dirty = False
         keep = {}
@@ -250,7 +255,7 @@ class Cache:
             keep[key] = entry
             if len(keep) >= CACHE_MAX_ENTRIES:
                 break
-        d = self._dir(create=True)
+        d = self._dir(create=self.write == 'create')
         if d is None:
             return
         tmp = os.path.join(d, '.#%s.%d' % (CACHE_FILE, os.getpid()))

@@ -103,7 +103,7 @@ def run(opts: Options) -> Outcome:
         _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
     merging = opts.state != 'unmerged'
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging,
-                         image_policy=opts.image_policy)
+                         image_policy=opts.image_policy, cache='off' if opts.check_mode else 'create')
     if merging:
         _check_host(snap, out)
     out.warnings.extend(engine.warnings_of(snap))
@@ -136,7 +136,8 @@ def run(opts: Options) -> Outcome:
             out.warnings.append('finished the swap of an interrupted earlier run on %s' % ', '.join(fixed))
         if lock.waited or fixed or _remounted_since(snap):
             # another run held the lock and may have made our change: decide again
-            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy)
+            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy,
+                                 cache='create')
             out.classes, out.hierarchies, out.diff = {}, {}, {}
             todo = _decide(snap, opts, out)
             if not todo:

@@ -272,18 +272,45 @@ ansible_facts:
                   C(tries_left) and C(tries_done) (V(null) without a C(+N) counter), and C(candidates), each
                   other entry with its C(version) and the C(reason) it lost. V(null) for other images.
               type: dict
-            fstype:
-              description: C(squashfs) or C(erofs) for image files, V(null) for directories.
+            container:
+              description:
+                - C(directory), C(filesystem) (an image file holding one file system) or C(gpt) (a GPT disk
+                  image, a DDI as C(systemd-repart --make-ddi) and mkosi make them).
               type: str
+            fstype:
+              description:
+                - The file system the tree is read from, C(squashfs), C(erofs), C(ext4), C(btrfs), C(xfs), C(f2fs)
+                  or C(vfat) (for a DDI, that of the partition used); V(null) for directories.
+              type: str
+            compression:
+              description:
+                - What the file system's superblock names, e.g. C(gzip), C(zstd), C(lz4) (squashfs) or C(lz4),
+                  C(lz4hc), C(zstd), C(deflate), C(lzma) (erofs); V(null) when uncompressed or a directory.
+              type: str
+            partition:
+              description:
+                - For a GPT disk image, the partition whose file system is used, picked as systemd picks it (a
+                  sysext's root partition, else its usr partition, of the host's architecture; a confext's root
+                  partition), with C(number), C(designator), C(architecture), C(type), C(uuid), C(label), C(offset),
+                  C(size), C(read_only), C(growfs), C(no_auto), and C(usr_partition), C(verity_partition),
+                  C(signature_partition) (numbers, or V(null)). V(null) for other images.
+              type: dict
             protection:
               description:
                 - For image files, what the image policy sees, C(unprotected), C(verity) (a C(.verity) hash
-                  tree and a root hash beside it) or C(signed) (also a C(.roothash.p7s)); V(null) for directories.
+                  tree and a root hash beside a file system image, or a verity partition in a DDI) or C(signed)
+                  (also a C(.roothash.p7s), or a signature partition); V(null) for directories.
+              type: str
+            verity_hash:
+              description:
+                - The dm-verity root hash (hex) a merge records in the image's origin, as systemd 262 does; V(null)
+                  for an image without one.
               type: str
             blocks_merge:
               description:
-                - Whether this image would make a merge fail, systemd-sysext's as well as M(tucked.sysext.sysext_refresh)'s;
-                  an image file that cannot be read, or one the image policy refuses. C(reason) says why.
+                - Whether this image would make a merge by M(tucked.sysext.sysext_refresh) fail (an image file
+                  that cannot be read, one the image policy refuses, or one protected by dm-verity on a kernel
+                  without device-mapper); C(reason) says why, naming the file and the fix.
               type: bool
         host:
           description: The host the images are matched against (from O(root)'s os-release).
@@ -345,7 +372,7 @@ def main():
     classes = tuple(dict.fromkeys(module.params['classes']))
     try:
         snap = engine.gather(module.params['root'], classes, mode=module.params['mutable'],
-                             image_policy=module.params['image_policy'])
+                             image_policy=module.params['image_policy'], cache='off' if module.check_mode else 'update')
     except engine.EngineError as e:
         module.fail_json(msg=str(e))
     for w in engine.warnings_of(snap):

@@ -281,3 +281,70 @@ def test_facts_settings_vpick_and_policy(tmp_path):
     bad = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(root), 'image_policy': 'root=bogus'}}])[0]
     assert bad['failed'] and "image_policy 'root=bogus' cannot be parsed: unknown partition policy flag" in bad['msg']
     assert tree_digest(root) == before
+
+
+def _gpt_image(path, fs_data, designator='root', arch='x86-64'):
+    """A GPT disk image holding ``fs_data`` in one partition of the Discoverable Partitions
+    Specification type (built with the collection's own GPT writer; systemd-repart DDIs are
+    tested against systemd in the differential scenarios)."""
+    import sys
+    import uuid
+    sys.path.insert(0, os.path.join(REPO, '.build', 'collections'))
+    from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt
+    part = gpt.NewPartition(gpt.TYPES[arch][gpt.DESIGNATORS.index(designator)], str(uuid.uuid4()), 'root-x86-64',
+                            len(fs_data), 0)
+    offsets, total = gpt.layout([part])
+    with open(path, 'wb') as f:
+        f.truncate(total)
+        for off, blob in gpt.header_and_entries([part], offsets, total, str(uuid.uuid4())).items():
+            f.seek(off)
+            f.write(blob)
+        f.seek(offsets[0])
+        f.write(fs_data)
+    return part
+
+
+def test_facts_say_what_each_image_is(tmp_path):
+    """container, file system, compression, partition and protection of each kind of image;
+    the zstd squashfs is read through a detached read-only mount (root), the others in place."""
+    if os.uname().machine != 'x86_64':
+        pytest.skip('the DDI below is made for x86-64')
+    root = make_root(tmp_path)
+    tree = add_ext(tmp_path, '.', 'fmt', fname='tree')
+    (tree / 'usr/share').mkdir()
+    (tree / 'usr/share/hello').write_text('hello\n')
+    ext = root / 'var/lib/extensions'
+    for name, how in (('sqz', ['-comp', 'zstd']), ('sqg', [])):
+        os.rename(tree / 'usr/lib/extension-release.d' / os.listdir(tree / 'usr/lib/extension-release.d')[0],
+                  tree / 'usr/lib/extension-release.d' / ('extension-release.' + name))
+        subprocess.run(['mksquashfs', str(tree), str(ext / (name + '.raw')), '-quiet', '-noappend', '-all-root'] + how,
+                       check=True)
+    os.rename(tree / 'usr/lib/extension-release.d/extension-release.sqg',
+              tree / 'usr/lib/extension-release.d/extension-release.ero')
+    subprocess.run(['mkfs.erofs', '--quiet', '-zlz4', str(ext / 'ero.raw'), str(tree)], check=True,
+                   capture_output=True)
+    os.rename(tree / 'usr/lib/extension-release.d/extension-release.ero',
+              tree / 'usr/lib/extension-release.d/extension-release.ddi')
+    subprocess.run(['mksquashfs', str(tree), str(tmp_path / 'ddi.sq'), '-quiet', '-noappend', '-all-root'], check=True)
+    part = _gpt_image(ext / 'ddi.raw', (tmp_path / 'ddi.sq').read_bytes())
+    (root / 'run/tucked-sysext').mkdir(parents=True)
+    before = tree_digest(str(root / 'var'))
+    facts = run_facts(root)['ansible_facts']['sysext']
+    assert tree_digest(str(root / 'var')) == before
+    # what was read is cached by each image's identity (ROOT/run, a tmpfs on a live host)
+    assert os.listdir(root / 'run/tucked-sysext') == ['images.json']
+    got = {i['name']: i for i in facts['images']}
+    assert set(got) == {'sqz', 'sqg', 'ero', 'ddi'}, sorted(got)
+    for name, container, fstype, compression in (('sqz', 'filesystem', 'squashfs', 'zstd'),
+                                                 ('sqg', 'filesystem', 'squashfs', 'gzip'),
+                                                 ('ero', 'filesystem', 'erofs', 'lz4'),
+                                                 ('ddi', 'gpt', 'squashfs', 'gzip')):
+        img = got[name]
+        assert img['compatible'] and not img['blocks_merge'], (name, img['reason'])
+        assert (img['container'], img['fstype'], img['compression']) == (container, fstype, compression), img
+        assert img['protection'] == 'unprotected' and img['verity_hash'] is None
+        assert img['release_file'], img
+    assert got['sqz']['partition'] is None
+    p = got['ddi']['partition']
+    assert (p['number'], p['designator'], p['architecture'], p['uuid']) == (1, 'root', 'x86-64', part.uuid), p
+    assert p['verity_partition'] is None and p['signature_partition'] is None
