@@ -42,7 +42,8 @@ KINDS = (SYSEXT, CONFEXT)
 # Compressors each tool accepts; the first is the default.
 COMPRESSION = {'squashfs': ('gzip', 'xz', 'lzma', 'lzo', 'lz4', 'zstd'), 'erofs': ('none', 'lz4', 'lz4hc')}
 # What imagefs.py (and so sysext_facts and sysext_image) can read without mounting.
-READABLE = {'squashfs': ('gzip', 'xz', 'lzma'), 'erofs': ('none',)}
+# read in place (imagefs); the others only through a read-only mount, which needs root
+READABLE = {'squashfs': ('gzip', 'xz', 'lzma', 'lz4'), 'erofs': ('none',)}
 TOOLS = {'squashfs': ('mksquashfs', 'squashfs-tools'), 'erofs': ('mkfs.erofs', 'erofs-utils'),
          'verity': ('veritysetup', 'cryptsetup-bin')}
 TOP_LEVEL = {SYSEXT: ('usr', 'opt'), CONFEXT: ('etc',)}
@@ -726,8 +727,8 @@ def run(opts: Options) -> Result:
                             % dest)
     if comp not in READABLE[opts.format]:
         res.warnings.append('%s images compressed with %s are used by systemd, but sysext_facts and sysext_image '
-                            'cannot read their release file without mounting; prefer %s'
-                            % (opts.format, comp, ' or '.join(READABLE[opts.format])))
+                            'read their release file only through a read-only mount, so only as root (become); '
+                            '%s are read without one' % (opts.format, comp, ', '.join(READABLE[opts.format])))
     if fields['ID'] == '_any' and ('VERSION_ID' in fields or level_key(opts.kind) in fields):
         res.warnings.append('ID=_any matches every host and systemd then ignores VERSION_ID and %s; set id to the '
                             "host's os-release ID to have them checked" % level_key(opts.kind))

@@ -81,8 +81,8 @@ options:
       - The compressor. squashfs V(gzip) (default), V(xz), V(lzma), V(lzo), V(lz4), V(zstd);
         erofs V(none) (default), V(lz4), V(lz4hc).
       - M(tucked.sysext.sysext_facts) and M(tucked.sysext.sysext_image) read the release file of
-        squashfs with V(gzip), V(xz) or V(lzma) and of uncompressed erofs without mounting; with any
-        other compressor the image works with systemd but those modules cannot check it (a warning says so).
+        squashfs with V(gzip), V(xz), V(lzma) or V(lz4) and of uncompressed erofs in place; with any
+        other compressor they read it through a read-only mount, which needs root (a warning says so).
     type: str
     choices: [gzip, xz, lzma, lzo, lz4, zstd, none, lz4hc]
   id:

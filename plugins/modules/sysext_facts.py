@@ -15,9 +15,15 @@ description:
     from (the origin systemd-sysext 260+ records), which images the search directories hold
     and whether they match the host, and decides, with the rules of C(systemd-sysext refresh)
     262, whether a refresh would change anything.
-  - Never mounts, writes or runs anything; the work is a few C(stat) calls and small reads
-    per image. C(.raw) images (squashfs with gzip, xz or lzma; erofs without compression)
-    are read in place without mounting them.
+  - Runs nothing and changes nothing on the host; the work is a few C(stat) calls and small
+    reads per image. C(.raw) images are read in place where that is small (GPT disk images,
+    squashfs with gzip, xz, lzma or lz4, erofs without compression); the others (zstd or lzo
+    squashfs, compressed erofs, ext4, btrfs, xfs, f2fs) through a detached read-only mount that
+    no one else sees and that is released at once, which needs root (become).
+  - What was read from an image is kept in C(ROOT/run/tucked-sysext/images.json), by the image's
+    identity (device, inode, size, mtime, ctime), so an unchanged image is not read again. This
+    module only updates that file where a merge of M(tucked.sysext.sysext_refresh) left the
+    directory, and writes nothing in check mode; E(TUCKED_SYSEXT_IMAGE_CACHE=0) turns it off.
   - Hierarchies merged by systemd older than 260 carry no origin record; their origins are
     reported as unknown, which means a refresh is needed (as systemd 252 always refreshes).
 author:
@@ -68,10 +74,10 @@ notes:
     entry gives the newest version inside, picked as systemd's vpick picks it (tries counters
     C(+LEFT-DONE), architecture suffixes C(_x86-64)); C(picked) in the facts' C(images)
     says which version won and why each other one lost.
-  - GPT disk images are listed with a reason and are not used yet; squashfs compressed with lz4,
-    lzo or zstd, and compressed erofs files, cannot be read without mounting and are reported as
-    unreadable. An image file that cannot be read, or that the image policy refuses, would make
-    a merge fail, as systemd-sysext's does (C(blocks_merge)).
+  - GPT disk images (DDIs) are read as systemd 262 reads them, from the root partition, else
+    (sysext) the usr partition of the host's architecture. An image file that cannot be read,
+    that the image policy refuses, or that is protected by dm-verity on a kernel without
+    device-mapper, would make a merge fail (C(blocks_merge)); C(reason) says why.
   - The decision uses the same settings a refresh would, O(mutable) and O(image_policy), else
     those of the root's C(sysext.conf) / C(confext.conf) and their drop-ins.
   - A renamed image is matched through the single release file marked

@@ -185,7 +185,7 @@ CASES = {
     # (read in place, and through a detached read-only mount: the release file is really read)
     'squashfs-lz4': (rel_sq(b'ID=arch\n', '-comp', 'lz4'), 'image', "for OS 'arch'"),
     'squashfs-zstd': (rel_sq(b'ID=arch\n', '-comp', 'zstd'), 'image', "for OS 'arch'"),
-    'squashfs-lz4-garbage-blocks': (lambda root, work: _garbage_lz4(root, work), 'image', 'bad.raw'),
+    'squashfs-lz4-garbage-blocks': (_garbage_lz4, 'image', 'bad.raw'),
     'squashfs-truncated-half': (raw_bytes(lambda d: d[:len(d) // 2]), 'image', 'corrupt'),
     'squashfs-truncated-header': (raw_bytes(lambda d: d[:60]), 'image', 'beyond the end'),
     'squashfs-garbage-tables': (raw_bytes(lambda d: d[:96] + os.urandom(len(d) - 96)), 'image', 'bad.raw'),

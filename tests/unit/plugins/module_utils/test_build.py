@@ -633,3 +633,12 @@ def test_a_full_disk_while_staging_leaves_nothing(tmp_path, monkeypatch):
                                          r'\(\d+ bytes free there\); nothing was replaced'):
         run(src, out / 'hello.raw')
     assert listing(out) == ['hello.raw'] and sha(out / 'hello.raw') == good.sha256
+
+
+def test_what_is_read_only_through_a_mount_is_said(tmp_path):
+    need('squashfs')
+    src = make_src(tmp_path / 'src')
+    assert not [w for w in run(src, tmp_path / 'g.raw').warnings if 'read-only mount' in w]
+    assert not [w for w in run(src, tmp_path / 'l.raw', compression='lz4').warnings if 'read-only mount' in w]
+    warn = [w for w in run(src, tmp_path / 'z.raw', compression='zstd').warnings if 'read-only mount' in w]
+    assert warn and 'only as root' in warn[0] and 'gzip, xz, lzma, lz4' in warn[0], warn
