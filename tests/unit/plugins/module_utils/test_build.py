@@ -13,8 +13,10 @@ import time
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import build, imagefs, imagemeta, images, release
+from ansible_collections.tucked.sysext.plugins.module_utils import (build, buildfiles, buildtools, imagefs, imagemeta,
+                                                                    images, release)
 from ansible_collections.tucked.sysext.plugins.module_utils.build import BuildError, Options
+from ansible_collections.tucked.sysext.plugins.module_utils.buildtools import COMPRESSION, FsSpec
 
 FORMATS = ['squashfs', 'erofs']
 
@@ -329,7 +331,7 @@ def test_tool_flags_normalise_owner_times_and_order(tmp_path, fmt):
         os.chown(t, uid, uid)
         os.utime(t, (mtime, mtime))
         out = str(tmp_path / ('img%d' % i))
-        build.run_tool(build.build_command(fmt, tool, build.COMPRESSION[fmt][0], t, out, 42, False, 'seed'), 'test',
+        build.run_tool(build.build_command(FsSpec(fmt, COMPRESSION[fmt][0], epoch=42), tool, t, out, 'seed'), 'test',
                        str(tmp_path))
         outs.append(sha(out))
     assert outs[0] == outs[1]
@@ -416,7 +418,7 @@ def test_second_run_changes_nothing_and_reads_no_image(tmp_path, fmt, monkeypatc
     st = os.stat(dest)
     assert snapshot(src) == before, 'src is never changed'
     assert listing(dest.parent) == ['hello.raw'], 'no work directory left'
-    assert os.getxattr(str(dest), build.RECORD_XATTR)
+    assert os.getxattr(str(dest), buildfiles.RECORD_XATTR)
 
     monkeypatch.setattr(build, 'run_tool', lambda *a, **k: pytest.fail('no build when the record matches'))
     again = run(src, dest, format=fmt)
@@ -426,7 +428,7 @@ def test_second_run_changes_nothing_and_reads_no_image(tmp_path, fmt, monkeypatc
     assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
 
     # Without the record (another tool made it, or no xattrs there): built aside, found identical, kept.
-    os.removexattr(str(dest), build.RECORD_XATTR)
+    os.removexattr(str(dest), buildfiles.RECORD_XATTR)
     third = run(src, dest, format=fmt)
     assert third.built and not third.changed and third.sha256 == first.sha256
     st3 = os.stat(dest)
@@ -480,12 +482,12 @@ def test_check_mode_writes_nothing(tmp_path, fmt):
     assert 'IMAGE_VERSION=9' in check.diff['after'] and real.sha256 in check.diff['before']
     assert listing(out) == ['hello.raw'] and sha(dest) == real.sha256
     assert (os.stat(dest).st_ino, os.stat(dest).st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
-    os.removexattr(str(dest), build.RECORD_XATTR)
+    os.removexattr(str(dest), buildfiles.RECORD_XATTR)
     write(os.path.join(src, 'usr/bin/hello'), FILES[0][1], 0o755)
     same = run(src, dest, format=fmt, check_mode=True)
     assert same.built and not same.changed, 'without a record, check mode compares a build made aside'
     with pytest.raises(OSError):
-        os.getxattr(str(dest), build.RECORD_XATTR)
+        os.getxattr(str(dest), buildfiles.RECORD_XATTR)
 
 
 def fake_tool(tmp_path, body):
@@ -507,7 +509,7 @@ def test_a_failing_tool_leaves_no_partial_file_and_keeps_the_image(tmp_path, mon
     tool = fake_tool(tmp_path, 'for a; do last=$a; done\nout=$2\nhead -c 5000 /dev/urandom > "$out"\n'
                                'echo "Write failed because No space left on device" >&2\nexit 1\n')
     real_cmd = build.build_command
-    monkeypatch.setattr(build, 'build_command', lambda fmt, t, *a: real_cmd(fmt, tool, *a))
+    monkeypatch.setattr(build, 'build_command', lambda spec, t, *a: real_cmd(spec, tool, *a))
     with pytest.raises(BuildError, match=r'building .*hello.raw: fake-tool failed \(exit 1\); free space in .*'
                                          r'nothing was replaced. Its output: Write failed because No space left'):
         run(src, dest)
@@ -526,7 +528,7 @@ def test_a_failure_after_the_build_leaves_nothing_either(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise BuildError('veritysetup exploded')
     monkeypatch.setattr(build, 'verity_format', boom)
-    monkeypatch.setattr(build, 'find_tool', lambda what: shutil.which(build.TOOLS[what][0]) or '/bin/true')
+    monkeypatch.setattr(build, 'find_tool', lambda what: shutil.which(buildtools.TOOLS[what][0]) or '/bin/true')
     with pytest.raises(BuildError, match='exploded'):
         run(src, dest, verity=True)
     assert listing(out) == []
