@@ -368,7 +368,7 @@ def run(opts: Options) -> Result:
     if comp not in READABLE[opts.format]:
         res.warnings.append('%s images compressed with %s are used by systemd, but sysext_facts and sysext_image '
                             'read their release file only through a read-only mount, so only as root (become); '
-                            '%s are read without one' % (opts.format, comp, ', '.join(READABLE[opts.format])))
+                            '%s read without one' % (opts.format, comp, _readable_text(opts.format)))
     if fields['ID'] == '_any' and ('VERSION_ID' in fields or level_key(opts.kind) in fields):
         res.warnings.append('ID=_any matches every host and systemd then ignores VERSION_ID and %s; set id to the '
                             "host's os-release ID to have them checked" % level_key(opts.kind))
@@ -417,6 +417,12 @@ def run(opts: Options) -> Result:
         shutil.rmtree(work, ignore_errors=True)
     res.diff = {'before': before_text, 'after': _describe(res.sha256, res.roothash, text)}
     return res
+
+
+def _readable_text(fmt: str) -> str:
+    if fmt == 'erofs':
+        return 'uncompressed erofs is'
+    return '%s %s are' % (fmt, ', '.join(READABLE[fmt]))
 
 
 def _roothash_of(record: dict | None) -> str | None:

@@ -79,12 +79,60 @@ options:
   compression:
     description:
       - The compressor. squashfs V(gzip) (default), V(xz), V(lzma), V(lzo), V(lz4), V(zstd);
-        erofs V(none) (default), V(lz4), V(lz4hc).
+        erofs V(none) (default), V(lz4), V(lz4hc), V(zstd), V(deflate), V(lzma) (the last three need
+        erofs-utils 1.6 or later; the compressors the target's C(mkfs.erofs) offers are checked first).
       - M(tucked.sysext.sysext_facts) and M(tucked.sysext.sysext_image) read the release file of
         squashfs with V(gzip), V(xz), V(lzma) or V(lz4) and of uncompressed erofs in place; with any
         other compressor they read it through a read-only mount, which needs root (a warning says so).
     type: str
-    choices: [gzip, xz, lzma, lzo, lz4, zstd, none, lz4hc]
+    choices: [gzip, xz, lzma, lzo, lz4, zstd, none, lz4hc, deflate]
+  compression_level:
+    description:
+      - The compression level. squashfs (C(-Xcompression-level)) V(gzip) and V(lzo) 1 to 9, V(zstd) 1 to 22;
+        erofs (C(-zALG,LEVEL)) V(lz4hc) 0 to 12, V(zstd) 0 to 22, V(deflate) 0 to 9, V(lzma) 0 to 9 or 100 to 109.
+        Other compressors take none. Default the tool's.
+    type: int
+  cluster_size:
+    description:
+      - erofs, compressed only, the physical cluster size in bytes (C(mkfs.erofs -C)), a multiple of 4096
+        up to 1048576, for example V(65536) as Flatcar's extras use.
+      - squashfs, the block size in bytes (C(mksquashfs -b)), a power of 2 from 4096 to 1048576, for example
+        V(524288) as Flatcar before 4628 used.
+    type: int
+  erofs_features:
+    description:
+      - erofs extended options (C(mkfs.erofs -E)), for example V([fragments, ztailpacking]) (Flatcar's extras)
+        or V([fragments, fragdedupe=inode]) (GNOME OS). V(fragments), V(all-fragments), V(ztailpacking),
+        V(dedupe), V(fragdedupe=off|inode|full) and V(legacy-compress) need compression.
+      - Also V(noinline_data), V(force-inode-compact), V(force-inode-extended), V(force-inode-blockmap),
+        V(force-chunk-indexes), V(nosbcrc), V(48bit), V(dot-omitted), V(plain-xattr-prefixes),
+        V(xattr-name-filter); an option the target's C(mkfs.erofs) does not know fails the build with its message.
+    type: list
+    elements: str
+  container:
+    description:
+      - V(filesystem) (default) writes the file system image itself.
+      - V(ddi) writes a GPT disk image as C(systemd-repart --make-ddi=sysext) (or C(=confext)) makes it: a
+        root partition of the Discoverable Partitions type of O(architecture) (default the target's),
+        labelled C(root-ARCH), holding the image; with O(verity) a C(root-ARCH-verity) partition with the
+        hash tree, the partition UUIDs the two halves of the root hash; with O(signing_key) a
+        C(root-ARCH-verity-sig) partition with the signed root hash. Everything (disk and partition UUIDs,
+        verity salt) is derived from the file system image, so the same inputs give the same disk image.
+    type: str
+    choices: [filesystem, ddi]
+    default: filesystem
+  signing_key:
+    description:
+      - With O(container=ddi) and O(verity=true), the PEM private key on the target that signs the root hash
+        (C(openssl smime -sign -binary -noattr), a detached PKCS#7 signature as systemd-repart makes it).
+        Needs O(signing_certificate). systemd then checks the signature against the certificates in
+        C(/etc/verity.d) and the kernel keyring.
+      - An RSA key gives the same signature on every build; an EC key a new one each time, so the disk
+        image then changes whenever it is rebuilt.
+    type: path
+  signing_certificate:
+    description: The PEM X.509 certificate of O(signing_key), whose sha256 fingerprint goes into the signature partition.
+    type: path
   id:
     description:
       - C(ID) of the release file, the os-release C(ID) of the hosts the image is for.
@@ -99,7 +147,9 @@ options:
         declare one, it is compared instead of C(VERSION_ID).
     type: str
   architecture:
-    description: C(ARCHITECTURE), in systemd's names (V(x86-64), V(arm64), ...) or V(_any).
+    description:
+      - C(ARCHITECTURE), in systemd's names (V(x86-64), V(arm64), ...) or V(_any).
+      - With O(container=ddi) also the architecture of the partition types (default the target's own).
     type: str
   scope:
     description: C(SYSEXT_SCOPE) / C(CONFEXT_SCOPE), where the image may be used.
@@ -134,7 +184,9 @@ options:
       - Also write a dm-verity hash tree and its root hash next to the image (C(veritysetup format),
         Debian package C(cryptsetup-bin)), with the salt and UUID derived from the image so they are
         reproducible too. systemd then mounts the image verified.
-      - V(false) removes such files left by an earlier build, since they would not match a new image.
+      - With O(container=ddi) the hash tree goes into a verity partition of the disk image instead.
+      - V(false) (and V(container=ddi)) removes such files left by an earlier build, since they would not match
+        a new image.
     type: bool
     default: false
   force:
@@ -153,7 +205,10 @@ attributes:
     support: full
     description: The sha256 (and root hash) of the image and its release file, before and after.
 notes:
-  - Needs C(mksquashfs) (Debian package C(squashfs-tools)) or C(mkfs.erofs) (C(erofs-utils)) on the target.
+  - Needs C(mksquashfs) (Debian package C(squashfs-tools)) or C(mkfs.erofs) (C(erofs-utils)) on the target,
+    C(veritysetup) (C(cryptsetup-bin)) for O(verity) and C(openssl) for O(signing_key).
+  - Building needs no device-mapper, no loop device and no mount; using a verity image does (systemd refuses
+    verity images on a kernel without device-mapper).
   - Byte-identical output is promised for the same tool version; a new tool version counts as a new input.
   - While building, the directory of O(dest) needs room for a copy of O(src) and the new image.
   - The hash tree, the root hash and the image are three renames; a run killed between them leaves a
@@ -196,6 +251,20 @@ EXAMPLES = r"""
     scope: [system]
     release:
       EXTENSION_RELOAD_MANAGER: "1"
+
+- name: A signed dm-verity DDI with lz4hc erofs, as Flatcar builds its extras
+  tucked.sysext.sysext_build:
+    src: /srv/build/python
+    dest: /srv/images/python.raw
+    format: erofs
+    compression: lz4hc
+    compression_level: 12
+    cluster_size: 65536
+    erofs_features: [fragments, ztailpacking]
+    container: ddi
+    verity: true
+    signing_key: /etc/tucked-sysext/verity.key
+    signing_certificate: /etc/tucked-sysext/verity.crt
 
 - name: Store and select the image built above
   tucked.sysext.sysext_image:
@@ -270,8 +339,19 @@ source_date_epoch:
   description: The timestamp used for every file.
   returned: always
   type: int
+container:
+  description: V(filesystem) or V(ddi).
+  returned: always
+  type: str
+partitions:
+  description: The partitions of a DDI (label, type UUID, partition UUID, byte offset and size, GPT attribute bits); empty otherwise.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"label": "root-x86-64", "type": "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", "uuid": "e93cbef4-50ed-5c0c-b2a2-a5e33ea25b74",
+            "offset": 20480, "size": 520192, "flags": 1152921504606846976}]
 roothash:
-  description: The dm-verity root hash (hex), also in RV(roothash_path); V(null) without O(verity).
+  description: The dm-verity root hash (hex), also in RV(roothash_path) (or in the DDI's partitions); V(null) without O(verity).
   returned: always
   type: str
 verity_path:
@@ -314,18 +394,27 @@ ARGUMENT_SPEC = {
     'source_date_epoch': {'type': 'int'},
     'xattrs': {'type': 'bool', 'default': False},
     'verity': {'type': 'bool', 'default': False},
+    'compression_level': {'type': 'int'},
+    'cluster_size': {'type': 'int'},
+    'erofs_features': {'type': 'list', 'elements': 'str'},
+    'container': {'type': 'str', 'choices': list(build.CONTAINERS), 'default': 'filesystem'},
+    'signing_key': {'type': 'path', 'no_log': False},
+    'signing_certificate': {'type': 'path'},
     'force': {'type': 'bool', 'default': False},
 }
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_together=[('signing_key', 'signing_certificate')])
     p = module.params
     opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['kind'], format=p['format'],
                          compression=p['compression'], release=p['release'], id=p['id'], version_id=p['version_id'],
                          level=p['level'], architecture=p['architecture'], scope=p['scope'], version=p['version'],
                          source_date_epoch=p['source_date_epoch'], xattrs=p['xattrs'], verity=p['verity'],
-                         force=p['force'], check_mode=module.check_mode)
+                         compression_level=p['compression_level'], cluster_size=p['cluster_size'],
+                         erofs_features=p['erofs_features'], container=p['container'], signing_key=p['signing_key'],
+                         signing_certificate=p['signing_certificate'], force=p['force'], check_mode=module.check_mode)
     try:
         out = build.run(opts)
     except build.BuildError as e:

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from lib import gptimage
 from lib.treedigest import tree_digest
 
 R = 'usr/lib/extension-release.d/extension-release.'
@@ -69,14 +70,9 @@ def ddi(kinds, fn=lambda d: d, release=b'ID=_any\n'):
         import uuid
         from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt
         data = open(squash(tree(os.path.join(work, 't'), 'bad', release), os.path.join(work, 'p.sq')), 'rb').read()
-        parts = [gpt.NewPartition(gpt.TYPES['x86-64'][gpt.DESIGNATORS.index(k)] if k in gpt.DESIGNATORS else k,
-                                  str(uuid.UUID(int=i + 1)), k[:30], len(data)) for i, k in enumerate(kinds)]
-        offsets, total = gpt.layout(parts)
-        img = bytearray(total)
-        for off, blob in gpt.header_and_entries(parts, offsets, total, str(uuid.UUID(int=99))).items():
-            img[off:off + len(blob)] = blob
-        for off in offsets:
-            img[off:off + len(data)] = data
+        parts = [gptimage.Part(gpt.TYPES['x86-64'][gpt.DESIGNATORS.index(k)] if k in gpt.DESIGNATORS else k, k[:30], data,
+                               0, str(uuid.UUID(int=i + 1))) for i, k in enumerate(kinds)]
+        img, _offsets = gptimage.image(parts, disk_uuid=str(uuid.UUID(int=99)))
         with open(os.path.join(root, 'var/lib/extensions/bad.raw'), 'wb') as f:
             f.write(fn(bytes(img)))
     return make

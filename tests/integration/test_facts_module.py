@@ -285,22 +285,16 @@ def test_facts_settings_vpick_and_policy(tmp_path):
 
 def _gpt_image(path, fs_data, designator='root', arch='x86-64'):
     """A GPT disk image holding ``fs_data`` in one partition of the Discoverable Partitions
-    Specification type (built with the collection's own GPT writer; systemd-repart DDIs are
-    tested against systemd in the differential scenarios)."""
+    Specification type (tests/lib/gptimage.py; systemd-repart DDIs are tested against systemd
+    in the differential scenarios)."""
     import sys
     import uuid
+    from lib import gptimage
     sys.path.insert(0, os.path.join(REPO, '.build', 'collections'))
     from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt
-    part = gpt.NewPartition(gpt.TYPES[arch][gpt.DESIGNATORS.index(designator)], str(uuid.uuid4()), 'root-x86-64',
-                            len(fs_data), 0)
-    offsets, total = gpt.layout([part])
-    with open(path, 'wb') as f:
-        f.truncate(total)
-        for off, blob in gpt.header_and_entries([part], offsets, total, str(uuid.uuid4())).items():
-            f.seek(off)
-            f.write(blob)
-        f.seek(offsets[0])
-        f.write(fs_data)
+    part = gptimage.Part(gpt.TYPES[arch][gpt.DESIGNATORS.index(designator)], 'root-x86-64', fs_data, 0,
+                         str(uuid.uuid4()))
+    gptimage.write(path, [part])
     return part
 
 

@@ -3,9 +3,13 @@
 by the integration tests: it mounts, which needs a private mount namespace)."""
 
 import os
+import sys
 import uuid
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
+from lib import gptimage  # noqa: E402 pylint: disable=wrong-import-position
 
 from ansible_collections.tucked.sysext.plugins.module_utils import imagefs
 from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt, lz4, partition, probe
@@ -181,17 +185,7 @@ def test_file_systems_systemd_allows(fs, ok, monkeypatch):
 # ---------------------------------------------------------------------------- GPT
 def ddi(path, parts, ss=512):
     """A GPT disk image of ``parts``: (type, label, data[, flags, uuid])."""
-    new = [gpt.NewPartition(p[0], p[4] if len(p) > 4 else str(uuid.uuid4()), p[1], len(p[2]), p[3] if len(p) > 3 else 0)
-           for p in parts]
-    offsets, total = gpt.layout(new, ss)
-    with open(path, 'wb') as f:
-        f.truncate(total)
-        for off, blob in gpt.header_and_entries(new, offsets, total, str(uuid.uuid4()), ss).items():
-            f.seek(off)
-            f.write(blob)
-        for p, off in zip(parts, offsets):
-            f.seek(off)
-            f.write(p[2])
+    gptimage.write(path, [gptimage.Part(*p) for p in parts], ss)
     return str(path)
 
 
@@ -307,7 +301,7 @@ def test_gpt_corrupt_primary_falls_back_to_the_backup_or_fails(tmp_path, erofs_o
 def test_gpt_partition_outside_the_image(tmp_path, erofs_of):
     img = ddi(tmp_path / 'o.raw', [(ROOT, 'r', erofs_of('foo'))])
     with open(img, 'r+b') as f:
-        f.truncate(gpt.ALIGN + 2048)                      # the partition starts at 1 MiB and is 4 KiB
+        f.truncate(gptimage.MIB + 2048)                      # the partition starts at 1 MiB and is 4 KiB
     with pytest.raises(imagefs.ImageError, match='usable area end at sector .* beyond the image.s 2052 sectors'):
         Opened(img)
 
