@@ -648,23 +648,48 @@ def test_what_is_read_only_through_a_mount_is_said(tmp_path):
 
 
 # ----------------------------------------------------------------------------- issue 15 items 6 and 11
+def _remove_deep(top):
+    """Remove a tree too deep for shutil.rmtree (and for pytest's own clean-up of old tmp_paths,
+    which runs in every helper's test run): bottom up, through directory descriptors."""
+    stack = [(os.open(top, os.O_RDONLY | os.O_DIRECTORY), None)]
+    while stack:
+        fd = stack[-1][0]
+        sub = None
+        for e in list(os.scandir(fd)):
+            if e.is_dir(follow_symlinks=False):
+                sub = e.name
+                break
+            os.unlink(e.name, dir_fd=fd)
+        if sub is not None:
+            stack.append((os.open(sub, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), sub))
+            continue
+        os.close(fd)
+        name = stack.pop()[1]
+        if stack:
+            os.rmdir(name, dir_fd=stack[-1][0])
+    os.rmdir(top)
+
+
 def test_a_tree_too_deep_is_a_message_naming_the_path(tmp_path):
     """1,100 levels: before, scan() recursed into a RecursionError (a traceback from the module)."""
     src = tmp_path / 'src'
     (src / 'usr').mkdir(parents=True)
-    fd = os.open(str(src / 'usr'), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(1100):
-            os.mkdir('d', dir_fd=fd)
-            nfd = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        fd = os.open(str(src / 'usr'), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for _ in range(1100):
+                os.mkdir('d', dir_fd=fd)
+                nfd = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+        finally:
             os.close(fd)
-            fd = nfd
+        with pytest.raises(BuildError, match=r'src/usr(/d){256} is 257 directories deep, more than the 256 an image '
+                                             r'built here may hold .* flatten the tree under .*src'):
+            build.run(Options(src=str(src), dest=str(tmp_path / 'deep.raw')))
+        assert sorted(os.listdir(tmp_path)) == ['src']
     finally:
-        os.close(fd)
-    with pytest.raises(BuildError, match=r'src/usr(/d){256} is 257 directories deep, more than the 256 an image '
-                                         r'built here may hold .* flatten the tree under .*src'):
-        build.run(Options(src=str(src), dest=str(tmp_path / 'deep.raw')))
-    assert sorted(os.listdir(tmp_path)) == ['src']
+        _remove_deep(str(src / 'usr'))
 
 
 def test_sparse_files_stay_sparse_while_staging(tmp_path):
