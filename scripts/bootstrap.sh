@@ -74,7 +74,8 @@ get_pip_cache() {
 # What the sid root holds besides minbase: systemd 262 itself, and the tools the producers of
 # extension images use (mksquashfs, mkfs.erofs 1.8+ with zstd and fragments, systemd-repart for
 # GPT disk images with verity and signature partitions, mkfs.ext4/btrfs/xfs, veritysetup,
-# openssl for test keys). A cached root made with another list is made again.
+# openssl for test keys, systemd-dissect from systemd-container). A cached root made with another
+# list is made again.
 SID_PACKAGES=systemd,python3,squashfs-tools,erofs-utils,systemd-repart,e2fsprogs,btrfs-progs,xfsprogs,fdisk,cryptsetup-bin,openssl,systemd-container
 
 sid_root() {
