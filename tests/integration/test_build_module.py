@@ -134,3 +134,52 @@ def test_verity(tmp_path):
     assert check_off['changed'] and check_off['removed'] == [str(out / 'greet.verity'), str(out / 'greet.roothash')]
     assert off['changed'] and off['roothash'] is None
     assert listing(out) == ['greet.raw']
+
+
+def test_signed_verity_ddi_and_what_the_facts_module_sees(tmp_path):
+    """container: ddi with verity and a signing key, through ansible-playbook: a second run
+    changes nothing, check mode with another compression level predicts a change, and
+    sysext_facts reads the DDI in place (GPT, erofs root partition, signed)."""
+    for tool in ('veritysetup', 'mkfs.erofs', 'openssl'):
+        if not (shutil.which(tool) or shutil.which(tool, path='/usr/sbin:/sbin')):
+            pytest.skip('%s is not installed' % tool)
+    if os.uname().machine != 'x86_64':
+        pytest.skip('the partition types below are x86-64 ones')
+    import subprocess
+    key, crt = str(tmp_path / 'v.key'), str(tmp_path / 'v.crt')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days',
+                    '30', '-subj', '/CN=sysext_build test'], check=True, capture_output=True)
+    src = make_src(tmp_path / 'src')
+    root = tmp_path / 'root'
+    (root / 'var/lib/extensions').mkdir(parents=True)
+    (root / 'etc').mkdir()
+    (root / 'etc/os-release').write_text('ID=debian\nVERSION_ID=13\n')
+    dest = root / 'var/lib/extensions/greet.raw'
+    args = {'src': str(src), 'dest': str(dest), 'format': 'erofs', 'compression': 'lz4hc', 'compression_level': 12,
+            'cluster_size': 65536, 'container': 'ddi', 'verity': True, 'signing_key': key, 'signing_certificate': crt,
+            'source_date_epoch': 1700000000}
+    first, second, check, facts = run_tasks([
+        {BUILD: args}, {BUILD: args}, {BUILD: dict(args, compression_level=9), 'check_mode': True},
+        {'tucked.sysext.sysext_facts': {'root': str(root), 'classes': ['sysext']}}])
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] and first['container'] == 'ddi' and first['sha256'] == sha(dest)
+    assert [p['label'] for p in first['partitions']] == ['root-x86-64', 'root-x86-64-verity', 'root-x86-64-verity-sig']
+    assert first['verity_path'] is None and listing(dest.parent) == ['greet.raw']
+    assert not second['changed'] and second['roothash'] == first['roothash']
+    assert check['changed'] and sha(dest) == first['sha256']
+    img = next(i for i in facts['ansible_facts']['sysext']['images'] if i['name'] == 'greet')
+    assert (img['container'], img['fstype'], img['protection'], img['verity_hash']) == (
+        'gpt', 'erofs', 'signed', first['roothash']), img
+    p = img['partition']
+    assert (p['designator'], p['label'], p['verity_partition'], p['signature_partition']) == (
+        'root', 'root-x86-64', 2, 3), p
+
+
+def test_bad_ddi_options_fail_with_a_message(tmp_path):
+    src = make_src(tmp_path / 'src')
+    res, = run_tasks([{BUILD: {'src': str(src), 'dest': str(tmp_path / 'x.raw'), 'signing_key': '/k.pem',
+                               'signing_certificate': '/c.pem'}}])
+    assert res['failed'] and 'set container: ddi and verity: true' in res['msg'], res['msg']
+    res, = run_tasks([{BUILD: {'src': str(src), 'dest': str(tmp_path / 'x.raw'), 'signing_key': '/k.pem'}}])
+    assert res['failed'] and 'signing_certificate' in res['msg'], res['msg']
+    assert sorted(os.listdir(tmp_path)) == ['src']
