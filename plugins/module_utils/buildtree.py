@@ -292,4 +292,3 @@ def inputs_digest(entries: list, hashes: dict, params: dict) -> str:
         h.update(b'\n')
         h.update(json.dumps(e.record(hashes.get(e.rel))).encode('utf-8', 'surrogateescape'))
     return h.hexdigest()
-

@@ -112,7 +112,7 @@ options:
   container:
     description:
       - V(filesystem) (default) writes the file system image itself.
-      - V(ddi) writes a GPT disk image as C(systemd-repart --make-ddi=sysext) (or C(=confext)) makes it: a
+      - V(ddi) writes a GPT disk image as C(systemd-repart --make-ddi=sysext) (or C(=confext)) makes it, with a
         root partition of the Discoverable Partitions type of O(architecture) (default the target's),
         labelled C(root-ARCH), holding the image; with O(verity) a C(root-ARCH-verity) partition with the
         hash tree, the partition UUIDs the two halves of the root hash; with O(signing_key) a

@@ -677,7 +677,7 @@ def test_a_tree_too_deep_is_a_message_naming_the_path(tmp_path):
     try:
         fd = os.open(str(src / 'usr'), os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for _ in range(1100):
+            for _level in range(1100):
                 os.mkdir('d', dir_fd=fd)
                 nfd = os.open('d', os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
                 os.close(fd)
