@@ -50,6 +50,7 @@ ARCHITECTURES = ('_any', 'alpha', 'arc', 'arc-be', 'arm', 'arm-be', 'arm64', 'ar
                  'ppc', 'ppc-le', 'ppc64', 'ppc64-le', 'riscv32', 'riscv64', 's390', 's390x', 'sh', 'sh64',
                  'sparc', 'sparc64', 'tilegx', 'x86', 'x86-64')
 EPOCH_MAX = 0xFFFFFFFF    # squashfs stores 32-bit unsigned timestamps
+SPARSE_WARN = 1 << 20     # holes of uncompressed erofs builds worth a warning
 RELEASE_PREFIX = 'extension-release.'
 # os-release field values that need no quoting (systemd writes them bare too).
 _BARE = re.compile(r'^[A-Za-z0-9_.:/@%+=,-]*$')
@@ -444,14 +445,21 @@ def _make_image(job: _Job, res: Result, work: str) -> str:
     tree = os.path.join(work, 'tree')
     image = os.path.join(work, 'image')
     os.mkdir(tree)
+    holes: dict = {}
     try:
-        hashes = stage(job.entries, job.src, tree)
+        hashes = stage(job.entries, job.src, tree, holes)
     except OSError as e:
         raise BuildError('cannot copy %s into the staging directory %s: %s%s; nothing was replaced'
                          % (job.src, work, e.strerror, space_hint(work) if e.errno == errno.ENOSPC else '')) from None
     digest = inputs_digest(job.entries, hashes, job.params)
     out = run_tool(build_command(job.spec, job.tool, tree, image, digest), 'building %s' % job.dest, work)
     shutil.rmtree(tree, ignore_errors=True)     # room for the disk image
+    if job.spec.format == 'erofs' and job.spec.compression == 'none' and sum(holes.values()) >= SPARSE_WARN:
+        biggest = max(holes, key=holes.get)
+        res.warnings.append('uncompressed erofs stores the holes of sparse files as zeros (%d bytes here, %d of them '
+                            'in %s), so the image is %d bytes; compression (lz4) or squashfs keeps them small'
+                            % (sum(holes.values()), holes[biggest], os.path.join(job.src, biggest),
+                               os.path.getsize(image)))
     res.built = True
     res.inputs = digest
     res.tool = '%s (%s)' % (tool_version(job.tool, out), job.params['tool'])

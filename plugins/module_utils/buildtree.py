@@ -195,10 +195,11 @@ def hash_sources(entries: list, src: str) -> dict:
     return out
 
 
-def stage(entries: list, src: str, dst: str) -> dict:
+def stage(entries: list, src: str, dst: str, holes: dict | None = None) -> dict:
     """Copy the tree into ``dst`` (which exists and is empty), hashing each file as it is
     copied. Directories are made in sorted order; modes are set explicitly (no umask);
-    xattrs only as listed. Returns the sha256 of every regular file, as copied."""
+    xattrs only as listed. Returns the sha256 of every regular file, as copied; ``holes`` gets
+    the bytes of holes of each sparse file."""
     hashes = {}
     os.chmod(dst, 0o755)
     dirs = []
@@ -218,7 +219,9 @@ def stage(entries: list, src: str, dst: str) -> dict:
                     f.write(e.data)
                 h.update(e.data)
             else:
-                copy_sparse(os.path.join(src, e.rel), out, h)
+                skipped = copy_sparse(os.path.join(src, e.rel), out, h)
+                if skipped and holes is not None:
+                    holes[e.rel] = skipped
             hashes[e.rel] = h.hexdigest()
             os.chmod(out, e.mode)
         for k, v in e.xattrs:
@@ -232,10 +235,11 @@ def stage(entries: list, src: str, dst: str) -> dict:
     return hashes
 
 
-def copy_sparse(host: str, out: str, h) -> None:
+def copy_sparse(host: str, out: str, h) -> int:
     """Copy ``host`` to ``out`` leaving its holes holes (SEEK_DATA/SEEK_HOLE), feeding every
     byte (holes as zeros) to the hash ``h``. A read error is a BuildError naming ``host``; a
-    write error is an OSError, reported by the caller with the free space."""
+    write error is an OSError, reported by the caller with the free space. Returns the bytes
+    of holes left unwritten."""
     try:
         fin = os.open(host, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
@@ -244,7 +248,7 @@ def copy_sparse(host: str, out: str, h) -> None:
         fout = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             size = os.fstat(fin).st_size
-            pos = 0
+            pos = skipped = 0
             while pos < size:
                 try:
                     data = os.lseek(fin, pos, os.SEEK_DATA)
@@ -257,6 +261,7 @@ def copy_sparse(host: str, out: str, h) -> None:
                     else:
                         raise BuildError('cannot read %s: %s' % (host, err.strerror)) from None
                 _hash_zeros(h, data - pos)
+                skipped += data - pos
                 pos = data
                 while pos < hole:
                     try:
@@ -276,6 +281,7 @@ def copy_sparse(host: str, out: str, h) -> None:
             os.close(fout)
     finally:
         os.close(fin)
+    return skipped
 
 
 def _hash_zeros(h, n: int) -> None:

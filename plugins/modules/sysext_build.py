@@ -210,7 +210,10 @@ notes:
   - Building needs no device-mapper, no loop device and no mount; using a verity image does (systemd refuses
     verity images on a kernel without device-mapper).
   - Byte-identical output is promised for the same tool version; a new tool version counts as a new input.
-  - While building, the directory of O(dest) needs room for a copy of O(src) and the new image.
+  - While building, the directory of O(dest) needs room for a copy of O(src) and the new image. Sparse
+    files stay sparse in that copy; squashfs and compressed erofs keep their holes small, uncompressed
+    erofs stores them as zeros (a warning says so).
+  - A tree deeper than 256 directories is refused with the path named.
   - The hash tree, the root hash and the image are three renames; a run killed between them leaves a
     mismatch that the next run repairs by building again.
 seealso:

@@ -628,7 +628,7 @@ def test_a_full_disk_while_staging_leaves_nothing(tmp_path, monkeypatch):
     write(os.path.join(src, 'usr/bin/hello'), 'v2\n', 0o755)
     real_stage = build.stage
 
-    def full(entries, s, dst):
+    def full(entries, s, dst, *_holes):
         real_stage(entries[:3], s, dst)     # part of the copy is made, then the disk is full
         raise OSError(errno.ENOSPC, 'No space left on device', os.path.join(dst, entries[3].rel))
     monkeypatch.setattr(build, 'stage', full)
@@ -697,22 +697,22 @@ def test_sparse_files_stay_sparse_while_staging(tmp_path):
     (src / 'usr/share').mkdir(parents=True)
     big = src / 'usr/share/sparse'
     with open(big, 'wb') as f:
-        f.seek(1 << 30)
+        f.seek(128 << 20)
         f.write(b'middle')
-        f.truncate(2 << 30)                 # 2 GiB, 4 KiB of data
+        f.truncate(256 << 20)               # 256 MiB, 4 KiB of data (2 GiB: the next test)
     entries, _w = build.scan(str(src), 'sysext', 'x', 'ID=_any\n', False)
     dst = tmp_path / 'stage'
     dst.mkdir()
     hashes = build.stage(entries, str(src), str(dst))
     st = os.stat(dst / 'usr/share/sparse')
-    assert st.st_size == 2 << 30 and st.st_blocks * 512 <= 64 << 10, st.st_blocks
+    assert st.st_size == 256 << 20 and st.st_blocks * 512 <= 64 << 10, st.st_blocks
     h = hashlib.sha256()
     with open(big, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 24), b''):
             h.update(chunk)
     assert hashes['usr/share/sparse'] == h.hexdigest() == build.hash_sources(entries, str(src))['usr/share/sparse']
     with open(dst / 'usr/share/sparse', 'rb') as f:
-        f.seek(1 << 30)
+        f.seek(128 << 20)
         assert f.read(6) == b'middle'
 
 
@@ -740,6 +740,23 @@ print(r.size, sorted(os.listdir(d)))
     assert res.returncode == 0, res.stderr[-2000:]
     size, names = res.stdout.split(' ', 1)
     assert int(size) < 1 << 20 and names.strip() == "['sparse.raw', 'src']", res.stdout
+
+
+@pytest.mark.parametrize('fmt,comp,small', [('squashfs', 'gzip', True), ('erofs', 'lz4', True), ('erofs', 'none', False)])
+def test_sparse_files_make_small_images_or_a_warning(tmp_path, fmt, comp, small):
+    """mksquashfs and compressed erofs keep a 64 MiB hole small; uncompressed erofs writes it
+    out, and the warning says so."""
+    need(fmt)
+    src = tmp_path / 'src'
+    (src / 'usr/share').mkdir(parents=True)
+    with open(src / 'usr/share/sparse', 'wb') as f:
+        f.truncate(64 << 20)
+    res = build.run(Options(src=str(src), dest=str(tmp_path / 'x.raw'), format=fmt, compression=comp))
+    warn = [w for w in res.warnings if 'holes of sparse files' in w]
+    assert (res.size < 1 << 20) is small
+    assert bool(warn) is not small, res.warnings
+    if warn:
+        assert '67108864 bytes here' in warn[0] and str(src / 'usr/share/sparse') in warn[0], warn
 
 
 def test_an_over_long_name_is_refused_before_anything_is_written(tmp_path):
