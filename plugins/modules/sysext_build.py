@@ -378,7 +378,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 # first: from here on, the compiled code of this collection's module_utils is cached on the target
 from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.tucked.sysext.plugins.module_utils import build
+from ansible_collections.tucked.sysext.plugins.module_utils import build, buildrequest
 
 ARGUMENT_SPEC = {
     'src': {'type': 'path', 'required': True},
@@ -391,7 +391,7 @@ ARGUMENT_SPEC = {
     'version_id': {'type': 'str'},
     'level': {'type': 'str'},
     'architecture': {'type': 'str'},
-    'scope': {'type': 'list', 'elements': 'str', 'choices': list(build.SCOPES)},
+    'scope': {'type': 'list', 'elements': 'str', 'choices': list(buildrequest.SCOPES)},
     'version': {'type': 'str'},
     'release': {'type': 'dict'},
     'source_date_epoch': {'type': 'int'},
