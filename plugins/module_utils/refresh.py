@@ -25,7 +25,7 @@ ATOMIC_CHOICES = ('auto', 'required', 'never')
 BACKENDS = ('native', 'systemd')
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
 OVERLAY_ENV = {'sysext': 'SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS', 'confext': 'SYSTEMD_CONFEXT_OVERLAYFS_MOUNT_OPTIONS'}
-HELD_SUBMOUNTS = 'run/tucked-sysext/submounts'   # apply.HELD_DIR (apply is imported only to mount)
+HELD_SUBMOUNTS = '/run/tucked-sysext/submounts'   # submounts.HELD_DIR (imported only to mount)
 
 
 class UnsupportedOption(engine.EngineError):
@@ -99,7 +99,7 @@ def run(opts: Options) -> Outcome:
     out = Outcome()
     if opts.mutable is not None and opts.mutable not in mutable.MODES:
         raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
-    if not opts.check_mode and os.path.isdir(os.path.join(os.path.abspath(opts.root), HELD_SUBMOUNTS)):
+    if not opts.check_mode and _has_held(opts.root):
         _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
     merging = opts.state != 'unmerged'
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging,
@@ -158,10 +158,17 @@ def run(opts: Options) -> Outcome:
     return out
 
 
+def _has_held(root: str) -> bool:
+    try:
+        return os.path.isdir(rootfs.inside(os.path.abspath(root), HELD_SUBMOUNTS))
+    except OSError:
+        return False
+
+
 def _release_held(root: str, out: Outcome) -> None:
     apply = _apply_module()
     with apply.Lock(engine.check_root(root)):
-        done, problems = apply.release_held(engine.check_root(root))
+        done, problems = apply.submounts.release_held(engine.check_root(root))
     out.warnings.extend(problems)
     if done:
         out.changed = True

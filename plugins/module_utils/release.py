@@ -175,8 +175,7 @@ def read_host(root: str, machine: str | None = None) -> Host:
     for rel in ('/etc/os-release', '/usr/lib/os-release'):
         try:
             real = rootfs.resolve(root, rel)
-            with open(real, 'rb') as f:
-                data = f.read(MAX_RELEASE_SIZE + 1)
+            data = rootfs.read_regular(real, MAX_RELEASE_SIZE)
         except FileNotFoundError:
             continue
         except rootfs.RootError as e:

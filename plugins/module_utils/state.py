@@ -53,8 +53,7 @@ class HierarchyState:
 
 def _read_small(path: str) -> str | None:
     try:
-        with open(path, 'rb') as f:
-            data = f.read(MAX_META_SIZE + 1)
+        data = rootfs.read_regular(path, MAX_META_SIZE)
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -83,16 +82,23 @@ def _mounted(host: str) -> tuple | None:
     return st.mnt_id, st.dev_major, st.dev_minor
 
 
+def hierarchy_path(root: str, hierarchy: str) -> str:
+    """The host path of ``hierarchy``, resolved inside ``root`` as systemd-sysext resolves it
+    (chase() with CHASE_PREFIX_ROOT: ``/opt -> var/opt`` gives ROOT/var/opt, and an absolute
+    link never leads out of the root); a missing rest is kept as it is. Every place that
+    reads, mounts or unmounts a hierarchy uses this path."""
+    try:
+        return rootfs.inside(root, hierarchy)
+    except OSError as e:
+        raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
+
+
 def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = None) -> HierarchyState:
     """Read one hierarchy under ``root``; ``mounts`` is the parsed mountinfo (read if None).
     The files and the mount are read without a lock, so a concurrent swap could mix the old
     overlay's metadata with the new one's device and make our own overlay look foreign: when
     the mount at the hierarchy changed during the read, it is read again (mountinfo too)."""
-    try:
-        inroot = rootfs.chase(root, hierarchy, missing_ok=True)
-    except OSError as e:
-        raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
-    host = rootfs.host_path(root, inroot)
+    host = hierarchy_path(root, hierarchy)
     if not os.path.isdir(host):
         return HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     for _attempt in range(READ_ATTEMPTS):
@@ -158,7 +164,10 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
 
 def _recorded_origin(root: str, cls: str, hs: HierarchyState) -> dict | None:
     """Our record of a merge made by systemd < 260 for us, if it is about this very overlay."""
-    path = rootfs.host_path(root, RECORD_FILE % cls)
+    try:
+        path = rootfs.inside(root, RECORD_FILE % cls)
+    except OSError:
+        return None
     try:
         rec = json.loads(_read_small(path) or 'null')
     except ValueError:
@@ -178,18 +187,19 @@ def write_record(root: str, cls: str, hierarchies: list, doc: dict) -> None:
     for hs in hierarchies:
         if hs.merged_by == 'systemd':
             bound[hs.hierarchy] = {'dev': hs.dev, 'mount_id': hs.mount_id}
-    path = rootfs.host_path(root, RECORD_FILE % cls)
+    path = rootfs.inside(root, RECORD_FILE % cls)
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
         json.dump({'hierarchies': bound, 'origin': doc}, f)
     os.replace(tmp, path)
 
 
 def drop_record(root: str, cls: str) -> None:
     try:
-        os.unlink(rootfs.host_path(root, RECORD_FILE % cls))
-    except FileNotFoundError:
+        os.unlink(rootfs.inside(root, RECORD_FILE % cls))
+    except (FileNotFoundError, rootfs.RootError):
         pass
 
 

@@ -21,6 +21,8 @@ import stat
 import uuid
 from typing import NamedTuple
 
+from . import rootfs
+
 MAX_SIG_PARTITION = 4 * 1024 * 1024
 
 
@@ -78,8 +80,7 @@ def sidecars(host_path: str, is_block: bool) -> Sidecars:
             pass
         path = '%s.%s' % (base, suffix)
         try:
-            with open(path, 'rb') as f:
-                text = f.read(4096).decode('ascii', 'replace')
+            text = rootfs.read_regular(path, 4096).decode('ascii', 'replace')
         except FileNotFoundError:
             continue
         except OSError as e:
