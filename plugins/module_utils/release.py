@@ -178,6 +178,10 @@ def read_host(root: str, machine: str | None = None) -> Host:
             data = rootfs.read_regular(real, MAX_RELEASE_SIZE)
         except FileNotFoundError:
             continue
+        except rootfs.NotRegular as e:
+            # systemd takes the first of the two that exists (only ENOENT moves on) and fails on it
+            raise ReleaseError('%s %s; make it a regular file (or a symlink to one)'
+                               % (os.path.join(root, rel.lstrip('/')), e.strerror)) from None
         except rootfs.RootError as e:
             last_err = str(e)
             continue

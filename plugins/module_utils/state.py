@@ -74,12 +74,13 @@ READ_ATTEMPTS = 5
 
 
 def _mounted(host: str) -> tuple | None:
-    """What is mounted at ``host`` now: (unique mount ID, st_dev); None if statx fails."""
+    """What is mounted at ``host`` now: (unique mount ID, st_dev major, minor, whether ``host`` is
+    a mount point); None if statx fails."""
     try:
         st = mountapi.statx(host)
+        return st.mnt_id, st.dev_major, st.dev_minor, mountapi.is_mount_point(host, st)
     except OSError:
         return None
-    return st.mnt_id, st.dev_major, st.dev_minor
 
 
 def hierarchy_path(root: str, hierarchy: str) -> str:
@@ -114,7 +115,7 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
 def _older_table(stack: list, seen: tuple) -> bool:
     """Whether the mount table is older than what is mounted: it shows an overlay on top that is
     not the one there (an overlay's root directory has the overlay's own st_dev)."""
-    return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != seen[1:]
+    return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != tuple(seen[1:3])
 
 
 def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, seen: tuple | None) -> HierarchyState:
@@ -122,13 +123,21 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
     top = stack[0] if stack else None
     hs.stacked = sum(1 for m in stack if m.fstype == 'overlay' and m.source == cls)
     meta = os.path.join(host, META_DIR[cls])
-    dev = _read_small(os.path.join(meta, 'dev'))
     # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
     hs.mount_id = seen[0] if seen is not None else (top.mount_id if top is not None else None)
+    # systemd's is_our_mount_point(): only a mount point can be a merge; the metadata of one
+    # that is not (an offline copy of a merged tree) is not even read
+    mount_point = seen[3] if seen is not None else os.path.ismount(host)
+    if not mount_point:
+        if os.path.lexists(os.path.join(meta, 'dev')):
+            hs.problems.append('%s carries %s/dev but is not a mount point: an offline copy of a merged tree, not a '
+                               'merge; ignored (a merge hides it)' % (host, META_DIR[cls]))
+        return hs
+    dev = _read_small(os.path.join(meta, 'dev'))
     if top is not None:
         hs.mount_source = top.source
     # st_dev of the hierarchy: taken with the mount ID (a change since shows in the caller's check)
-    here = '%d:%d' % seen[1:] if seen is not None else _dev_of(host)
+    here = '%d:%d' % tuple(seen[1:3]) if seen is not None else _dev_of(host)
     if dev is not None:
         hs.dev = dev.strip()
         # systemd's test: the hierarchy is "ours" when the recorded dev is the overlay's own st_dev

@@ -247,9 +247,12 @@ def test_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_case(root, tmp_path, case):
+def test_case(root, tmp_path, case, monkeypatch):
     from ansible_collections.tucked.sysext.plugins.module_utils import engine
+    from lib.simulated import simulate_merges
     build, kind, words = CASES[case]
+    if kind == 'problem':
+        simulate_merges(monkeypatch)     # the metadata cases stand for a merged hierarchy
     work = tmp_path / 'work'
     work.mkdir()
     if not shutil.which('mksquashfs') or not shutil.which('mkfs.erofs'):

@@ -136,7 +136,60 @@ def opt_symlink(target):
     return case
 
 
-CASES = {'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
+# ------------------------------------------------------------------ items 3 and 7 (offline copy)
+def _fake_meta(r, dev_text=None, fifo=False):
+    m = r.p('usr/.systemd-sysext')
+    os.makedirs(m)
+    if fifo:
+        os.mkfifo(os.path.join(m, 'dev'))
+    else:
+        st = os.stat(r.p('usr'))
+        with open(os.path.join(m, 'dev'), 'w') as f:
+            f.write(dev_text or '%d:%d\n' % (os.major(st.st_dev), os.minor(st.st_dev)))
+    with open(os.path.join(m, 'extensions'), 'w') as f:
+        f.write('old\n')
+
+
+def fifo_dev():
+    """A FIFO at ROOT/usr/.systemd-sysext/dev of a root that is not merged."""
+    r = FakeRoot()
+    _fake_meta(r, fifo=True)
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out = {'facts': facts(r), 'unmerge': run(r, state='unmerged'), 'merge': run(r)}
+    out['seen'] = read(r.p('usr/share/foo/hello'))
+    out['unmerge_after'] = run(r, state='unmerged')
+    return out
+
+
+def fifo_os_release():
+    """A FIFO etc/os-release: unmerge (which does not need it) works, merge says what is wrong."""
+    r = FakeRoot()
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out = {'merge': run(r)}
+    os.unlink(r.p('etc/os-release'))
+    os.mkfifo(r.p('etc/os-release'))
+    out['refresh'] = run(r, always_refresh=True)
+    out['facts'] = facts(r)
+    out['unmerge'] = run(r, state='unmerged')
+    out['mounts'] = mounts_at(r.p('usr'))
+    return out
+
+
+def offline_copy():
+    """An unmounted ROOT/usr whose .systemd-sysext/dev is its own st_dev (a copy of a merged tree)."""
+    r = FakeRoot()
+    _fake_meta(r)
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out = {'facts': facts(r), 'merge': run(r)}
+    out['seen'] = read(r.p('usr/share/foo/hello'))
+    out['mounts'] = mounts_at(r.p('usr'))
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = mounts_at(r.p('usr'))
+    return out
+
+
+CASES = {'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
+         'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
 
 if __name__ == '__main__':
     engine()  # puts the collection on sys.path

@@ -31,3 +31,31 @@ def test_opt_as_relative_symlink():
 
 def test_opt_as_absolute_symlink_stays_in_the_root():
     _opt('opt-absolute')
+
+
+def test_fifo_metadata_of_an_unmerged_root_never_blocks():
+    out = run_driver('hostile_driver.py', 'fifo-dev')
+    assert out['facts']['ok'], out['facts']
+    assert out['facts']['hierarchies']['/usr']['merged_by'] == 'none'
+    assert out['unmerge']['ok'] and out['unmerge']['changed'] is False, out['unmerge']
+    assert out['merge']['ok'] and out['seen'] == 'foo', out
+    assert out['unmerge_after']['ok'] and out['unmerge_after']['changed'], out['unmerge_after']
+
+
+def test_fifo_os_release_unmerge_works_and_merge_names_the_file():
+    out = run_driver('hostile_driver.py', 'fifo-os-release')
+    assert out['merge']['ok'], out['merge']
+    assert not out['refresh']['ok'] and not out['refresh'].get('hung'), out['refresh']
+    assert 'os-release' in out['refresh']['error'] and 'FIFO' in out['refresh']['error'], out['refresh']
+    assert not out['facts'].get('hung'), out['facts']
+    assert out['unmerge']['ok'] and out['unmerge']['changed'], out['unmerge']
+    assert out['mounts'] == []
+
+
+def test_offline_copy_of_a_merged_tree_is_not_a_merge():
+    out = run_driver('hostile_driver.py', 'offline-copy')
+    h = out['facts']['hierarchies']['/usr']
+    assert h['merged_by'] == 'none', h
+    assert any('not a mount point' in p for p in h['problems']), h
+    assert out['merge']['ok'] and out['seen'] == 'foo' and out['mounts'] == ['overlay'], out
+    assert out['unmerge']['ok'] and out['after'] == [], out
