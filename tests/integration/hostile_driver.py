@@ -188,7 +188,27 @@ def offline_copy():
     return out
 
 
-CASES = {'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
+# ------------------------------------------------------------------ item 4
+def block_device():
+    """A loop device of a squashfs image, linked into a search directory (its node in ROOT/dev)."""
+    r = FakeRoot()
+    img = r.add_raw('tmp', 'blk', files={'usr/share/blk/hello': 'blk\n'})
+    loop = sh('losetup', '--find', '--show', '--read-only', img).stdout.strip()
+    try:
+        os.makedirs(r.p('dev'), exist_ok=True)
+        st = os.stat(loop)
+        os.mknod(r.p('dev/blk0'), 0o600 | 0o060000, st.st_rdev)
+        os.symlink('/dev/blk0', r.p('run/extensions/blk.raw'))
+        out = {'facts': facts(r), 'merge': run(r)}
+        out['seen'] = read(r.p('usr/share/blk/hello'))
+        out['again'] = run(r)
+        out['unmerge'] = run(r, state='unmerged')
+        return out
+    finally:
+        subprocess.run(['losetup', '-d', loop], check=False)
+
+
+CASES = {'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
          'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
 
 if __name__ == '__main__':

@@ -59,3 +59,12 @@ def test_offline_copy_of_a_merged_tree_is_not_a_merge():
     assert any('not a mount point' in p for p in h['problems']), h
     assert out['merge']['ok'] and out['seen'] == 'foo' and out['mounts'] == ['overlay'], out
     assert out['unmerge']['ok'] and out['after'] == [], out
+
+
+def test_block_device_extension_is_merged():
+    out = run_driver('hostile_driver.py', 'block-device')
+    img = out['facts']['images']['blk.raw']     # systemd names a block device by its whole file name
+    assert img['type'] == 'block' and img['compatible'], img
+    assert out['merge']['ok'] and out['merge']['changed'] and out['seen'] == 'blk', out
+    assert out['again']['ok'] and out['again']['changed'] is False, out['again']
+    assert out['unmerge']['ok'], out['unmerge']
