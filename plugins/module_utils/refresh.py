@@ -343,12 +343,39 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     if res.returncode != 0:
         raise engine.ApplyError('%s failed (exit %d): %s'
                                 % (' '.join(cmd), res.returncode, (res.stderr or res.stdout).strip()))
+    now = state.read_class(snap.root, cls)
+    _check_backend_result(cmd, res, cs, now, verb)
     if verb == 'unmerge' or not cs.wanted:
         state.drop_record(snap.root, cls)
     elif version < 260:
         # systemd < 260 writes no origin: keep the one we planned with, bound to its overlays
-        now = state.read_class(snap.root, cls)
         state.write_record(snap.root, cls, now, origin.document(cs.mode, {w.name: w.origin for w in cs.wanted}))
+
+
+def _check_backend_result(cmd: list, res: subprocess.CompletedProcess, cs: engine.ClassSnapshot, now: list,
+                          verb: str) -> None:
+    """The exit status of the tool is not the result (systemd-sysext 252 prints "Failed to remount
+    /run/ MS_SLAVE" and exits 0 without merging): what is mounted now must be what was planned."""
+    merged = ('systemd', 'tucked')
+    always = {h for h, lay in cs.layouts.items() if lay.mounts_always}
+    wrong = []
+    for h in now:
+        # a merged hierarchy lists every extension of the merge, also those without files for it
+        mounted = verb != 'unmerge' and (h.hierarchy in always or any(h.hierarchy in w.provides for w in cs.wanted))
+        want = cs.plan.after if mounted else ()
+        have = tuple(h.extensions) if h.merged_by in merged else None
+        if want and (have is None or sorted(have) != sorted(want)):
+            wrong.append('%s shows %s instead of %s' % (h.host_path, 'no merge' if have is None else ', '.join(have)
+                                                        or 'no extension', ', '.join(want)))
+        elif not want and have is not None:
+            wrong.append('%s is still merged (%s)' % (h.host_path, ', '.join(have) or 'no extension'))
+    if wrong:
+        before = {h.hierarchy: (h.merged_by, tuple(h.extensions)) for h in cs.hierarchies}
+        after = {h.hierarchy: (h.merged_by, tuple(h.extensions)) for h in now}
+        said = (res.stderr + res.stdout).strip()
+        raise engine.ApplyError('%s exited 0, but %s%s. Run it by hand to see why, or use backend=native'
+                                % (' '.join(cmd), '; '.join(wrong), ' (it printed: %s)' % said if said else ''),
+                                partial=before != after)
 
 
 def _merged_releases(snap: engine.Snapshot, opts: Options) -> list:

@@ -208,7 +208,18 @@ def block_device():
         subprocess.run(['losetup', '-d', loop], check=False)
 
 
-CASES = {'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
+# ------------------------------------------------------------------ item 9
+def backend_exit_zero():
+    """This machine's systemd-sysext 252 exits 0 without merging when /run is not a mount point
+    ("Failed to remount /run/ MS_SLAVE")."""
+    r = FakeRoot()
+    sh('umount', '/run')       # FakeRoot's own /run tmpfs (this namespace only)
+    r.add_dir('var/lib/extensions', 'foo', release={'ID': 'debian', 'VERSION_ID': '12'})
+    out = {'merge': run(r, backend='systemd'), 'mounts': mounts_at(r.p('usr'))}
+    return out
+
+
+CASES = {'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
          'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
 
 if __name__ == '__main__':

@@ -68,3 +68,12 @@ def test_block_device_extension_is_merged():
     assert out['merge']['ok'] and out['merge']['changed'] and out['seen'] == 'blk', out
     assert out['again']['ok'] and out['again']['changed'] is False, out['again']
     assert out['unmerge']['ok'], out['unmerge']
+
+
+def test_backend_systemd_exit_zero_without_a_merge_is_a_failure():
+    out = run_driver('hostile_driver.py', 'backend-exit-zero')
+    assert out['mounts'] == [], 'systemd-sysext 252 merged nothing'
+    m = out['merge']
+    assert not m['ok'], m
+    assert 'exited 0, but' in m['error'] and 'usr shows no merge instead of foo' in m['error'], m
+    assert 'MS_SLAVE' in m['error'] and m['partial'] is False, m
