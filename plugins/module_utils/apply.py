@@ -496,7 +496,7 @@ def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls
 def overlay_work_dir(root: str, h: str, cls: str, mounts: list) -> str | None:
     """The work directory the overlay on ``h`` really uses (its ``workdir=`` mount option),
     relative to the root; None if there is none, or it is not under the root."""
-    stack = mountinfo.stack_at(mounts, submounts.hierarchy_host(root, h))
+    stack = mountinfo.stack_seen(mounts, submounts.hierarchy_host(root, h))
     if not stack or stack[0].fstype != 'overlay' or stack[0].source != cls:
         return None
     top = os.path.realpath(root).rstrip('/')
@@ -554,7 +554,7 @@ def finish_interrupted_swaps(root: str, hierarchies: list, sources: tuple) -> li
     for h in hierarchies:
         host = os.path.realpath(state.hierarchy_path(root, h))
         while True:
-            chain = mountinfo.stack_at(mountinfo.read(), host)
+            chain = mountinfo.stack_seen(mountinfo.read(), host)
             ours = [m for m in chain if m.fstype == 'overlay' and m.source in sources]
             if len(ours) < 2 or chain[0] is not ours[0]:
                 break

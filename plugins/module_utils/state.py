@@ -104,7 +104,7 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
         return HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     for _attempt in range(READ_ATTEMPTS):
         seen = _mounted(host)
-        stack = mountinfo.stack_at(mountinfo.read() if mounts is None else mounts, os.path.realpath(host))
+        stack = mountinfo.stack_seen(mountinfo.read() if mounts is None else mounts, os.path.realpath(host))
         hs = _read_mounted(root, hierarchy, cls, host, stack, seen)
         if seen is None or (_mounted(host) == seen and not _older_table(stack, seen)):
             break

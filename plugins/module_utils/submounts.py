@@ -60,7 +60,10 @@ def overlay_only_submounts(root: str, h: str, cls: str, mounts: list) -> list:
     if not visible:
         return []
     byid = {m.mount_id: m for m in mounts}
-    overlays = {m.mount_id for m in mountinfo.stack_at(mounts, host) if m.fstype == 'overlay' and m.source == cls}
+    # every overlay of this class at the hierarchy: the stack a lookup reaches, and the copies that
+    # shared propagation put below other mounts (a root bound onto itself has one of each); what
+    # sits on any of them is not on the base tree
+    overlays = {m.mount_id for m in mounts if m.target == host and m.fstype == 'overlay' and m.source == cls}
 
     def on_overlay(m) -> bool:
         seen = set()

@@ -219,7 +219,26 @@ def backend_exit_zero():
     return out
 
 
-CASES = {'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
+# ------------------------------------------------------------------ item 5
+def self_bind_submount():
+    """The root bind-mounted onto itself under shared propagation (arch-chroot): a tmpfs in a
+    directory only the extension provides must survive the unmerge, with its data."""
+    r = FakeRoot()
+    sh('mount', '--bind', r.path, r.path)
+    sh('mount', '--make-rshared', r.path)
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n', 'usr/share/foo/sub/k': ''})
+    out = {'merge': run(r)}
+    sub = r.p('usr/share/foo/sub')
+    sh('mount', '-t', 'tmpfs', 'tmpfs', sub)
+    with open(os.path.join(sub, 'data'), 'w') as f:
+        f.write('kept\n')
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = {'hello': read(r.p('usr/share/foo/hello')), 'data': read(os.path.join(sub, 'data')),
+                    'mounts': mounts_at(sub), 'usr': mounts_at(r.p('usr'))}
+    return out
+
+
+CASES = {'self-bind-submount': self_bind_submount, 'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
          'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
 
 if __name__ == '__main__':

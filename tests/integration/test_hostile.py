@@ -77,3 +77,11 @@ def test_backend_systemd_exit_zero_without_a_merge_is_a_failure():
     assert not m['ok'], m
     assert 'exited 0, but' in m['error'] and 'usr shows no merge instead of foo' in m['error'], m
     assert 'MS_SLAVE' in m['error'] and m['partial'] is False, m
+
+
+def test_submount_survives_unmerge_of_a_root_bound_onto_itself():
+    out = run_driver('hostile_driver.py', 'self-bind-submount')
+    assert out['merge']['ok'] and out['unmerge']['ok'], out
+    a = out['after']
+    assert a['hello'].startswith('error') and a['usr'] == [], 'unmerged'
+    assert a['data'] == 'kept' and 'tmpfs' in a['mounts'], a

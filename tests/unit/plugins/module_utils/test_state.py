@@ -104,6 +104,7 @@ def _swapping(monkeypatch, mounted, fresh_table):
         calls['mountinfo'] += 1
         return fresh_table
     monkeypatch.setattr(state, '_mounted', statx_view)
+    monkeypatch.setattr(state.mountinfo, 'reached', lambda _path: None)   # the table is made up: no lookup
     monkeypatch.setattr(state.mountinfo, 'read', mountinfo_read)
     return calls
 
