@@ -219,7 +219,7 @@ class Cache:
                                 self._entries = doc['entries']
                     finally:
                         os.close(fd)
-                except (OSError, ValueError, UnicodeDecodeError):
+                except (OSError, ValueError, RecursionError):
                     pass
         return self._entries
 

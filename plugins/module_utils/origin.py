@@ -100,6 +100,9 @@ def loads(text: str, what: str) -> dict:
     except ValueError as e:
         raise OriginError('%s is not valid JSON (%s); the next refresh rewrites it, or remove the merge with '
                           'systemd-sysext unmerge' % (what, e)) from None
+    except RecursionError:
+        raise OriginError('%s is not an origin record: its JSON is nested too deeply to be read; the next refresh '
+                          'rewrites it, or remove the merge with systemd-sysext unmerge' % what) from None
     if not isinstance(doc, dict) or not isinstance(doc.get('extensions', {}), dict):
         raise OriginError('%s does not hold an origin object with an "extensions" map' % what)
     exts = doc.get('extensions', {})

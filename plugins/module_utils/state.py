@@ -179,7 +179,7 @@ def _recorded_origin(root: str, cls: str, hs: HierarchyState) -> dict | None:
         return None
     try:
         rec = json.loads(_read_small(path) or 'null')
-    except ValueError:
+    except (ValueError, RecursionError):
         hs.problems.append('%s is not valid JSON; ignored (the next change rewrites it)' % path)
         return None
     if not isinstance(rec, dict):

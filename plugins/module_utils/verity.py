@@ -113,6 +113,8 @@ def signature_json(src, part) -> dict:
         doc = json.loads(text.decode('utf-8'))
     except (UnicodeDecodeError, ValueError) as e:
         raise VerityError('its verity signature partition (%d) is not JSON: %s' % (part.number, e)) from None
+    except RecursionError:
+        raise VerityError('its verity signature partition (%d) holds JSON nested too deeply' % part.number) from None
     if not isinstance(doc, dict):
         raise VerityError('its verity signature partition (%d) holds no JSON object' % part.number)
     if not isinstance(doc.get('rootHash'), str):

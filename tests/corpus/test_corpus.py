@@ -223,6 +223,8 @@ CASES = {
     'origin-bad-mutable': (meta(b'{"extensions": {}, "mutable": []}'), 'problem', '"mutable" is not an object'),
     'origin-huge': (meta(b' ' * (5 * 1024 * 1024)), 'problem', 'larger than'),
     'origin-not-utf8': (meta(b'{"extensions": {}}\xff'), 'problem', 'not UTF-8'),
+    'origin-deeply-nested': (meta(b'{"mutable": {"mode": "no"}, "extensions": {"bad": {"path": "/x", "n": '
+                                  + b'[' * 200000 + b']' * 200000 + b'}}}'), 'problem', 'nested too deeply'),
     'confext-origin-truncated': (meta(b'{"exten', 'confext'), 'problem', 'not valid JSON'),
     'os-release-binary': (os_release(b'\0\xff\xfe'), 'error', 'os-release'),
     'os-release-missing': (lambda root, work: (os.unlink(os.path.join(root, 'etc/os-release')),
