@@ -399,7 +399,7 @@ def facts(snap: Snapshot) -> dict:
                            'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
                            'release_file': None, 'provides': [], 'shadows': [], 'origin': None, 'picked': None,
                            'container': None, 'fstype': None, 'compression': None, 'partition': None,
-                           'protection': None, 'verity_hash': None, 'blocks_merge': False})
+                           'protection': None, 'verity_hash': None, 'blocks_merge': bool(ign.get('fatal'))})
     return {
         'root': snap.root,
         'needs_refresh': snap.needs_refresh,

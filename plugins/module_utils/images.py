@@ -125,6 +125,7 @@ class Discovery(NamedTuple):
     ignored: list[dict]        # entries skipped, with the reason
     warnings: list[str]
     search_dirs: tuple[str, ...]
+    fatal: tuple = ()          # entries that make systemd's whole image discovery fail (no merge at all)
 
 
 def search_dirs(root: str, cls: str) -> tuple[str, ...]:
@@ -136,6 +137,7 @@ def discover(root: str, cls: str) -> Discovery:
     found: dict[str, Image] = {}
     ignored: list[dict] = []
     warnings: list[str] = []
+    fatal: list[str] = []
     dirs = search_dirs(root, cls)
     for sdir in dirs:
         try:
@@ -163,6 +165,8 @@ def discover(root: str, cls: str) -> Discovery:
                 ignored.append(skip)
                 if skip.get('warn'):
                     warnings.append(skip['reason'])
+                if skip.get('fatal'):
+                    fatal.append(skip['reason'])
                 continue
             name, resolved, kind, picked, st = skip
             if name in found:
@@ -173,7 +177,7 @@ def discover(root: str, cls: str) -> Discovery:
             found[name] = Image(name=name, cls=cls, entry=entry, path=resolved,
                                 host_path=rootfs.host_path(root, resolved), type=kind, picked=picked, st=st)
     images = [found[n] for n in sort_names(found)]
-    return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs)
+    return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs, fatal=tuple(fatal))
 
 
 def _classify(root: str, cls: str, sdir: str, fname: str):
@@ -188,10 +192,12 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
     except FileNotFoundError:
         return {'reason': '%s is a dangling symlink, ignoring it' % shown, 'warn': True}
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            return {'reason': '%s: symlink loop (systemd-sysext refuses to run with it; remove the link)' % shown,
-                    'warn': True}
-        return {'reason': '%s: %s' % (shown, e.strerror), 'warn': True}
+        # discover-image.c: any error of chaseat() on an entry but ENOENT fails the discovery of
+        # every image, and with it the whole merge or refresh
+        what = 'symlink loop' if e.errno == errno.ELOOP else e.strerror
+        return {'reason': '%s: %s; systemd-sysext fails its whole image discovery on such an entry (%s) and merges '
+                          'nothing; remove or fix it' % (shown, what, os.strerror(e.errno)),
+                'warn': True, 'fatal': True}
     picked = None
     if stat.S_ISDIR(st.st_mode) and fname.endswith('.v'):
         found = _pick(root, cls, entry, fname, resolved)

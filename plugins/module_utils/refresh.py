@@ -197,6 +197,9 @@ def _check_host(snap: engine.Snapshot, out: Outcome) -> None:
     why = release.missing_id(snap.host, snap.root)
     if why:
         raise engine.EngineError(why)
+    broken = [why for cs in snap.classes.values() for why in cs.discovery.fatal]
+    if broken:
+        raise engine.EngineError('nothing was changed: %s' % '; '.join(broken))
     fatal = [img for cs in snap.classes.values() for img in cs.discovery.images if img.fatal]
     if fatal:
         shared = all(img.fatal_shared for img in fatal)

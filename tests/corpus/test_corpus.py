@@ -215,8 +215,10 @@ CASES = {
     'name-control-char': (named('bad\x07.raw'), 'ignored', 'invalid name'),
     'name-no-raw-suffix': (named('bad.img'), 'ignored', 'missing .raw suffix'),
     'dangling-symlink': (symlink('/nowhere/at/all'), 'ignored', 'dangling symlink'),
+    # discover-image.c: any error of chaseat() but ENOENT fails the whole discovery
     'symlink-loop': (lambda root, work: (symlink('loop2', 'loop1')(root, work), symlink('loop1', 'loop2')(root, work)),
-                     'ignored', 'symlink loop'),
+                     'refused', 'symlink loop'),
+    'symlink-through-a-file': (lambda root, work: symlink('/etc/os-release/x')(root, work), 'refused', 'bad'),
     'symlink-to-fifo': (lambda root, work: (os.mkfifo(os.path.join(work, 'fifo')),
                                             symlink(os.path.join(os.path.relpath(work, root), 'fifo'))(root, work)),
                         'ignored', 'dangling'),
@@ -282,6 +284,14 @@ def test_case(root, tmp_path, case, monkeypatch):
             assert words in bad[0]['reason'], bad[0]['reason']
             assert 'bad' in bad[0]['reason'], 'the message names the image'
             assert facts['classes']['sysext']['after'] == ['good'], 'the good image is still used'
+        elif kind == 'refused':
+            from ansible_collections.tucked.sysext.plugins.module_utils import refresh
+            ign = [i for i in facts['images'] if i['type'] == 'ignored' and words in i['reason']]
+            assert ign and ign[0]['blocks_merge'] is True, facts['images']
+            with pytest.raises(engine.EngineError) as e:
+                refresh.run(refresh.Options(root=str(root), check_mode=True, reload=False))
+            assert words in str(e.value) and 'nothing was changed' in str(e.value), str(e.value)
+            refresh.run(refresh.Options(root=str(root), state='unmerged', check_mode=True, reload=False))
         elif kind == 'ignored':
             ign = [i for i in facts['images'] if i['type'] == 'ignored']
             assert ign and any(words in i['reason'] for i in ign), ign
