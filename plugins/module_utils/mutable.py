@@ -205,6 +205,14 @@ def _work_dir_places(root: str, hierarchy: str) -> set:
     return places
 
 
+def malformed_work_dir(recorded: str) -> bool:
+    """Whether ``work_dir`` metadata (its first line) is no path systemd-sysext 262 accepts: it
+    refuses to unmerge a hierarchy whose work_dir is empty, absolute or has a ``..`` component
+    ("Invalid work directory path"), before unmounting anything (seen with 262.1)."""
+    rel = recorded.split('\n', 1)[0]
+    return not rel or rel.startswith('/') or '..' in rel.split('/')
+
+
 def check_work_dir(root: str, hierarchy: str, recorded: str) -> tuple[str | None, str | None]:
     """Validate a recorded ``work_dir`` (ours or systemd's, relative to the root): it must name
     ``.systemd-<hierarchy>-workdir[-<16 hex>]`` directly beside the hierarchy's mutable

@@ -275,6 +275,13 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
+    for h in cs.hierarchies:
+        if h.hierarchy in merged and h.work_dir is not None and mutable.malformed_work_dir(h.work_dir):
+            raise engine.ApplyError(
+                '%s names %r as the work directory of the merge on %s, which is not a path inside the root (empty, '
+                'absolute or with ".."); systemd-sysext 262 refuses to unmerge such a merge too ("Invalid work '
+                'directory path"). Nothing was changed: correct or remove that file, then run again'
+                % (os.path.join(h.host_path, state.META_DIR[cls], 'work_dir'), h.work_dir, h.hierarchy))
     old_work, problems = apply.old_work_dirs(snap.root, cls, [h for h in cs.hierarchies if h.hierarchy in merged])
     warnings.extend(problems)
     mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]

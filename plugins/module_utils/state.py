@@ -150,7 +150,8 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
             backing = _read_small(os.path.join(meta, 'backing'))
             hs.backing = backing.strip() if backing is not None else None
             work_dir = _read_small(os.path.join(meta, 'work_dir'))
-            hs.work_dir = work_dir.strip() if work_dir else None
+            # an empty file is kept as '' (systemd refuses to unmerge it), a missing one is None
+            hs.work_dir = work_dir.strip() if work_dir is not None else None
             try:
                 hs.origin = origin.read(os.path.join(meta, 'origin'))
                 hs.origin_source = 'metadata' if hs.origin is not None else None
