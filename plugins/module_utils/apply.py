@@ -28,7 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from . import layermount, mountapi, mountinfo, mutable, origin, rootfs, state, submounts
-from .engine import ApplyError
+from .engine import ApplyError, RemountRace
 from .release import CONFEXT
 
 STAGE_DIR = '/run/tucked-sysext/stage'
@@ -457,14 +457,27 @@ def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic
         if held:
             problems = submounts.release_held(root)[1]
     except OSError as e:
+        done = res.swapped + res.unmerged
+        gone = [h for h in merged_now + drop if h not in done and not _is_mount_point(state.hierarchy_path(root, h))]
+        if gone and e.errno == mountapi.errno.EINVAL:
+            raise RemountRace('%s was merged when this run planned, and is not mounted now: another tool (such as '
+                              'systemd-sysext, whose refresh unmounts and then mounts) is remounting it; %s'
+                              % (', '.join(gone), '%s had been swapped already' % ', '.join(done) if done else 'nothing was changed'),
+                              partial=bool(done)) from None
         raise ApplyError('swapping in the new overlay failed after %s: %s'
-                         % (', '.join(res.swapped + res.unmerged) or 'nothing', e),
-                         partial=bool(res.swapped or res.unmerged)) from None
+                         % (', '.join(done) or 'nothing', e), partial=bool(done)) from None
     finally:
         for fd in built.fds.values():
             os.close(fd)
     res.problems = problems
     return res
+
+
+def _is_mount_point(path: str) -> bool:
+    try:
+        return mountapi.is_mount_point(path)
+    except OSError:
+        return False
 
 
 def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls: str | None = None) -> tuple[list, list]:

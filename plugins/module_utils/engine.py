@@ -33,6 +33,11 @@ class ApplyError(EngineError):
         self.partial = partial
 
 
+class RemountRace(ApplyError):
+    """A merged hierarchy was not mounted when it was to be replaced: another tool (systemd-sysext's
+    refresh unmounts, then mounts) is remounting it. Nothing was changed; a retry will do."""
+
+
 # Immutable records are NamedTuples: every module run defines these classes, and a frozen
 # dataclass costs about 0.5 ms to define, a NamedTuple a tenth of that.
 class Wanted(NamedTuple):

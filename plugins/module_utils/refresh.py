@@ -144,12 +144,20 @@ def run(opts: Options) -> Outcome:
                 out.changed = bool(fixed)
                 out.skipped_reason = None if fixed else 'another run made the change first'
         # (images changed since the plan are caught in the build: their origin is checked again)
-        for cls in todo:
-            if opts.backend == 'systemd':
-                _apply_systemd(snap, cls, opts)
-                out.atomic = False
-            elif _apply_native(snap, cls, opts, atomic, out.warnings):
-                out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
+        try:
+            _apply_classes(snap, todo, opts, atomic, out)
+        except engine.RemountRace as e:
+            if e.partial:
+                raise
+            # another tool's unmount-then-mount: wait for its mount, decide again, retry once
+            _wait_mounted(snap)
+            out.warnings.append('%s; retried once' % e)
+            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy,
+                                 cache='create')
+            out.classes, out.hierarchies, out.diff = {}, {}, {}
+            todo = _decide(snap, opts, out)
+            _apply_classes(snap, todo, opts, atomic, out)
+            out.changed = out.changed and bool(todo)
     out.timing['apply_ms'] = _ms(t1)
     _report_after(opts, out)
     if out.changed and before is not None:
@@ -163,6 +171,31 @@ def _has_held(root: str) -> bool:
         return os.path.isdir(rootfs.inside(os.path.abspath(root), HELD_SUBMOUNTS))
     except OSError:
         return False
+
+
+def _apply_classes(snap: engine.Snapshot, todo: list, opts: Options, atomic: bool, out: Outcome) -> None:
+    for cls in todo:
+        if opts.backend == 'systemd':
+            _apply_systemd(snap, cls, opts)
+            out.atomic = False
+        elif _apply_native(snap, cls, opts, atomic, out.warnings):
+            out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
+
+
+REMOUNT_WAIT = 2.0      # seconds: systemd-sysext's gap between unmount and mount is milliseconds
+
+
+def _wait_mounted(snap: engine.Snapshot) -> None:
+    """Until every hierarchy that was merged when planned is a mount point again (at most REMOUNT_WAIT)."""
+    paths = [h.host_path for cs in snap.classes.values() for h in cs.hierarchies if h.merged]
+    deadline = time.monotonic() + REMOUNT_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if all(mountapi.is_mount_point(p) for p in paths):
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
 
 
 def _release_held(root: str, out: Outcome) -> None:

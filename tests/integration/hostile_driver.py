@@ -238,7 +238,45 @@ def self_bind_submount():
     return out
 
 
-CASES = {'self-bind-submount': self_bind_submount, 'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
+# ------------------------------------------------------------------ item 8 (refresh race)
+def refresh_race():
+    """Another tool remounts /usr the way systemd-sysext refreshes (unmount, then mount) while our
+    refresh is between its plan and its swap."""
+    import threading
+    import time
+    from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountapi
+    r = FakeRoot()
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out = {'merge': run(r)}
+    r.add_dir('var/lib/extensions', 'bar', files={'usr/share/bar/hello': 'bar\n'})
+    usr = r.p('usr')
+    orig_build = apply.build
+    threads = []
+
+    def build(req):
+        fd = mountapi.open_tree(usr)            # the same overlay, mounted again 0.3 s later
+        mountapi.umount2(usr, mountapi.MNT_DETACH)
+
+        def remount():
+            time.sleep(0.3)
+            mountapi.move_mount_fd(fd, usr)
+            os.close(fd)
+        threads.append(threading.Thread(target=remount))
+        threads[0].start()
+        apply.build = orig_build
+        return orig_build(req)
+    apply.build = build
+    out['refresh'] = run(r)
+    for t in threads:
+        t.join()
+    out['seen'] = [read(r.p('usr/share/foo/hello')), read(r.p('usr/share/bar/hello'))]
+    out['stack'] = mounts_at(usr)
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = mounts_at(usr)
+    return out
+
+
+CASES = {'refresh-race': refresh_race, 'self-bind-submount': self_bind_submount, 'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
          'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
 
 if __name__ == '__main__':

@@ -85,3 +85,13 @@ def test_submount_survives_unmerge_of_a_root_bound_onto_itself():
     a = out['after']
     assert a['hello'].startswith('error') and a['usr'] == [], 'unmerged'
     assert a['data'] == 'kept' and 'tmpfs' in a['mounts'], a
+
+
+def test_refresh_in_another_tools_unmount_mount_gap_is_retried_once():
+    out = run_driver('hostile_driver.py', 'refresh-race')
+    assert out['merge']['ok'], out['merge']
+    res = out['refresh']
+    assert res['ok'] and res['changed'], res
+    assert any('another tool' in w and 'retried' in w for w in res['warnings']), res['warnings']
+    assert out['seen'] == ['foo', 'bar'] and out['stack'] == ['overlay'], out
+    assert out['unmerge']['ok'] and out['after'] == [], out
