@@ -98,7 +98,9 @@ def _pin_layers(req: BuildRequest) -> dict:
     Everything after this uses the descriptors, so the image merged is the image checked."""
     pinned = {}
     for layer in req.layers:
-        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if layer.kind == 'directory' else 0)
+        # O_NONBLOCK: an image replaced by a FIFO since the plan never blocks us (the origin check refuses it)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY | (os.O_DIRECTORY if layer.kind == 'directory'
+                                                                            else 0)
         try:
             fd = os.open(layer.host_path, flags)
         except OSError as e:
