@@ -69,7 +69,8 @@ def parse(text: str) -> list[Mount]:
 
 def reached(path: str) -> int | None:
     """The mount ID a lookup of ``path`` reaches now (None if it cannot be looked up)."""
-    from . import mountapi  # pylint: disable=import-outside-toplevel  (mountinfo is pure otherwise)
+    # (imported here: mountinfo is pure otherwise)
+    from . import mountapi  # pylint: disable=import-outside-toplevel
     try:
         return mountapi.mount_id(path)
     except OSError:

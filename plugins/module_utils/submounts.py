@@ -16,6 +16,7 @@ from .engine import ApplyError
 
 HELD_DIR = '/run/tucked-sysext/submounts'
 
+
 def hierarchy_host(root: str, h: str) -> str:
     """The hierarchy's path on this machine as mountinfo spells it (symlinks resolved in the root)."""
     return os.path.realpath(state.hierarchy_path(root, h))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from differential import Scenario, Step, checks, seen, setups
+from differential import Scenario, Step, checks, seen
 from diff_scenarios_mutable import MUT, _mkdir, _systemd_merge_yes
 
 EXT = 'var/lib/extensions'

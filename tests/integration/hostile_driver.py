@@ -276,8 +276,18 @@ def refresh_race():
     return out
 
 
-CASES = {'refresh-race': refresh_race, 'self-bind-submount': self_bind_submount, 'backend-exit-zero': backend_exit_zero, 'block-device': block_device, 'fifo-dev': fifo_dev, 'fifo-os-release': fifo_os_release, 'offline-copy': offline_copy,
-         'run-symlink': run_symlink, 'opt-relative': opt_symlink('var/opt'), 'opt-absolute': opt_symlink('/var/opt')}
+CASES = {
+    'refresh-race': refresh_race,
+    'self-bind-submount': self_bind_submount,
+    'backend-exit-zero': backend_exit_zero,
+    'block-device': block_device,
+    'fifo-dev': fifo_dev,
+    'fifo-os-release': fifo_os_release,
+    'offline-copy': offline_copy,
+    'run-symlink': run_symlink,
+    'opt-relative': opt_symlink('var/opt'),
+    'opt-absolute': opt_symlink('/var/opt'),
+}
 
 if __name__ == '__main__':
     engine()  # puts the collection on sys.path
