@@ -27,14 +27,14 @@ import stat
 import traceback
 from dataclasses import dataclass, field
 
-from . import layermount, mountapi, mountinfo, mutable, origin, rootfs, state
-from .engine import ApplyError
+from . import layermount, mountapi, mountinfo, mutable, origin, rootfs, state, submounts
+from .engine import ApplyError, RemountRace
 from .release import CONFEXT
 
 STAGE_DIR = '/run/tucked-sysext/stage'
 LOCK_FILE = '/run/tucked-sysext.lock'
 MARKER_VERSION = '1'
-HELD_DIR = '/run/tucked-sysext/submounts'
+HELD_DIR = submounts.HELD_DIR
 
 
 @dataclass
@@ -91,157 +91,6 @@ def _is_populated(path: str) -> bool:
         return False
 
 
-# ---------------------------------------------------------------------------- submounts
-def hierarchy_host(root: str, h: str) -> str:
-    """The hierarchy's path on this machine as mountinfo spells it (symlinks resolved in the root)."""
-    try:
-        return os.path.realpath(rootfs.resolve(root, h))
-    except OSError:
-        return os.path.realpath(rootfs.host_path(root, h))
-
-
-def _below(path: str, top: str) -> bool:
-    return path.startswith(top.rstrip('/') + '/')
-
-
-def visible_submounts(host: str, cls: str, mounts: list) -> list:
-    """The mounts below ``host`` that a path lookup reaches now (hidden ones, under another
-    mount at the same place or covered by the overlay, are not), outermost only: a recursive
-    clone of each brings the ones inside it along. The metadata bind mount is not one.
-    Sorted by path, parents first."""
-    meta = host.rstrip('/') + '/' + state.META_DIR[cls]
-    out = []
-    for m in sorted((m for m in mounts if _below(m.target, host)), key=lambda m: m.target):
-        if m.target == meta or _below(m.target, meta):
-            continue
-        if any(m.target == o.target or _below(m.target, o.target) for o in out):
-            continue
-        try:
-            if mountapi.mount_id(m.target) != m.mount_id:
-                continue
-        except OSError:
-            continue
-        out.append(m)
-    return out
-
-
-def _key(m) -> tuple:
-    """What makes two mounts the same view: the filesystem and the directory of it shown."""
-    return (m.major, m.minor, m.root, m.fstype)
-
-
-def overlay_only_submounts(root: str, h: str, cls: str, mounts: list) -> list:
-    """Visible submounts of ``h`` that live only on the merged overlay (mounted there after the
-    merge, or left there by systemd-sysext, which moves them off the base tree): the ones an
-    unmerge must put back on the base tree. A clone of a base mount (ours) is not one."""
-    host = hierarchy_host(root, h)
-    visible = visible_submounts(host, cls, mounts)
-    if not visible:
-        return []
-    byid = {m.mount_id: m for m in mounts}
-    overlays = {m.mount_id for m in mountinfo.stack_at(mounts, host) if m.fstype == 'overlay' and m.source == cls}
-
-    def on_overlay(m) -> bool:
-        seen = set()
-        while m is not None and m.mount_id not in seen:
-            if m.mount_id in overlays:
-                return True
-            if not _below(m.target, host):
-                return False
-            seen.add(m.mount_id)
-            m = byid.get(m.parent_id)
-        return False
-    base = {(m.target,) + _key(m) for m in mounts if _below(m.target, host) and not on_overlay(m)}
-    return [m for m in visible if on_overlay(m) and (m.target,) + _key(m) not in base]
-
-
-def _mount_point(path: str, is_dir: bool) -> None:
-    """Make the place to attach a mount (missing parents 0755), as systemd's move_submounts()."""
-    if os.path.lexists(path):
-        return
-    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-    if is_dir:
-        os.mkdir(path, 0o755)
-    else:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
-
-
-def _attach_clone(source: str, dest: str) -> None:
-    fd = mountapi.clone_tree(source)
-    try:
-        _mount_point(dest, os.path.isdir(source))
-        mountapi.move_mount_fd(fd, dest)
-    finally:
-        os.close(fd)
-
-
-def hold_submounts(root: str, h: str, subs: list) -> list:
-    """Clone ``subs`` (overlay-only submounts of ``h``) into the holding place before the overlay
-    goes: from there ``release_held`` puts them back, now or in the next run if this one is killed."""
-    held = []
-    host = hierarchy_host(root, h)
-    base = os.path.join(rootfs.host_path(root, HELD_DIR), mutable.component(h))
-    for m in subs:
-        dest = os.path.join(base, os.path.relpath(m.target, host))
-        try:
-            _attach_clone(m.target, dest)
-        except OSError as e:
-            raise ApplyError('cannot keep the submount %s while %s is unmerged: %s; nothing was changed'
-                             % (m.target, host, e.strerror or e)) from None
-        held.append(dest)
-    return held
-
-
-def held_mounts(root: str, mounts: list | None = None) -> list:
-    """(held mount, hierarchy, path below it) of every mount in the holding place, outermost only."""
-    top = os.path.realpath(rootfs.host_path(root, HELD_DIR))
-    mounts = mountinfo.read() if mounts is None else mounts
-    names = {mutable.component(h): h for hs in state.HIERARCHIES.values() for h in hs}
-    out = []
-    for m in sorted((m for m in mounts if _below(m.target, top)), key=lambda m: m.target):
-        comp, _sep, rel = os.path.relpath(m.target, top).partition('/')
-        if comp in names and rel and not any(m.target == o[0].target or _below(m.target, o[0].target) for o in out):
-            out.append((m, names[comp], rel))
-    return out
-
-
-def release_held(root: str) -> tuple[list, list]:
-    """Put every held submount back where it belongs (the hierarchy as visible now) unless the
-    same mount is visible there already, then drop the held copy. Returns (paths put back,
-    problems); a mount that cannot be put back stays held, and the problem says where."""
-    top = rootfs.host_path(root, HELD_DIR)
-    if not os.path.isdir(top):
-        return [], []
-    mounts = mountinfo.read()
-    byid = {m.mount_id: m for m in mounts}
-    done, problems = [], []
-    for m, h, rel in held_mounts(root, mounts):
-        dest = os.path.join(hierarchy_host(root, h), rel)
-        try:
-            there = byid.get(mountapi.mount_id(dest))
-        except OSError:
-            there = None
-        try:
-            if there is None or there.target != dest or _key(there) != _key(m):
-                _attach_clone(m.target, dest)
-                done.append(dest)
-            mountapi.umount2(m.target, mountapi.MNT_DETACH)
-        except OSError as e:
-            problems.append('the submount %s could not be put back on %s: %s; it is kept at %s; bind-mount it back '
-                            'yourself' % (rel, hierarchy_host(root, h), e.strerror or e, m.target))
-    # empty directories only, never into a mount (whatever could not be put back stays there)
-    found = []
-    for dirpath, dirs, _files in os.walk(top):
-        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(dirpath, d))]
-        found.append(dirpath)
-    for dirpath in sorted(found, key=len, reverse=True):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
-    return done, problems
-
-
 # ---------------------------------------------------------------------------- child side
 def _pin_layers(req: BuildRequest) -> dict:
     """Open every image and check it is still what the plan saw. Runs before the child
@@ -249,7 +98,9 @@ def _pin_layers(req: BuildRequest) -> dict:
     Everything after this uses the descriptors, so the image merged is the image checked."""
     pinned = {}
     for layer in req.layers:
-        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if layer.kind == 'directory' else 0)
+        # O_NONBLOCK: an image replaced by a FIFO since the plan never blocks us (the origin check refuses it)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY | (os.O_DIRECTORY if layer.kind == 'directory'
+                                                                            else 0)
         try:
             fd = os.open(layer.host_path, flags)
         except OSError as e:
@@ -277,14 +128,14 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
     mounts = mountinfo.read()
     subs = {}
     for h in req.hierarchies:
-        host = hierarchy_host(req.root, h)
+        host = submounts.hierarchy_host(req.root, h)
         subs[h] = [(os.path.relpath(m.target, host), mountapi.clone_tree(m.target), os.path.isdir(m.target))
-                   for m in visible_submounts(host, req.cls, mounts)]
+                   for m in submounts.visible_submounts(host, req.cls, mounts)]
 
     # The hierarchies merged now: drop their overlays here (only in this namespace) so that
     # the base tree below them becomes the bottom layer of the new overlay.
     for h in req.rebuild:
-        host = rootfs.host_path(req.root, h)
+        host = state.hierarchy_path(req.root, h)
         while state.read_hierarchy(req.root, h, req.cls, mounts=[]).merged_by in ('systemd', 'tucked'):
             mountapi.umount2(host, mountapi.MNT_DETACH)
 
@@ -307,7 +158,7 @@ def _build_in_child(req: BuildRequest, stage: str, built: Built) -> Built:
 
     meta_dir = state.META_DIR[req.cls]
     for h in req.hierarchies:
-        base = rootfs.host_path(req.root, h)
+        base = state.hierarchy_path(req.root, h)
         if not os.path.lexists(base):
             # a root without this hierarchy (no /opt): systemd 262 creates the mount point
             os.mkdir(base, 0o755)
@@ -406,11 +257,11 @@ def _assemble(req: BuildRequest, h: str, fd: int, stage: str, meta: str | None, 
     for rel, sfd, is_dir in subs:
         dest = os.path.join(target, rel)
         try:
-            _mount_point(dest, is_dir)
+            submounts.mount_point(dest, is_dir)
             mountapi.move_mount_fd(sfd, dest)
         except OSError as e:
             raise ApplyError('cannot carry the submount %s over to the new overlay of %s: %s; nothing was changed'
-                             % (os.path.join(hierarchy_host(req.root, h), rel), h, e.strerror or e)) from None
+                             % (os.path.join(submounts.hierarchy_host(req.root, h), rel), h, e.strerror or e)) from None
         finally:
             os.close(sfd)
     return mountapi.clone_tree(target)
@@ -508,8 +359,7 @@ def _make_overlay(req: BuildRequest, h: str, layers: list, stage: str,
 def build(req: BuildRequest) -> Built:
     """Fork a child that builds the overlays in its own mount namespace and passes them
     back as detached mounts (file descriptors over a socket pair)."""
-    stage = rootfs.host_path(req.root, STAGE_DIR)
-    os.makedirs(stage, 0o700, exist_ok=True)
+    stage = rootfs.makedirs(req.root, STAGE_DIR, 0o700)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     pid = os.fork()
@@ -590,33 +440,46 @@ def swap(root: str, cls: str, built: Built, merged_now: list, drop: list, atomic
     try:
         held = False
         for h, fd in built.fds.items():
-            host = rootfs.host_path(root, h)
+            host = state.hierarchy_path(root, h)
             if h in merged_now:
                 if atomic:
                     mountapi.move_mount_fd(fd, host, beneath=True)
                     mountapi.umount2(host, mountapi.MNT_DETACH)
                 else:
-                    held |= bool(hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read())))
+                    held |= bool(submounts.hold_overlay_only(root, h, cls))
                     mountapi.umount2(host, mountapi.MNT_DETACH)
                     mountapi.move_mount_fd(fd, host)
             else:
                 mountapi.move_mount_fd(fd, host)
             res.swapped.append(h)
         for h in drop:
-            held |= bool(hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read())))
-            mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
+            held |= bool(submounts.hold_overlay_only(root, h, cls))
+            mountapi.umount2(state.hierarchy_path(root, h), mountapi.MNT_DETACH)
             res.unmerged.append(h)
         if held:
-            problems = release_held(root)[1]
+            problems = submounts.release_held(root)[1]
     except OSError as e:
+        done = res.swapped + res.unmerged
+        gone = [h for h in merged_now + drop if h not in done and not _is_mount_point(state.hierarchy_path(root, h))]
+        if gone and e.errno == mountapi.errno.EINVAL:
+            raise RemountRace('%s was merged when this run planned, and is not mounted now: another tool (such as '
+                              'systemd-sysext, whose refresh unmounts and then mounts) is remounting it; %s'
+                              % (', '.join(gone), '%s had been swapped already' % ', '.join(done) if done else 'nothing was changed'),
+                              partial=bool(done)) from None
         raise ApplyError('swapping in the new overlay failed after %s: %s'
-                         % (', '.join(res.swapped + res.unmerged) or 'nothing', e),
-                         partial=bool(res.swapped or res.unmerged)) from None
+                         % (', '.join(done) or 'nothing', e), partial=bool(done)) from None
     finally:
         for fd in built.fds.values():
             os.close(fd)
     res.problems = problems
     return res
+
+
+def _is_mount_point(path: str) -> bool:
+    try:
+        return mountapi.is_mount_point(path)
+    except OSError:
+        return False
 
 
 def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls: str | None = None) -> tuple[list, list]:
@@ -628,19 +491,19 @@ def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls
     for h in hierarchies:
         if cls is not None:
             try:
-                held += hold_submounts(root, h, overlay_only_submounts(root, h, cls, mountinfo.read()))
+                held += submounts.hold_overlay_only(root, h, cls)
             except ApplyError as e:
                 if held:
-                    release_held(root)     # those of the hierarchies already unmerged
+                    submounts.release_held(root)     # those of the hierarchies already unmerged
                 raise ApplyError(str(e), partial=bool(done)) from None
         try:
-            mountapi.umount2(rootfs.host_path(root, h), mountapi.MNT_DETACH)
+            mountapi.umount2(state.hierarchy_path(root, h), mountapi.MNT_DETACH)
         except OSError as e:
-            raise ApplyError('cannot unmerge %s: %s' % (rootfs.host_path(root, h), e.strerror),
+            raise ApplyError('cannot unmerge %s: %s' % (state.hierarchy_path(root, h), e.strerror),
                              partial=bool(done)) from None
         done.append(h)
     if held:
-        problems += release_held(root)[1]
+        problems += submounts.release_held(root)[1]
     problems += cleanup_work_dirs(root, old_work_dirs or {}, {})
     return done, problems
 
@@ -648,7 +511,7 @@ def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls
 def overlay_work_dir(root: str, h: str, cls: str, mounts: list) -> str | None:
     """The work directory the overlay on ``h`` really uses (its ``workdir=`` mount option),
     relative to the root; None if there is none, or it is not under the root."""
-    stack = mountinfo.stack_at(mounts, hierarchy_host(root, h))
+    stack = mountinfo.stack_seen(mounts, submounts.hierarchy_host(root, h))
     if not stack or stack[0].fstype != 'overlay' or stack[0].source != cls:
         return None
     top = os.path.realpath(root).rstrip('/')
@@ -704,9 +567,9 @@ def finish_interrupted_swaps(root: str, hierarchies: list, sources: tuple) -> li
     set); readers see one complete set, then the other. Returns the hierarchies fixed."""
     fixed = []
     for h in hierarchies:
-        host = os.path.realpath(rootfs.host_path(root, h))
+        host = os.path.realpath(state.hierarchy_path(root, h))
         while True:
-            chain = mountinfo.stack_at(mountinfo.read(), host)
+            chain = mountinfo.stack_seen(mountinfo.read(), host)
             ours = [m for m in chain if m.fstype == 'overlay' and m.source in sources]
             if len(ours) < 2 or chain[0] is not ours[0]:
                 break
@@ -732,13 +595,14 @@ class Lock:
     (systemd-sysext 262 takes no lock of its own, so there is none to share with it.)"""
 
     def __init__(self, root: str):
-        self.path = rootfs.host_path(root, LOCK_FILE)
+        self.root = root
         self.fd = -1
         self.waited = False     # True when another run held the lock: its change may be ours
 
     def __enter__(self):
+        self.path = rootfs.inside(self.root, LOCK_FILE)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         try:
             mountapi.fcntl.flock(self.fd, mountapi.fcntl.LOCK_EX | mountapi.fcntl.LOCK_NB)
         except BlockingIOError:

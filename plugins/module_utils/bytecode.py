@@ -72,7 +72,7 @@ def _key(fullname: str, source: bytes) -> str:
 def load(directory: str, key: str):
     """The cached code object for ``key``, or None."""
     try:
-        fd = os.open(os.path.join(directory, key + '.pyc'), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.join(directory, key + '.pyc'), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:

@@ -196,8 +196,7 @@ def load(root: str, cls: str, environ=None) -> Settings:
 
 def _read(inroot: str, host: str, cls: str, warnings: list) -> tuple[list, ParseError | None]:
     try:
-        with open(host, 'rb') as f:
-            data = f.read(MAX_SIZE + 1)
+        data = rootfs.read_regular(host, MAX_SIZE)
     except OSError as e:
         return [], ParseError('%s: %s' % (inroot, e.strerror))
     if len(data) > MAX_SIZE:

@@ -33,6 +33,11 @@ class ApplyError(EngineError):
         self.partial = partial
 
 
+class RemountRace(ApplyError):
+    """A merged hierarchy was not mounted when it was to be replaced: another tool (systemd-sysext's
+    refresh unmounts, then mounts) is remounting it. Nothing was changed; a retry will do."""
+
+
 # Immutable records are NamedTuples: every module run defines these classes, and a frozen
 # dataclass costs about 0.5 ms to define, a NamedTuple a tenth of that.
 class Wanted(NamedTuple):
@@ -399,7 +404,7 @@ def facts(snap: Snapshot) -> dict:
                            'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
                            'release_file': None, 'provides': [], 'shadows': [], 'origin': None, 'picked': None,
                            'container': None, 'fstype': None, 'compression': None, 'partition': None,
-                           'protection': None, 'verity_hash': None, 'blocks_merge': False})
+                           'protection': None, 'verity_hash': None, 'blocks_merge': bool(ign.get('fatal'))})
     return {
         'root': snap.root,
         'needs_refresh': snap.needs_refresh,

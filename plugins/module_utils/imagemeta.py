@@ -23,12 +23,12 @@ import stat
 
 from . import imagefs, rootfs, verity
 from .imagefs import partition as partition_mod
-from .release import ReleaseError, parse_boolean, read_release_bytes
+from .release import MAX_RELEASE_SIZE, ReleaseError, parse_boolean, read_release_bytes
 
 RELEASE_DIR = {'sysext': '/usr/lib/extension-release.d', 'confext': '/etc/extension-release.d'}
 HIERARCHIES = {'sysext': ('/usr', '/opt'), 'confext': ('/etc',)}
 STRICT_XATTR = 'user.extension-release.strict'
-MAX_RELEASE = 64 * 1024
+MAX_RELEASE = MAX_RELEASE_SIZE    # as systemd reads it: read_full_stream(), up to READ_FULL_BYTES_MAX
 CACHE_FILE = 'images.json'
 CACHE_DIR = '/run/tucked-sysext'
 CACHE_VERSION = 1
@@ -219,7 +219,7 @@ class Cache:
                                 self._entries = doc['entries']
                     finally:
                         os.close(fd)
-                except (OSError, ValueError, UnicodeDecodeError):
+                except (OSError, ValueError, RecursionError):
                     pass
         return self._entries
 

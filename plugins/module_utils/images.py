@@ -125,6 +125,7 @@ class Discovery(NamedTuple):
     ignored: list[dict]        # entries skipped, with the reason
     warnings: list[str]
     search_dirs: tuple[str, ...]
+    fatal: tuple = ()          # entries that make systemd's whole image discovery fail (no merge at all)
 
 
 def search_dirs(root: str, cls: str) -> tuple[str, ...]:
@@ -136,6 +137,7 @@ def discover(root: str, cls: str) -> Discovery:
     found: dict[str, Image] = {}
     ignored: list[dict] = []
     warnings: list[str] = []
+    fatal: list[str] = []
     dirs = search_dirs(root, cls)
     for sdir in dirs:
         try:
@@ -163,6 +165,8 @@ def discover(root: str, cls: str) -> Discovery:
                 ignored.append(skip)
                 if skip.get('warn'):
                     warnings.append(skip['reason'])
+                if skip.get('fatal'):
+                    fatal.append(skip['reason'])
                 continue
             name, resolved, kind, picked, st = skip
             if name in found:
@@ -173,7 +177,7 @@ def discover(root: str, cls: str) -> Discovery:
             found[name] = Image(name=name, cls=cls, entry=entry, path=resolved,
                                 host_path=rootfs.host_path(root, resolved), type=kind, picked=picked, st=st)
     images = [found[n] for n in sort_names(found)]
-    return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs)
+    return Discovery(images=images, ignored=ignored, warnings=warnings, search_dirs=dirs, fatal=tuple(fatal))
 
 
 def _classify(root: str, cls: str, sdir: str, fname: str):
@@ -188,10 +192,12 @@ def _classify(root: str, cls: str, sdir: str, fname: str):
     except FileNotFoundError:
         return {'reason': '%s is a dangling symlink, ignoring it' % shown, 'warn': True}
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            return {'reason': '%s: symlink loop (systemd-sysext refuses to run with it; remove the link)' % shown,
-                    'warn': True}
-        return {'reason': '%s: %s' % (shown, e.strerror), 'warn': True}
+        # discover-image.c: any error of chaseat() on an entry but ENOENT fails the discovery of
+        # every image, and with it the whole merge or refresh
+        what = 'symlink loop' if e.errno == errno.ELOOP else e.strerror
+        return {'reason': '%s: %s; systemd-sysext fails its whole image discovery on such an entry (%s) and merges '
+                          'nothing; remove or fix it' % (shown, what, os.strerror(e.errno)),
+                'warn': True, 'fatal': True}
     picked = None
     if stat.S_ISDIR(st.st_mode) and fname.endswith('.v'):
         found = _pick(root, cls, entry, fname, resolved)
@@ -221,6 +227,12 @@ def _right_type(st: os.stat_result, wants_file: bool) -> bool:
     return stat.S_ISDIR(st.st_mode)
 
 
+class _Unresolvable(Exception):
+    def __init__(self, fname: str, error: OSError):
+        super().__init__(fname)
+        self.fname, self.error = fname, error
+
+
 def _pick(root: str, cls: str, entry: str, fname: str, inroot_dir: str):
     """vpick on the ``.v`` directory ``entry``: (name, resolved in-root path of the winner, its
     stat, the choice for the facts), or a dict saying why the entry is skipped."""
@@ -233,19 +245,27 @@ def _pick(root: str, cls: str, entry: str, fname: str, inroot_dir: str):
     except OSError as e:
         return {'name': vn.name, 'reason': 'cannot list %s: %s' % (shown, e.strerror), 'warn': True}
     native = native_architecture()
-    seen: dict = {}
 
     def usable(vname: str) -> str | None:
-        """The type test of the enumeration: on the entry itself, symlinks pass."""
+        """vpick.c's pin_choice(): the entry is resolved inside the root (symlinks followed) and
+        an inode of the wrong type is passed over, so the next version is taken; an entry that
+        cannot be resolved fails the whole pick (_Unresolvable)."""
         try:
-            est = os.lstat(os.path.join(rootfs.host_path(root, inroot_dir), vname))
+            est = os.stat(rootfs.resolve(root, os.path.join(entry, vname)))
         except OSError as e:
-            return 'cannot be used: %s' % e.strerror
-        if stat.S_ISLNK(est.st_mode) or _right_type(est, vn.wants_file):
+            raise _Unresolvable(vname, e) from None
+        if _right_type(est, vn.wants_file):
             return None
-        return 'not a regular file or block device' if vn.wants_file else 'not a directory'
+        what = 'leads to %s' % rootfs.kind(est.st_mode)
+        return '%s, not a regular file or block device' % what if vn.wants_file else '%s, not a directory' % what
 
-    choice = vpick.pick(listing, vn, native, usable)
+    try:
+        choice = vpick.pick(listing, vn, native, usable)
+    except _Unresolvable as e:
+        return {'name': vn.name, 'warn': True,
+                'reason': '%s/%s %s; systemd-sysext skips all of %s then'
+                          % (shown, e.fname, 'is a dangling symlink' if isinstance(e.error, FileNotFoundError)
+                             else 'cannot be resolved: %s' % (e.error.strerror or e.error), shown)}
     if choice.winner is None:
         return {'name': vn.name, 'warn': True,
                 'reason': '%s holds no usable %s named %s_VERSION%s for architecture %s (or none); nothing to pick'

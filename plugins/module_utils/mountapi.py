@@ -30,6 +30,7 @@ STATX_MTIME = 0x40
 STATX_BTIME = 0x800
 STATX_MNT_ID = 0x1000
 STATX_MNT_ID_UNIQUE = 0x4000
+STATX_ATTR_MOUNT_ROOT = 0x2000
 
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_BENEATH = 0x200
@@ -91,9 +92,18 @@ class Statx(NamedTuple):
     mnt_id: int
     btime_usec: int | None
     mtime_usec: int | None
+    attributes: int = 0
+    attributes_mask: int = 0
 
     def has(self, bit: int) -> bool:
         return bool(self.mask & bit)
+
+    @property
+    def mount_root(self) -> bool | None:
+        """Whether this is the root of a mount (None: the kernel does not say; Linux < 5.8)."""
+        if not self.attributes_mask & STATX_ATTR_MOUNT_ROOT:
+            return None
+        return bool(self.attributes & STATX_ATTR_MOUNT_ROOT)
 
 
 def _ts_usec(buf: bytes, off: int) -> int:
@@ -122,7 +132,20 @@ def statx(path: str, dirfd: int = AT_FDCWD, flags: int = 0,
         mnt_id=struct.unpack_from('<Q', raw, 144)[0],
         btime_usec=_ts_usec(raw, 80) if got & STATX_BTIME else None,
         mtime_usec=_ts_usec(raw, 112) if got & STATX_MTIME else None,
+        attributes=struct.unpack_from('<Q', raw, 8)[0],
+        attributes_mask=struct.unpack_from('<Q', raw, 56)[0],
     )
+
+
+def is_mount_point(path: str, st: Statx | None = None) -> bool:
+    """Whether ``path`` (a symlink at the end not followed) is where a mount is attached, as
+    systemd's path_is_mount_point() decides: STATX_ATTR_MOUNT_ROOT, else a mount ID other than
+    the parent directory's. ``st``: a statx of ``path`` already taken."""
+    st = st or statx(path, flags=AT_SYMLINK_NOFOLLOW, mask=STATX_TYPE | STATX_MNT_ID)
+    if st.mount_root is not None:
+        return st.mount_root
+    parent = statx(os.path.join(path, '..'), mask=STATX_TYPE | STATX_MNT_ID | (st.mask & STATX_MNT_ID_UNIQUE))
+    return parent.mnt_id != st.mnt_id or (parent.dev_major, parent.dev_minor) != (st.dev_major, st.dev_minor)
 
 
 class FileHandle(NamedTuple):

@@ -67,16 +67,39 @@ def parse(text: str) -> list[Mount]:
     return [parse_line(line) for line in text.splitlines() if line.strip()]
 
 
+def reached(path: str) -> int | None:
+    """The mount ID a lookup of ``path`` reaches now (None if it cannot be looked up)."""
+    # (imported here: mountinfo is pure otherwise)
+    from . import mountapi  # pylint: disable=import-outside-toplevel
+    try:
+        return mountapi.mount_id(path)
+    except OSError:
+        return None
+
+
+def stack_seen(mounts: list[Mount], target: str) -> list[Mount]:
+    """stack_at() from the mount a path lookup of ``target`` reaches now."""
+    return stack_at(mounts, target, reached(target))
+
+
 def read(path: str = '/proc/self/mountinfo') -> list[Mount]:
     with open(path, encoding='utf-8', errors='surrogateescape') as f:
         return parse(f.read())
 
 
-def stack_at(mounts: list[Mount], target: str) -> list[Mount]:
-    """The mounts stacked at ``target``, top first (each one mounted on the next)."""
+def stack_at(mounts: list[Mount], target: str, reached: int | None = None) -> list[Mount]:
+    """The mounts stacked at ``target``, top first (each one mounted on the next). ``reached``:
+    the mount ID a path lookup of ``target`` reaches (mountapi.mount_id): the stack is the one
+    below it. Without it, the last top in the table is taken, which may be a copy hidden below
+    another mount (a root bound onto itself under shared propagation has two of everything)."""
     at = {m.mount_id: m for m in mounts if m.target == target}
-    parents = {m.parent_id for m in at.values()}
-    tops = [m for m in at.values() if m.mount_id not in parents]
+    if reached is not None:
+        if reached not in at:
+            return []
+        tops = [at[reached]]
+    else:
+        parents = {m.parent_id for m in at.values()}
+        tops = [m for m in at.values() if m.mount_id not in parents]
     if not tops:
         return []
     chain, cur = [], tops[-1]

@@ -119,7 +119,7 @@ def imported_dir(root: str, hierarchy: str, imported: str) -> str | None:
     or None when it does not exist. Refused, as systemd refuses it, when it leads to the
     hierarchy itself: a layer cannot be its own lower layer."""
     host = resolve_dir(root, imported)
-    if host is not None and _same_dir(host, rootfs.host_path(root, hierarchy)):
+    if host is not None and _same_dir(host, rootfs.inside(root, hierarchy)):
         raise MutableError('not importing the mutable directory %s for %s as a lower layer: it leads to the '
                            'hierarchy itself; point it elsewhere or use mutable=yes'
                            % (rootfs.host_path(root, imported), hierarchy))
@@ -156,7 +156,7 @@ def prepare_upper(root: str, hierarchy: str, upper: str) -> tuple[str, str]:
     #39980); an existing upper directory with another mode is refused, as systemd refuses it,
     and so is one on a read-only filesystem. Each merge gets its own work directory: two
     overlays cannot share one, and during an atomic swap the old overlay still uses its own."""
-    base_st = os.stat(rootfs.host_path(root, hierarchy))
+    base_st = os.stat(rootfs.inside(root, hierarchy))
     want_mode = stat.S_IMODE(base_st.st_mode)
     try:
         inroot = rootfs.chase(root, upper, missing_ok=True)
@@ -203,6 +203,14 @@ def _work_dir_places(root: str, hierarchy: str) -> set:
             continue
         places.add(resolved if path == BASE else os.path.dirname(resolved))
     return places
+
+
+def malformed_work_dir(recorded: str) -> bool:
+    """Whether ``work_dir`` metadata (its first line) is no path systemd-sysext 262 accepts: it
+    refuses to unmerge a hierarchy whose work_dir is empty, absolute or has a ``..`` component
+    ("Invalid work directory path"), before unmounting anything (seen with 262.1)."""
+    rel = recorded.split('\n', 1)[0]
+    return not rel or rel.startswith('/') or '..' in rel.split('/')
 
 
 def check_work_dir(root: str, hierarchy: str, recorded: str) -> tuple[str | None, str | None]:

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 
-from . import mountapi
+from . import mountapi, rootfs
 
 # Errors of name_to_handle_at() that mean "no handle here, use the inode" rather than
 # "something is broken" (is_name_to_handle_at_fatal_error() in systemd).
@@ -100,6 +100,9 @@ def loads(text: str, what: str) -> dict:
     except ValueError as e:
         raise OriginError('%s is not valid JSON (%s); the next refresh rewrites it, or remove the merge with '
                           'systemd-sysext unmerge' % (what, e)) from None
+    except RecursionError:
+        raise OriginError('%s is not an origin record: its JSON is nested too deeply to be read; the next refresh '
+                          'rewrites it, or remove the merge with systemd-sysext unmerge' % what) from None
     if not isinstance(doc, dict) or not isinstance(doc.get('extensions', {}), dict):
         raise OriginError('%s does not hold an origin object with an "extensions" map' % what)
     exts = doc.get('extensions', {})
@@ -114,8 +117,7 @@ def loads(text: str, what: str) -> dict:
 def read(path: str) -> dict | None:
     """Read an origin file; None if it does not exist (systemd < 260)."""
     try:
-        with open(path, 'rb') as f:
-            data = f.read(MAX_ORIGIN_SIZE + 1)
+        data = rootfs.read_regular(path, MAX_ORIGIN_SIZE)
     except FileNotFoundError:
         return None
     except OSError as e:

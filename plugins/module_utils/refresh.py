@@ -25,7 +25,7 @@ ATOMIC_CHOICES = ('auto', 'required', 'never')
 BACKENDS = ('native', 'systemd')
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
 OVERLAY_ENV = {'sysext': 'SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS', 'confext': 'SYSTEMD_CONFEXT_OVERLAYFS_MOUNT_OPTIONS'}
-HELD_SUBMOUNTS = 'run/tucked-sysext/submounts'   # apply.HELD_DIR (apply is imported only to mount)
+HELD_SUBMOUNTS = '/run/tucked-sysext/submounts'   # submounts.HELD_DIR (imported only to mount)
 
 
 class UnsupportedOption(engine.EngineError):
@@ -99,7 +99,7 @@ def run(opts: Options) -> Outcome:
     out = Outcome()
     if opts.mutable is not None and opts.mutable not in mutable.MODES:
         raise UnsupportedOption('unknown mutable mode %r; use one of %s' % (opts.mutable, ', '.join(mutable.MODES)))
-    if not opts.check_mode and os.path.isdir(os.path.join(os.path.abspath(opts.root), HELD_SUBMOUNTS)):
+    if not opts.check_mode and _has_held(opts.root):
         _release_held(opts.root, out)    # a run killed while it unmerged left submounts to put back
     merging = opts.state != 'unmerged'
     snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, need_host=merging,
@@ -144,12 +144,20 @@ def run(opts: Options) -> Outcome:
                 out.changed = bool(fixed)
                 out.skipped_reason = None if fixed else 'another run made the change first'
         # (images changed since the plan are caught in the build: their origin is checked again)
-        for cls in todo:
-            if opts.backend == 'systemd':
-                _apply_systemd(snap, cls, opts)
-                out.atomic = False
-            elif _apply_native(snap, cls, opts, atomic, out.warnings):
-                out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
+        try:
+            _apply_classes(snap, todo, opts, atomic, out)
+        except engine.RemountRace as e:
+            if e.partial:
+                raise
+            # another tool's unmount-then-mount: wait for its mount, decide again, retry once
+            _wait_mounted(snap)
+            out.warnings.append('%s; retried once' % e)
+            snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy,
+                                 cache='create')
+            out.classes, out.hierarchies, out.diff = {}, {}, {}
+            todo = _decide(snap, opts, out)
+            _apply_classes(snap, todo, opts, atomic, out)
+            out.changed = out.changed and bool(todo)
     out.timing['apply_ms'] = _ms(t1)
     _report_after(opts, out)
     if out.changed and before is not None:
@@ -158,10 +166,42 @@ def run(opts: Options) -> Outcome:
     return out
 
 
+def _has_held(root: str) -> bool:
+    try:
+        return os.path.isdir(rootfs.inside(os.path.abspath(root), HELD_SUBMOUNTS))
+    except OSError:
+        return False
+
+
+def _apply_classes(snap: engine.Snapshot, todo: list, opts: Options, atomic: bool, out: Outcome) -> None:
+    for cls in todo:
+        if opts.backend == 'systemd':
+            _apply_systemd(snap, cls, opts)
+            out.atomic = False
+        elif _apply_native(snap, cls, opts, atomic, out.warnings):
+            out.atomic = atomic if out.atomic is None else (out.atomic and atomic)
+
+
+REMOUNT_WAIT = 2.0      # seconds: systemd-sysext's gap between unmount and mount is milliseconds
+
+
+def _wait_mounted(snap: engine.Snapshot) -> None:
+    """Until every hierarchy that was merged when planned is a mount point again (at most REMOUNT_WAIT)."""
+    paths = [h.host_path for cs in snap.classes.values() for h in cs.hierarchies if h.merged]
+    deadline = time.monotonic() + REMOUNT_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if all(mountapi.is_mount_point(p) for p in paths):
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+
+
 def _release_held(root: str, out: Outcome) -> None:
     apply = _apply_module()
     with apply.Lock(engine.check_root(root)):
-        done, problems = apply.release_held(engine.check_root(root))
+        done, problems = apply.submounts.release_held(engine.check_root(root))
     out.warnings.extend(problems)
     if done:
         out.changed = True
@@ -190,6 +230,9 @@ def _check_host(snap: engine.Snapshot, out: Outcome) -> None:
     why = release.missing_id(snap.host, snap.root)
     if why:
         raise engine.EngineError(why)
+    broken = [why for cs in snap.classes.values() for why in cs.discovery.fatal]
+    if broken:
+        raise engine.EngineError('nothing was changed: %s' % '; '.join(broken))
     fatal = [img for cs in snap.classes.values() for img in cs.discovery.images if img.fatal]
     if fatal:
         shared = all(img.fatal_shared for img in fatal)
@@ -265,6 +308,13 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     apply = _apply_module()
     cs = snap.classes[cls]
     merged = [h.hierarchy for h in cs.hierarchies if h.merged_by in ('systemd', 'tucked')]
+    for h in cs.hierarchies:
+        if h.hierarchy in merged and h.work_dir is not None and mutable.malformed_work_dir(h.work_dir):
+            raise engine.ApplyError(
+                '%s names %r as the work directory of the merge on %s, which is not a path inside the root (empty, '
+                'absolute or with ".."); systemd-sysext 262 refuses to unmerge such a merge too ("Invalid work '
+                'directory path"). Nothing was changed: correct or remove that file, then run again'
+                % (os.path.join(h.host_path, state.META_DIR[cls], 'work_dir'), h.work_dir, h.hierarchy))
     old_work, problems = apply.old_work_dirs(snap.root, cls, [h for h in cs.hierarchies if h.hierarchy in merged])
     warnings.extend(problems)
     mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]
@@ -336,12 +386,39 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
     if res.returncode != 0:
         raise engine.ApplyError('%s failed (exit %d): %s'
                                 % (' '.join(cmd), res.returncode, (res.stderr or res.stdout).strip()))
+    now = state.read_class(snap.root, cls)
+    _check_backend_result(cmd, res, cs, now, verb)
     if verb == 'unmerge' or not cs.wanted:
         state.drop_record(snap.root, cls)
     elif version < 260:
         # systemd < 260 writes no origin: keep the one we planned with, bound to its overlays
-        now = state.read_class(snap.root, cls)
         state.write_record(snap.root, cls, now, origin.document(cs.mode, {w.name: w.origin for w in cs.wanted}))
+
+
+def _check_backend_result(cmd: list, res: subprocess.CompletedProcess, cs: engine.ClassSnapshot, now: list,
+                          verb: str) -> None:
+    """The exit status of the tool is not the result (systemd-sysext 252 prints "Failed to remount
+    /run/ MS_SLAVE" and exits 0 without merging): what is mounted now must be what was planned."""
+    merged = ('systemd', 'tucked')
+    always = {h for h, lay in cs.layouts.items() if lay.mounts_always}
+    wrong = []
+    for h in now:
+        # a merged hierarchy lists every extension of the merge, also those without files for it
+        mounted = verb != 'unmerge' and (h.hierarchy in always or any(h.hierarchy in w.provides for w in cs.wanted))
+        want = cs.plan.after if mounted else ()
+        have = tuple(h.extensions) if h.merged_by in merged else None
+        if want and (have is None or sorted(have) != sorted(want)):
+            wrong.append('%s shows %s instead of %s' % (h.host_path, 'no merge' if have is None else ', '.join(have)
+                                                        or 'no extension', ', '.join(want)))
+        elif not want and have is not None:
+            wrong.append('%s is still merged (%s)' % (h.host_path, ', '.join(have) or 'no extension'))
+    if wrong:
+        before = {h.hierarchy: (h.merged_by, tuple(h.extensions)) for h in cs.hierarchies}
+        after = {h.hierarchy: (h.merged_by, tuple(h.extensions)) for h in now}
+        said = (res.stderr + res.stdout).strip()
+        raise engine.ApplyError('%s exited 0, but %s%s. Run it by hand to see why, or use backend=native'
+                                % (' '.join(cmd), '; '.join(wrong), ' (it printed: %s)' % said if said else ''),
+                                partial=before != after)
 
 
 def _merged_releases(snap: engine.Snapshot, opts: Options) -> list:

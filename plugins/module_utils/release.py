@@ -14,9 +14,9 @@ SYSEXT = 'sysext'
 CONFEXT = 'confext'
 CLASSES = (SYSEXT, CONFEXT)
 
-# systemd refuses env files larger than this (READ_FULL_FILE max for os-release is 4 MiB;
-# we stay far below: release files are a few hundred bytes).
-MAX_RELEASE_SIZE = 64 * 1024
+# systemd reads env files with read_full_stream(), which refuses files larger than
+# READ_FULL_BYTES_MAX (src/basic/fileio.h): 64 MiB - 1
+MAX_RELEASE_SIZE = 64 * 1024 * 1024 - 1
 
 _KEY = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _SHELL_NEED_ESCAPE = '"\\`$'
@@ -36,6 +36,11 @@ class ReleaseError(ValueError):
     """A release file cannot be parsed; the message names the problem."""
 
 
+def _add(val: list, size: int, part: str) -> int:
+    val.append(part)
+    return size + len(part)
+
+
 def parse_env(text: str) -> dict[str, str]:
     """Parse an os-release style file the way systemd's parse_env_file() does.
 
@@ -43,8 +48,9 @@ def parse_env(text: str) -> dict[str, str]:
     double-quoted (quoted parts and bare parts concatenate); backslash escapes the next
     character outside quotes, and ``"\\`$`` inside double quotes; a backslash before a
     newline continues the line. Whitespace around keys and bare values is dropped.
-    Lines without ``=`` or with an invalid key are ignored, as systemd does.
-    Raises ReleaseError for NUL bytes and unterminated quotes.
+    Lines without ``=`` or with an invalid key are ignored, as systemd does. A quote left open
+    takes the rest of the file into the value (env-file.c pushes the value at the end in any
+    quoted state). Raises ReleaseError for NUL bytes.
     """
     if '\0' in text:
         raise ReleaseError('contains NUL bytes')
@@ -71,21 +77,20 @@ def parse_env(text: str) -> dict[str, str]:
         while i < n and text[i] in ' \t':
             i += 1
         val: list[str] = []
+        size = 0          # the length of ''.join(val), kept as it grows (values may be megabytes)
         last_significant = 0  # length of val up to the last char not to be trimmed
         while i < n and text[i] != '\n':
             ch = text[i]
             if ch == "'":
                 end = text.find("'", i + 1)
                 if end < 0:
-                    raise ReleaseError('unterminated single quote in value of %s' % key)
-                val.append(text[i + 1:end])
-                last_significant = len(''.join(val))
+                    end = n         # unterminated: the rest of the file
+                size = _add(val, size, text[i + 1:end])
+                last_significant = size
                 i = end + 1
             elif ch == '"':
                 i += 1
-                while True:
-                    if i >= n:
-                        raise ReleaseError('unterminated double quote in value of %s' % key)
+                while i < n:        # unterminated: the rest of the file
                     c = text[i]
                     if c == '"':
                         i += 1
@@ -96,26 +101,26 @@ def parse_env(text: str) -> dict[str, str]:
                             i += 2
                             continue
                         if nxt in _SHELL_NEED_ESCAPE:
-                            val.append(nxt)
+                            size = _add(val, size, nxt)
                         else:
-                            val.append('\\' + nxt)
+                            size = _add(val, size, '\\' + nxt)
                         i += 2
                         continue
-                    val.append(c)
+                    size = _add(val, size, c)
                     i += 1
-                last_significant = len(''.join(val))
+                last_significant = size
             elif ch == '\\':
                 if i + 1 < n and text[i + 1] == '\n':
                     i += 2  # continuation
                     continue
                 if i + 1 < n:
-                    val.append(text[i + 1])
-                    last_significant = len(''.join(val))
+                    size = _add(val, size, text[i + 1])
+                    last_significant = size
                 i += 2
             else:
-                val.append(ch)
+                size = _add(val, size, ch)
                 if ch not in ' \t\r':
-                    last_significant = len(''.join(val))
+                    last_significant = size
                 i += 1
         value = ''.join(val)[:last_significant]
         if _KEY.match(key):
@@ -175,10 +180,13 @@ def read_host(root: str, machine: str | None = None) -> Host:
     for rel in ('/etc/os-release', '/usr/lib/os-release'):
         try:
             real = rootfs.resolve(root, rel)
-            with open(real, 'rb') as f:
-                data = f.read(MAX_RELEASE_SIZE + 1)
+            data = rootfs.read_regular(real, MAX_RELEASE_SIZE)
         except FileNotFoundError:
             continue
+        except rootfs.NotRegular as e:
+            # systemd takes the first of the two that exists (only ENOENT moves on) and fails on it
+            raise ReleaseError('%s %s; make it a regular file (or a symlink to one)'
+                               % (os.path.join(root, rel.lstrip('/')), e.strerror)) from None
         except rootfs.RootError as e:
             last_err = str(e)
             continue

@@ -71,3 +71,53 @@ def host_path(root: str, inroot: str) -> str:
 def resolve(root: str, path: str) -> str:
     """Resolve ``path`` inside ``root`` and return the host path."""
     return host_path(root, chase(root, path))
+
+
+def inside(root: str, path: str) -> str:
+    """The host path of ``path`` for writing under ``root``: every symlink on the way resolved
+    inside the root (an absolute ``ROOT/run -> /run`` leads to ROOT/run, never to this machine's
+    /run), the missing rest appended as it is (to be created). RootError on a loop."""
+    return host_path(root, chase(root, path, missing_ok=True))
+
+
+def makedirs(root: str, path: str, mode: int = 0o755) -> str:
+    """Create the directory ``path`` under ``root`` (resolved with ``inside``) and its missing
+    parents; returns its host path."""
+    host = inside(root, path)
+    os.makedirs(host, mode, exist_ok=True)
+    return host
+
+
+_KINDS = ((stat.S_ISFIFO, 'a FIFO'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISDIR, 'a directory'))
+
+
+def kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    return next((name for test, name in _KINDS if test(mode)), 'not a regular file')
+
+
+class NotRegular(OSError):
+    """A file that is read as text or JSON is something else (a FIFO, a device ...)."""
+
+
+def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path``. Opened with O_NONBLOCK (a FIFO
+    or a device never blocks us) and, unless ``follow``, O_NOFOLLOW; anything that is not a
+    regular file raises NotRegular (strerror names what it is), other errors OSError."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(errno.EINVAL, 'is %s, not a regular file' % kind(mode), path)
+        chunks, size = [], 0
+        while size <= limit:
+            data = os.read(fd, limit + 1 - size)
+            if not data:
+                break
+            chunks.append(data)
+            size += len(data)
+        return b''.join(chunks)
+    finally:
+        os.close(fd)

@@ -53,8 +53,7 @@ class HierarchyState:
 
 def _read_small(path: str) -> str | None:
     try:
-        with open(path, 'rb') as f:
-            data = f.read(MAX_META_SIZE + 1)
+        data = rootfs.read_regular(path, MAX_META_SIZE)
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -75,12 +74,24 @@ READ_ATTEMPTS = 5
 
 
 def _mounted(host: str) -> tuple | None:
-    """What is mounted at ``host`` now: (unique mount ID, st_dev); None if statx fails."""
+    """What is mounted at ``host`` now: (unique mount ID, st_dev major, minor, whether ``host`` is
+    a mount point); None if statx fails."""
     try:
         st = mountapi.statx(host)
+        return st.mnt_id, st.dev_major, st.dev_minor, mountapi.is_mount_point(host, st)
     except OSError:
         return None
-    return st.mnt_id, st.dev_major, st.dev_minor
+
+
+def hierarchy_path(root: str, hierarchy: str) -> str:
+    """The host path of ``hierarchy``, resolved inside ``root`` as systemd-sysext resolves it
+    (chase() with CHASE_PREFIX_ROOT: ``/opt -> var/opt`` gives ROOT/var/opt, and an absolute
+    link never leads out of the root); a missing rest is kept as it is. Every place that
+    reads, mounts or unmounts a hierarchy uses this path."""
+    try:
+        return rootfs.inside(root, hierarchy)
+    except OSError as e:
+        raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
 
 
 def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = None) -> HierarchyState:
@@ -88,16 +99,12 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
     The files and the mount are read without a lock, so a concurrent swap could mix the old
     overlay's metadata with the new one's device and make our own overlay look foreign: when
     the mount at the hierarchy changed during the read, it is read again (mountinfo too)."""
-    try:
-        inroot = rootfs.chase(root, hierarchy, missing_ok=True)
-    except OSError as e:
-        raise StateError('cannot resolve %s under %s: %s' % (hierarchy, root, e.strerror)) from None
-    host = rootfs.host_path(root, inroot)
+    host = hierarchy_path(root, hierarchy)
     if not os.path.isdir(host):
         return HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     for _attempt in range(READ_ATTEMPTS):
         seen = _mounted(host)
-        stack = mountinfo.stack_at(mountinfo.read() if mounts is None else mounts, os.path.realpath(host))
+        stack = mountinfo.stack_seen(mountinfo.read() if mounts is None else mounts, os.path.realpath(host))
         hs = _read_mounted(root, hierarchy, cls, host, stack, seen)
         if seen is None or (_mounted(host) == seen and not _older_table(stack, seen)):
             break
@@ -108,7 +115,7 @@ def read_hierarchy(root: str, hierarchy: str, cls: str, mounts: list | None = No
 def _older_table(stack: list, seen: tuple) -> bool:
     """Whether the mount table is older than what is mounted: it shows an overlay on top that is
     not the one there (an overlay's root directory has the overlay's own st_dev)."""
-    return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != seen[1:]
+    return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != tuple(seen[1:3])
 
 
 def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, seen: tuple | None) -> HierarchyState:
@@ -116,13 +123,21 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
     top = stack[0] if stack else None
     hs.stacked = sum(1 for m in stack if m.fstype == 'overlay' and m.source == cls)
     meta = os.path.join(host, META_DIR[cls])
-    dev = _read_small(os.path.join(meta, 'dev'))
     # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
     hs.mount_id = seen[0] if seen is not None else (top.mount_id if top is not None else None)
+    # systemd's is_our_mount_point(): only a mount point can be a merge; the metadata of one
+    # that is not (an offline copy of a merged tree) is not even read
+    mount_point = seen[3] if seen is not None else os.path.ismount(host)
+    if not mount_point:
+        if os.path.lexists(os.path.join(meta, 'dev')):
+            hs.problems.append('%s carries %s/dev but is not a mount point: an offline copy of a merged tree, not a '
+                               'merge; ignored (a merge hides it)' % (host, META_DIR[cls]))
+        return hs
+    dev = _read_small(os.path.join(meta, 'dev'))
     if top is not None:
         hs.mount_source = top.source
     # st_dev of the hierarchy: taken with the mount ID (a change since shows in the caller's check)
-    here = '%d:%d' % seen[1:] if seen is not None else _dev_of(host)
+    here = '%d:%d' % tuple(seen[1:3]) if seen is not None else _dev_of(host)
     if dev is not None:
         hs.dev = dev.strip()
         # systemd's test: the hierarchy is "ours" when the recorded dev is the overlay's own st_dev
@@ -135,7 +150,8 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
             backing = _read_small(os.path.join(meta, 'backing'))
             hs.backing = backing.strip() if backing is not None else None
             work_dir = _read_small(os.path.join(meta, 'work_dir'))
-            hs.work_dir = work_dir.strip() if work_dir else None
+            # an empty file is kept as '' (systemd refuses to unmerge it), a missing one is None
+            hs.work_dir = work_dir.strip() if work_dir is not None else None
             try:
                 hs.origin = origin.read(os.path.join(meta, 'origin'))
                 hs.origin_source = 'metadata' if hs.origin is not None else None
@@ -158,10 +174,13 @@ def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, s
 
 def _recorded_origin(root: str, cls: str, hs: HierarchyState) -> dict | None:
     """Our record of a merge made by systemd < 260 for us, if it is about this very overlay."""
-    path = rootfs.host_path(root, RECORD_FILE % cls)
+    try:
+        path = rootfs.inside(root, RECORD_FILE % cls)
+    except OSError:
+        return None
     try:
         rec = json.loads(_read_small(path) or 'null')
-    except ValueError:
+    except (ValueError, RecursionError):
         hs.problems.append('%s is not valid JSON; ignored (the next change rewrites it)' % path)
         return None
     if not isinstance(rec, dict):
@@ -178,18 +197,19 @@ def write_record(root: str, cls: str, hierarchies: list, doc: dict) -> None:
     for hs in hierarchies:
         if hs.merged_by == 'systemd':
             bound[hs.hierarchy] = {'dev': hs.dev, 'mount_id': hs.mount_id}
-    path = rootfs.host_path(root, RECORD_FILE % cls)
+    path = rootfs.inside(root, RECORD_FILE % cls)
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
         json.dump({'hierarchies': bound, 'origin': doc}, f)
     os.replace(tmp, path)
 
 
 def drop_record(root: str, cls: str) -> None:
     try:
-        os.unlink(rootfs.host_path(root, RECORD_FILE % cls))
-    except FileNotFoundError:
+        os.unlink(rootfs.inside(root, RECORD_FILE % cls))
+    except (FileNotFoundError, rootfs.RootError):
         pass
 
 

@@ -20,7 +20,7 @@ import re
 import subprocess
 from typing import NamedTuple
 
-from . import release
+from . import release, rootfs
 
 RELOAD_MANAGER = 'EXTENSION_RELOAD_MANAGER'
 RESTART = 'EXTENSION_RESTART_UNITS'
@@ -72,8 +72,7 @@ def merged_releases(root: str, cls: str, names) -> list:
     for name in names:
         path = os.path.join(root, RELEASE_DIRS[cls], 'extension-release.' + name)
         try:
-            with open(path, 'rb') as f:
-                out.append((name, release.read_release_bytes(f.read(64 * 1024), path)))
+            out.append((name, release.read_release_bytes(rootfs.read_regular(path, release.MAX_RELEASE_SIZE), path)))
         except (OSError, release.ReleaseError):
             continue
     return out

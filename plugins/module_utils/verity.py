@@ -21,6 +21,8 @@ import stat
 import uuid
 from typing import NamedTuple
 
+from . import rootfs
+
 MAX_SIG_PARTITION = 4 * 1024 * 1024
 
 
@@ -78,8 +80,7 @@ def sidecars(host_path: str, is_block: bool) -> Sidecars:
             pass
         path = '%s.%s' % (base, suffix)
         try:
-            with open(path, 'rb') as f:
-                text = f.read(4096).decode('ascii', 'replace')
+            text = rootfs.read_regular(path, 4096).decode('ascii', 'replace')
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -112,6 +113,8 @@ def signature_json(src, part) -> dict:
         doc = json.loads(text.decode('utf-8'))
     except (UnicodeDecodeError, ValueError) as e:
         raise VerityError('its verity signature partition (%d) is not JSON: %s' % (part.number, e)) from None
+    except RecursionError:
+        raise VerityError('its verity signature partition (%d) holds JSON nested too deeply' % part.number) from None
     if not isinstance(doc, dict):
         raise VerityError('its verity signature partition (%d) holds no JSON object' % part.number)
     if not isinstance(doc.get('rootHash'), str):

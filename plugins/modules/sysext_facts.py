@@ -316,7 +316,9 @@ ansible_facts:
               description:
                 - Whether this image would make a merge by M(tucked.sysext.sysext_refresh) fail (an image file
                   that cannot be read, one the image policy refuses, or one protected by dm-verity on a kernel
-                  without device-mapper); C(reason) says why, naming the file and the fix.
+                  without device-mapper; for an ignored entry, one that cannot be resolved, such as a symlink
+                  loop, which fails systemd's whole image discovery); C(reason) says why, naming the file and
+                  the fix.
               type: bool
         host:
           description: The host the images are matched against (from O(root)'s os-release).

@@ -129,7 +129,9 @@ options:
     description:
       - V(native) does the mount work itself (atomic, see O(atomic)).
       - V(systemd) runs the host's C(systemd-sysext) / C(systemd-confext) for the mount work;
-        the decision is still this module's, so even systemd 252 gets the skip.
+        the decision is still this module's, so even systemd 252 gets the skip. Its exit status is
+        not taken for the result: what is mounted afterwards must be what was planned, else the
+        task fails with what the tool printed.
     type: str
     choices: [native, systemd]
     default: native

@@ -157,11 +157,16 @@ def os_release(data):
 CASES = {
     'binary-junk-release': (rel_dir(os.urandom(64) + b'\xff'), 'image', 'not valid UTF-8'),
     'nul-bytes-release': (rel_dir(b'ID=_any\n\0\0'), 'image', 'NUL'),
-    '10mb-release': (rel_dir(b'ID=_any\n' + b'#' * (10 * 1024 * 1024)), 'image', 'larger than'),
+    # systemd 262 reads release files with read_full_stream() (up to READ_FULL_BYTES_MAX, 64 MiB)
+    '10mb-release': (rel_dir(b'ID=_any\n' + b'#' * (10 * 1024 * 1024)), 'compatible', None),
+    '70mb-release': (rel_dir(b'ID=_any\n' + b'#' * (70 * 1024 * 1024)), 'image', 'larger than'),
     'empty-release': (rel_dir(b''), 'image', 'carries no release data'),
     'comment-only-release': (rel_dir(b'# nothing\n'), 'image', 'carries no release data'),
-    'unterminated-double-quote': (rel_dir(b'ID="_any\n'), 'image', 'unterminated double quote'),
-    'unterminated-single-quote': (rel_dir(b"ID='_any\n"), 'image', 'unterminated single quote'),
+    # env-file.c: a quote left open takes the rest of the file into the value, and is no error
+    'unterminated-double-quote': (rel_dir(b'ID="_any\n'), 'image', "for OS '_any\n'"),
+    'unterminated-single-quote': (rel_dir(b"ID='_any\n"), 'image', "for OS '_any\n'"),
+    'unterminated-unused-value': (rel_dir(b'ID=_any\nDESCRIPTION="x\n'), 'compatible', None),
+    'squashfs-unterminated-unused-value': (rel_sq(b"ID=_any\nDESCRIPTION='x"), 'compatible', None),
     'missing-release': (rel_dir(None), 'image', 'has no usr/lib/extension-release.d'),
     'wrong-id': (rel_dir(b'ID=fedora\nVERSION_ID=12\n'), 'image', "for OS 'fedora'"),
     'no-id': (rel_dir(b'VERSION_ID=12\n'), 'image', 'does not contain ID'),
@@ -176,7 +181,7 @@ CASES = {
     'release-symlink-loop': (release_link('extension-release.bad'), 'image', 'bad'),
     'release-symlink-dangling': (release_link('/nowhere'), 'image', 'has no'),
     'squashfs-binary-release': (rel_sq(b'\0\xff' * 50), 'image', 'not valid UTF-8'),
-    'squashfs-huge-release': (rel_sq(b'A=b\n' * 200000), 'image', 'larger than'),
+    'squashfs-huge-release': (rel_sq(b'ID=_any\n' + b'A=b\n' * 200000), 'compatible', None),
     'squashfs-wrong-id': (rel_sq(b'ID=arch\n'), 'image', "for OS 'arch'"),
     # (read in place, and through a detached read-only mount: the release file is really read)
     'squashfs-lz4': (rel_sq(b'ID=arch\n', '-comp', 'lz4'), 'image', "for OS 'arch'"),
@@ -206,8 +211,10 @@ CASES = {
     'name-control-char': (named('bad\x07.raw'), 'ignored', 'invalid name'),
     'name-no-raw-suffix': (named('bad.img'), 'ignored', 'missing .raw suffix'),
     'dangling-symlink': (symlink('/nowhere/at/all'), 'ignored', 'dangling symlink'),
+    # discover-image.c: any error of chaseat() but ENOENT fails the whole discovery
     'symlink-loop': (lambda root, work: (symlink('loop2', 'loop1')(root, work), symlink('loop1', 'loop2')(root, work)),
-                     'ignored', 'symlink loop'),
+                     'refused', 'symlink loop'),
+    'symlink-through-a-file': (symlink('/etc/os-release/x'), 'refused', 'bad'),
     'symlink-to-fifo': (lambda root, work: (os.mkfifo(os.path.join(work, 'fifo')),
                                             symlink(os.path.join(os.path.relpath(work, root), 'fifo'))(root, work)),
                         'ignored', 'dangling'),
@@ -219,6 +226,8 @@ CASES = {
     'origin-bad-mutable': (meta(b'{"extensions": {}, "mutable": []}'), 'problem', '"mutable" is not an object'),
     'origin-huge': (meta(b' ' * (5 * 1024 * 1024)), 'problem', 'larger than'),
     'origin-not-utf8': (meta(b'{"extensions": {}}\xff'), 'problem', 'not UTF-8'),
+    'origin-deeply-nested': (meta(b'{"mutable": {"mode": "no"}, "extensions": {"bad": {"path": "/x", "n": '
+                                  + b'[' * 200000 + b']' * 200000 + b'}}}'), 'problem', 'nested too deeply'),
     'confext-origin-truncated': (meta(b'{"exten', 'confext'), 'problem', 'not valid JSON'),
     'os-release-binary': (os_release(b'\0\xff\xfe'), 'error', 'os-release'),
     'os-release-missing': (lambda root, work: (os.unlink(os.path.join(root, 'etc/os-release')),
@@ -243,9 +252,12 @@ def test_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_case(root, tmp_path, case):
+def test_case(root, tmp_path, case, monkeypatch):
     from ansible_collections.tucked.sysext.plugins.module_utils import engine
+    from lib.simulated import simulate_merges
     build, kind, words = CASES[case]
+    if kind == 'problem':
+        simulate_merges(monkeypatch)     # the metadata cases stand for a merged hierarchy
     work = tmp_path / 'work'
     work.mkdir()
     if not shutil.which('mksquashfs') or not shutil.which('mkfs.erofs'):
@@ -258,12 +270,24 @@ def test_case(root, tmp_path, case):
         assert words in str(e.value) and str(root) in str(e.value)
     else:
         facts = engine.facts(engine.gather(str(root)))
-        if kind == 'image':
+        if kind == 'compatible':
+            bad = [i for i in facts['images'] if i['name'] == 'bad']
+            assert len(bad) == 1 and bad[0]['compatible'] is True, bad
+            assert facts['classes']['sysext']['after'] == ['bad', 'good']
+        elif kind == 'image':
             bad = [i for i in facts['images'] if i['name'] == 'bad' and i['type'] != 'ignored']
             assert len(bad) == 1 and bad[0]['compatible'] is False, facts['images']
             assert words in bad[0]['reason'], bad[0]['reason']
             assert 'bad' in bad[0]['reason'], 'the message names the image'
             assert facts['classes']['sysext']['after'] == ['good'], 'the good image is still used'
+        elif kind == 'refused':
+            from ansible_collections.tucked.sysext.plugins.module_utils import refresh
+            ign = [i for i in facts['images'] if i['type'] == 'ignored' and words in i['reason']]
+            assert ign and ign[0]['blocks_merge'] is True, facts['images']
+            with pytest.raises(engine.EngineError) as e:
+                refresh.run(refresh.Options(root=str(root), check_mode=True, reload=False))
+            assert words in str(e.value) and 'nothing was changed' in str(e.value), str(e.value)
+            refresh.run(refresh.Options(root=str(root), state='unmerged', check_mode=True, reload=False))
         elif kind == 'ignored':
             ign = [i for i in facts['images'] if i['type'] == 'ignored']
             assert ign and any(words in i['reason'] for i in ign), ign

@@ -207,11 +207,12 @@ SCENARIOS += [
              check=_forged_kept_ours)
     for name, text, extra in FORGED
 ] + [
-    # ours unmerges a merge made by systemd 262, whose metadata the upper does shadow
+    # ours unmerges a merge made by systemd 262, whose metadata the upper does shadow (a work_dir
+    # that is no path inside the root is refused by both: diff_scenarios_hostile.py)
     Scenario('mutable-forged-work-dir-systemd-merge-%s' % name, _forged_work_dir(text),
              [Step('hook', hook=_systemd_merge_yes), Step('unmerge')], differ=dict(FORGED_MUTABLE, **extra),
              check=_forged_kept_ours)
-    for name, text, extra in FORGED
+    for name, text, extra in FORGED if name in ('base', 'upper')
 ]
 
 

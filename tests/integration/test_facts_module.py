@@ -6,22 +6,24 @@ file (a warning, or a failure when the host state itself cannot be read), never 
 traceback, and must leave the root exactly as it was.
 """
 
-import json
 import os
 import subprocess
 
 import pytest
 
-from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
+from lib.ansible_run import BIN, REPO, MountNamespace, ansible_env, run_tasks
 from lib.treedigest import tree_digest
 
 
-def run_facts(root, check_mode=False, classes=None):
-    """Run the module through ansible-playbook; return its registered result."""
+def run_facts(root, check_mode=False, classes=None, merged=()):
+    """Run the module through ansible-playbook; return its registered result. ``merged``: the
+    hierarchies (root-relative) whose merge fake_merged() simulates: bound onto themselves in a
+    private mount namespace of the run, as a merge is a mount point."""
     args = {'root': str(root)}
     if classes:
         args['classes'] = classes
-    res = run_tasks([{'tucked.sysext.sysext_facts': args}], check_mode=check_mode)[0]
+    with MountNamespace(root / h for h in merged) as ns:
+        res = run_tasks([{'tucked.sysext.sysext_facts': args}], check_mode=check_mode, namespace=ns)[0]
     res['warnings_shown'] = res['_shown']
     return res
 
@@ -171,7 +173,8 @@ def test_corrupt_and_truncated_raw_images(tmp_path):
 
 
 def fake_merged(root, cls, origin_text):
-    """Metadata that makes the hierarchy look merged by systemd (dev matches), no mount."""
+    """Metadata that makes the hierarchy look merged by systemd (dev matches); run_facts(merged=)
+    makes it a mount point."""
     hier = root / ('usr' if cls == 'sysext' else 'etc')
     meta = hier / ('.systemd-sysext' if cls == 'sysext' else '.systemd-confext')
     meta.mkdir()
@@ -193,7 +196,7 @@ def test_truncated_or_non_json_origin(tmp_path, text, expect):
     add_ext(root, 'var/lib/extensions', 'foo')
     meta = fake_merged(root, 'sysext', text)
     before = tree_digest(root)
-    res = run_facts(root)
+    res = run_facts(root, merged=('usr',))
     facts = res['ansible_facts']['sysext']
     usr = facts['hierarchies']['/usr']
     assert usr['merged_by'] == 'systemd' and usr['origins'] is None
@@ -206,12 +209,16 @@ def test_recorded_origin_matches(tmp_path):
     """An origin written like systemd's for the current image means: nothing to do."""
     root = make_root(tmp_path)
     add_ext(root, 'var/lib/extensions', 'foo')
-    first = run_facts(root)
-    rec = image(first['ansible_facts']['sysext'], '/var/lib/extensions/foo')['origin']
-    # pretty-printed the way systemd does, keys in another order: compared semantically
-    doc = {'extensions': {'foo': dict(reversed(list(rec.items())))}, 'mutable': {'mode': 'no'}}
-    fake_merged(root, 'sysext', json.dumps(doc, indent='\t', separators=(',', ' : ')) + '\n')
-    res = run_facts(root)
+    meta = fake_merged(root, 'sysext', None)
+    # one run (one mount namespace: onMountId is per namespace): read the origin, write it the
+    # way systemd does (pretty-printed, keys in another order: compared semantically), read again
+    image_origin = ("(r0.ansible_facts.sysext.images | selectattr('entry', 'equalto', '/var/lib/extensions/foo')"
+                    " | first).origin")
+    doc = "{{ {'mutable': {'mode': 'no'}, 'extensions': {'foo': %s}} | to_nice_json(indent=8) }}" % image_origin
+    with MountNamespace([root / 'usr']) as ns:
+        res = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(root)}},
+                         {'ansible.builtin.copy': {'dest': str(meta / 'origin'), 'content': doc}},
+                         {'tucked.sysext.sysext_facts': {'root': str(root)}}], namespace=ns)[2]
     facts = res['ansible_facts']['sysext']
     assert facts['classes']['sysext']['needs_refresh'] is False, facts['classes']['sysext']
     assert facts['classes']['sysext']['unchanged'] == ['foo']

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 
-from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
+from lib.ansible_run import BIN, REPO, MountNamespace, ansible_env, run_tasks
 
 FLT = 'tucked.sysext.'
 
@@ -49,7 +49,7 @@ def fake_merge(root, names, facts):
     (meta / 'origin').write_text(json.dumps(doc, indent='\t', separators=(',', ' : ')) + '\n')
 
 
-def fleet_roots(tmp_path):
+def fleet_roots(tmp_path, ns):
     """web-a runs foo 1.10 and has the confext site 7 found but not merged; web-b runs foo 1.9;
     web-c has foo 1.10~rc1 found, not merged, and an image made for Fedora."""
     a, b, c = (make_root(tmp_path, n) for n in ('web-a', 'web-b', 'web-c'))
@@ -58,14 +58,20 @@ def fleet_roots(tmp_path):
     add_ext(b, 'foo', '1.9')
     add_ext(c, 'foo', '1.10~rc1')
     add_ext(c, 'fed', '40', os_id='fedora')
-    first = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(r)}} for r in (a, b)])
+    first = run_tasks([{'tucked.sysext.sysext_facts': {'root': str(r)}} for r in (a, b)], namespace=ns)
     for root, res in zip((a, b), first):
         fake_merge(root, ['foo'], res['ansible_facts']['sysext'])
     return a, b, c
 
 
 def test_filters_in_a_play(tmp_path):
-    a, b, c = fleet_roots(tmp_path)
+    # web-a and web-b are "merged": their /usr a mount point in the namespace all runs share
+    with MountNamespace([tmp_path / 'web-a/usr', tmp_path / 'web-b/usr']) as ns:
+        _filters_in_a_play(tmp_path, ns)
+
+
+def _filters_in_a_play(tmp_path, ns):
+    a, b, c = fleet_roots(tmp_path, ns)
     fleet = "{'web-a': r0, 'web-b': r1, 'web-c': r2}"
     tasks = [
         # 0-2: the facts of three "hosts" (the last one stays in ansible_facts.sysext)
@@ -125,7 +131,7 @@ def test_filters_in_a_play(tmp_path):
             'fleet': "{{ hostvars | tucked.sysext.sysext_fleet(hosts=ansible_play_hosts, wanted={'foo': '1.10'}) }}",
             'drifting': "{{ report.drift | map(attribute='host') | unique }}"}}},
     ]
-    res = run_tasks(tasks)
+    res = run_tasks(tasks, namespace=ns)
     for i in range(9):
         assert not res[i].get('failed'), (i, res[i].get('msg'))
     report = res[12]['report']

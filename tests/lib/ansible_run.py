@@ -24,10 +24,11 @@ def ansible_env(extra: dict | None = None) -> dict:
 
 
 def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir: str | None = None,
-              extra_env: dict | None = None) -> list:
+              extra_env: dict | None = None, namespace: 'MountNamespace | None' = None) -> list:
     """Run ``tasks`` (module-name -> args dicts) on localhost, each with ``ignore_errors`` and
     registered; return the list of results, each with ``_shown`` (what ansible printed).
-    Fails the caller's test on a traceback or on an ansible-playbook failure."""
+    Fails the caller's test on a traceback or on an ansible-playbook failure. ``namespace``: run
+    ansible-playbook inside that MountNamespace."""
     work = tempfile.mkdtemp(prefix='tucked-play-', dir=workdir)
     results_file = os.path.join(work, 'results.json')
     play_tasks = []
@@ -46,6 +47,8 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
     env = ansible_env(dict(extra_env or {}, TASK_RESULTS_FILE=results_file))
     env['ANSIBLE_CALLBACK_PLUGINS'] = os.pathsep.join(p for p in (CALLBACKS, env.get('ANSIBLE_CALLBACK_PLUGINS')) if p)
     env['ANSIBLE_CALLBACKS_ENABLED'] = ','.join(p for p in ('task_results', env.get('ANSIBLE_CALLBACKS_ENABLED')) if p)
+    if namespace is not None:
+        cmd = namespace.prefix() + cmd
     res = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, check=False)
     shown = res.stdout + res.stderr
     if 'Traceback' in shown or res.returncode != 0:
@@ -60,3 +63,36 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
         os.unlink(name)
     os.rmdir(work)
     return out
+
+
+class MountNamespace:
+    """A private mount namespace kept alive by a process of its own, in which ``binds`` are
+    directories bound onto themselves: a merge simulated by writing systemd's metadata needs a
+    mount point there (systemd's is_our_mount_point() checks for one), and every run entered
+    into it sees the same mount IDs (the origin's onMountId is per namespace). The process is
+    ended (by its PID) on exit, and the namespace with its mounts goes with it."""
+
+    def __init__(self, binds=()):
+        self.binds = [str(b) for b in binds]
+        self.proc = None
+
+    def __enter__(self):
+        for d in self.binds:
+            os.makedirs(d, exist_ok=True)
+        script = ''.join('mount --bind "%s" "%s" || exit 1; ' % (d, d) for d in self.binds) + 'echo ready; exec sleep 3600'
+        self.proc = subprocess.Popen(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script],
+                                     stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != 'ready':
+            self.__exit__()
+            raise AssertionError('could not set up the mount namespace for %s' % self.binds)
+        return self
+
+    def prefix(self) -> list:
+        return ['nsenter', '--target', str(self.proc.pid), '--mount', '--']
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None

@@ -7,10 +7,13 @@ range of an image (``Source``). Every file system reader implements the inode-le
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import struct
 
 MAX_SYMLINKS = 32
+BLKGETSIZE64 = 0x80081272     # _IOR(0x12, 114, size_t)
 
 
 class ImageError(Exception):
@@ -40,11 +43,12 @@ class TooLarge(ImageError):
 
 
 def device_size(fd: int) -> int:
-    """The size of an open image: a regular file's st_size, a block device's size in bytes
-    (fstat says 0 for those)."""
+    """The size of an open image: a regular file's st_size, a block device's size in bytes from
+    the BLKGETSIZE64 ioctl, as systemd's blockdev_get_device_size() (fstat says 0 for those)."""
     st = os.fstat(fd)
     if stat.S_ISBLK(st.st_mode):
-        return os.lseek(fd, 0, os.SEEK_END)
+        buf = fcntl.ioctl(fd, BLKGETSIZE64, b'\0' * 8)
+        return struct.unpack('=Q', buf)[0]
     return st.st_size
 
 

@@ -20,6 +20,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tucked.sysext.plugins.filter import sysext as flt
 from ansible_collections.tucked.sysext.plugins.module_utils import engine, origin, state
 
+pytestmark = pytest.mark.usefixtures('simulated_merge')
+
 needs_jmespath = pytest.mark.skipif(not flt.HAS_JMESPATH, reason='jmespath is not installed in this Python')
 
 SEARCH = {'sysext': 'var/lib/extensions', 'confext': 'var/lib/confexts'}

@@ -5,7 +5,7 @@ alone has. (The mounting itself runs in tests/integration and tests/faults.)"""
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountinfo
+from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountinfo, submounts
 
 MERGED = """\
 1 0 8:1 / / rw - ext4 /dev/sda rw
@@ -40,7 +40,7 @@ def visible_fixture(monkeypatch):
             raise FileNotFoundError(2, 'No such file or directory', path)
         return table[path]
     monkeypatch.setattr(apply.mountapi, 'mount_id', mount_id)
-    monkeypatch.setattr(apply, 'hierarchy_host', lambda root, h: '/R' + h)
+    monkeypatch.setattr(submounts, 'hierarchy_host', lambda root, h: '/R' + h)
     return table
 
 
@@ -50,16 +50,16 @@ def targets(ms):
 
 def test_visible_submounts_outermost_and_not_the_metadata(visible):
     ms = mountinfo.parse(MERGED)
-    assert targets(apply.visible_submounts('/R/usr', 'sysext', ms)) == [
+    assert targets(submounts.visible_submounts('/R/usr', 'sysext', ms)) == [
         (36, '/R/usr/share/bound'), (33, '/R/usr/share/late'), (35, '/R/usr/share/stack'), (31, '/R/usr/share/sub')]
-    assert targets(apply.visible_submounts('/R/opt', 'sysext', ms)) == [(50, '/R/opt/x')]
-    assert apply.visible_submounts('/R/etc', 'confext', ms) == []
+    assert targets(submounts.visible_submounts('/R/opt', 'sysext', ms)) == [(50, '/R/opt/x')]
+    assert submounts.visible_submounts('/R/etc', 'confext', ms) == []
 
 
 def test_only_the_top_of_a_stack_is_visible(visible):
     ms = [m for m in mountinfo.parse(MERGED) if not 30 <= m.mount_id < 40]
     visible.update({'/R/usr/share/sub': 20, '/R/usr/share/sub/deeper': 21, '/R/usr/share/stack': 41})
-    assert targets(apply.visible_submounts('/R/usr', 'sysext', ms)) == [
+    assert targets(submounts.visible_submounts('/R/usr', 'sysext', ms)) == [
         (41, '/R/usr/share/stack'), (20, '/R/usr/share/sub')]
 
 
@@ -67,20 +67,20 @@ def test_overlay_only_submounts(visible):
     """Clones of base mounts (same filesystem, same place) stay behind on the base already;
     a mount made on the overlay, or a bind of another filesystem, goes back on unmerge."""
     ms = mountinfo.parse(MERGED)
-    assert targets(apply.overlay_only_submounts('/', '/usr', 'sysext', ms)) == [
+    assert targets(submounts.overlay_only_submounts('/', '/usr', 'sysext', ms)) == [
         (36, '/R/usr/share/bound'), (33, '/R/usr/share/late')]
-    assert apply.overlay_only_submounts('/', '/opt', 'sysext', ms) == [], '/opt is not merged: nothing of an overlay'
+    assert submounts.overlay_only_submounts('/', '/opt', 'sysext', ms) == [], '/opt is not merged: nothing of an overlay'
 
 
 def test_overlay_of_another_class_is_not_ours(visible):
     ms = [m._replace(source='confext') if m.fstype == 'overlay' else m for m in mountinfo.parse(MERGED)]
-    assert apply.overlay_only_submounts('/', '/usr', 'sysext', ms) == []
+    assert submounts.overlay_only_submounts('/', '/usr', 'sysext', ms) == []
 
 
 def test_held_mounts(monkeypatch):
     monkeypatch.setattr(apply.os.path, 'realpath', lambda p: p)
     ms = mountinfo.parse(MERGED)
-    held = apply.held_mounts('/R', ms)
+    held = submounts.held_mounts('/R', ms)
     assert [(m.mount_id, h, rel) for m, h, rel in held] == [(60, '/usr', 'share/late')], \
         'outermost only, and only under a hierarchy the collection knows'
 
@@ -96,7 +96,7 @@ workdir=/diff/var/lib/extensions.mutable/.systemd-opt-workdir,redirect_dir=on
 
 
 def test_overlay_work_dir_from_the_mount_options(monkeypatch):
-    monkeypatch.setattr(apply, 'hierarchy_host', lambda root, h: '/R' + h)
+    monkeypatch.setattr(submounts, 'hierarchy_host', lambda root, h: '/R' + h)
     monkeypatch.setattr(apply.os.path, 'realpath', lambda p: p)
     ms = mountinfo.parse(OVERLAYS)
     assert apply.overlay_work_dir('/R', '/usr', 'sysext', ms) == \

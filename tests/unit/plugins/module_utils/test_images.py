@@ -136,8 +136,7 @@ def test_release_symlink_outside_the_image_stays_inside(root, tmp_path):
 
 @pytest.mark.parametrize('data,words', [
     (b'\x00\xff' * 100, 'not valid UTF-8'),
-    (b'ID=_any\n' + b'#' * (70 * 1024), 'larger than'),
-    (b'ID="x\n', 'unterminated'),
+    (b'ID=_any\n' + b'#' * (64 * 1024 * 1024), 'larger than'),
 ])
 def test_bad_release_files(root, data, words, make_tree):
     make_tree(root / 'var/lib/extensions/bad', 'bad', release=data)

@@ -38,3 +38,20 @@ def test_malformed(line):
 def test_reads_this_process():
     ms = mountinfo.read()
     assert any(m.target == '/' for m in ms)
+
+
+SELF_BOUND = """\
+200 1 0:50 / /R rw - tmpfs tmpfs rw
+202 200 0:50 /R /R rw shared:1 - tmpfs tmpfs rw
+325 202 0:60 / /R/usr ro shared:2 - overlay sysext ro
+203 200 0:61 / /R/usr ro shared:2 - overlay sysext ro
+"""
+
+
+def test_the_stack_a_lookup_reaches_not_the_last_row():
+    """A root bound onto itself under shared propagation: the overlay mounted on the bind (325)
+    is copied onto the hidden tmpfs below (203, later in the table). A lookup reaches 325."""
+    ms = mountinfo.parse(SELF_BOUND)
+    assert [m.mount_id for m in mountinfo.stack_at(ms, '/R/usr', reached=325)] == [325]
+    assert [m.mount_id for m in mountinfo.stack_at(ms, '/R/usr', reached=202)] == [], 'not a mount point'
+    assert [m.mount_id for m in mountinfo.stack_at(ms, '/R/usr')] == [203], 'the table alone cannot tell'

@@ -190,3 +190,11 @@ def test_stale_work_dirs(r):
     (r / MUT / '.systemd-usr-workdir').mkdir()        # systemd's: never ours to clean up
     assert mutable.stale_work_dirs(root, ['/usr', '/opt'], {rel(r, a)}) == [rel(r, b)]
     assert mutable.stale_work_dirs(root, ['/etc'], set()) == []
+
+
+@pytest.mark.parametrize('text,bad', [('', True), ('../x', True), ('/var/lib/precious', True),
+                                      ('var/lib/extensions.mutable/../../../opt', True), ('var/lib/precious', False),
+                                      ('var/lib/extensions.mutable/.systemd-usr-workdir', False)])
+def test_malformed_work_dir_as_systemd_262_refuses_it(text, bad):
+    """Seen with systemd-sysext 262.1: "Invalid work directory path" for the first four."""
+    assert mutable.malformed_work_dir(text) is bad

@@ -59,6 +59,7 @@ def _merged_root(tmp_path):
     return root
 
 
+@pytest.mark.usefixtures('simulated_merge')
 def test_record_gives_systemd_252_merges_an_origin(tmp_path):
     root = _merged_root(tmp_path)
     before = state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[])
@@ -79,6 +80,7 @@ def test_record_of_another_overlay_is_ignored(tmp_path):
     assert state.read_hierarchy(str(root), '/usr', 'sysext', mounts=[]).origin is None
 
 
+@pytest.mark.usefixtures('simulated_merge')
 def test_corrupt_record_is_a_problem_not_a_crash(tmp_path):
     root = _merged_root(tmp_path)
     rec = root / state.RECORD_FILE.lstrip('/').replace('%s', 'sysext')

@@ -49,3 +49,14 @@ def test_not_a_directory(tmp_path):
 def test_follow_last(tmp_path):
     os.symlink('/target', tmp_path / 'link')
     assert rootfs.chase(str(tmp_path), '/link', follow_last=False) == '/link'
+
+
+def test_inside_reroots_an_absolute_run_link_and_keeps_the_missing_rest(tmp_path):
+    root, outside = tmp_path / 'root', tmp_path / 'outside'
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(str(outside), root / 'run')
+    assert rootfs.inside(str(root), '/run/tucked-sysext/x.lock') == str(root) + str(outside) + '/tucked-sysext/x.lock'
+    made = rootfs.makedirs(str(root), '/run/tucked-sysext/stage', 0o700)
+    assert made.startswith(str(root) + '/') and os.path.isdir(made)
+    assert os.listdir(outside) == []

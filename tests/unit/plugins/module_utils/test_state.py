@@ -3,7 +3,11 @@
 
 import os
 
+import pytest
+
 from ansible_collections.tucked.sysext.plugins.module_utils import state
+
+pytestmark = pytest.mark.usefixtures('simulated_merge')
 
 
 def meta(root, hier='usr', cls_dir='.systemd-sysext', dev=None, names='foo\n', origin=None, marker=False):
@@ -100,6 +104,7 @@ def _swapping(monkeypatch, mounted, fresh_table):
         calls['mountinfo'] += 1
         return fresh_table
     monkeypatch.setattr(state, '_mounted', statx_view)
+    monkeypatch.setattr(state.mountinfo, 'reached', lambda _path: None)   # the table is made up: no lookup
     monkeypatch.setattr(state.mountinfo, 'read', mountinfo_read)
     return calls
 
@@ -110,7 +115,7 @@ def test_a_swap_during_the_read_is_read_again_not_taken_for_a_foreign_overlay(tm
     meta(tmp_path)          # records the device the new overlay has
     usr = tmp_path / 'usr'
     new = os.stat(usr).st_dev
-    old_overlay, new_overlay = (7, 0, 4242), (8, os.major(new), os.minor(new))
+    old_overlay, new_overlay = (7, 0, 4242, True), (8, os.major(new), os.minor(new), True)
     calls = _swapping(monkeypatch, [old_overlay, new_overlay], [_overlay_at(usr, os.minor(new), os.major(new))])
     hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 4242)])
     assert hs.merged_by == 'systemd' and hs.problems == [] and hs.mount_id == 8
@@ -121,7 +126,7 @@ def test_a_mount_table_older_than_the_mount_is_read_again(tmp_path, monkeypatch)
     """The table (read before) shows an overlay that is gone: unmounted by a run that does not
     tuck (atomic=never), the base tree is visible for a moment. Not foreign: not merged."""
     (tmp_path / 'usr').mkdir()
-    calls = _swapping(monkeypatch, [(5, 8, 1)], [])
+    calls = _swapping(monkeypatch, [(5, 8, 1, True)], [])
     hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(tmp_path / 'usr', 1)])
     assert (hs.merged_by, hs.problems, calls['mountinfo']) == ('none', [], 1)
 
@@ -129,6 +134,32 @@ def test_a_mount_table_older_than_the_mount_is_read_again(tmp_path, monkeypatch)
 def test_without_a_swap_the_hierarchy_is_read_once(tmp_path, monkeypatch):
     meta(tmp_path, dev='0:4242')
     usr = tmp_path / 'usr'
-    calls = _swapping(monkeypatch, [(8, 0, 2)], [])
+    calls = _swapping(monkeypatch, [(8, 0, 2, True)], [])
     hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[_overlay_at(usr, 2)])
     assert hs.merged_by == 'foreign' and calls['mounted'] == 2 and calls['mountinfo'] == 0
+
+
+def test_an_offline_copy_is_not_a_merge(tmp_path, monkeypatch):
+    """Metadata whose dev is the directory's own st_dev, but no mount there: systemd's
+    is_our_mount_point() checks the mount point first, and so do we."""
+    monkeypatch.undo()
+    meta(tmp_path)
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[])
+    assert (hs.merged, hs.merged_by) == (False, 'none')
+    assert any('not a mount point' in p for p in hs.problems), hs.problems
+
+
+def test_a_fifo_in_the_metadata_of_an_unmerged_hierarchy_is_not_opened(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    (tmp_path / 'usr/.systemd-sysext').mkdir(parents=True)
+    os.mkfifo(tmp_path / 'usr/.systemd-sysext/dev')
+    hs = state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[])
+    assert hs.merged_by == 'none'
+
+
+def test_a_fifo_in_the_metadata_of_a_mount_point_is_refused_without_blocking(tmp_path):
+    (tmp_path / 'usr/.systemd-sysext').mkdir(parents=True)
+    os.mkfifo(tmp_path / 'usr/.systemd-sysext/dev')
+    with pytest.raises(state.StateError) as e:
+        state.read_hierarchy(str(tmp_path), '/usr', 'sysext', mounts=[])
+    assert 'usr/.systemd-sysext/dev' in str(e.value) and 'FIFO' in str(e.value)

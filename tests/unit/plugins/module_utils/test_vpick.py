@@ -3,6 +3,8 @@
 checked against systemd-sysext 262 in the sid root, see tests/integration/diff_scenarios_vpick.py)."""
 
 import os
+import stat
+import subprocess
 
 import pytest
 
@@ -155,8 +157,28 @@ def test_discovery_v_symlink_and_wrong_winner(root, make_tree):
     d = discover(str(root), 'sysext')
     assert [(i.name, i.path) for i in d.images] == [('app', '/srv/versions/app_2')]
     why = {i['entry']: i['reason'] for i in d.ignored}
-    assert 'dang_2.raw, the version picked, cannot be used' in why['/var/lib/extensions/dang.raw.v']
+    assert 'dang_2.raw is a dangling symlink; systemd-sysext skips all of' in why['/var/lib/extensions/dang.raw.v']
     assert d.warnings
+
+
+def test_discovery_v_newest_of_the_wrong_type_is_passed_over(root, make_tree):
+    """vpick.c's pin_choice() follows the entry's symlinks and skips an inode of the wrong type:
+    the next version is taken (a link to a directory, a FIFO, a character device)."""
+    ext = root / 'var/lib/extensions'
+    (ext / 'wt.raw.v').mkdir()
+    make_tree(root / 'srv/t', 'wt')
+    subprocess.run(['mksquashfs', str(root / 'srv/t'), str(ext / 'wt.raw.v/wt_1.raw'), '-quiet', '-all-root'],
+                   check=True, capture_output=True)
+    os.mkfifo(root / 'srv/fifo')
+    os.symlink('/srv', ext / 'wt.raw.v/wt_9.raw')
+    os.symlink('../../../../srv/fifo', ext / 'wt.raw.v/wt_8.raw')
+    os.mknod(root / 'srv/null', 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.symlink('/srv/null', ext / 'wt.raw.v/wt_7.raw')
+    d = discover(str(root), 'sysext')
+    assert [(i.name, i.path) for i in d.images] == [('wt', '/var/lib/extensions/wt.raw.v/wt_1.raw')]
+    why = {c['entry']: c['reason'] for c in d.images[0].picked['candidates']}
+    assert why['wt_9.raw'] == 'leads to a directory, not a regular file or block device'
+    assert why['wt_8.raw'].startswith('leads to a FIFO') and why['wt_7.raw'].startswith('leads to a character device')
 
 
 def test_discovery_v_never_escapes_the_root(root, make_tree, tmp_path):
@@ -167,4 +189,4 @@ def test_discovery_v_never_escapes_the_root(root, make_tree, tmp_path):
     os.symlink('../../../../../../../../' + str(outside / 'esc_1').lstrip('/'), ext / 'esc.v' / 'esc_1')
     d = discover(str(root), 'sysext')
     assert not d.images
-    assert 'cannot be used' in {i['entry']: i['reason'] for i in d.ignored}['/var/lib/extensions/esc.v']
+    assert 'esc_1 is a dangling symlink' in {i['entry']: i['reason'] for i in d.ignored}['/var/lib/extensions/esc.v']
