@@ -143,6 +143,12 @@ options:
         the new image differs.
     type: bool
     default: false
+  root:
+    description:
+      - Not used. Accepted so that C(module_defaults) of the action group C(tucked.sysext.sysext)
+        (C(group/tucked.sysext.sysext)) can set O(root) for the target modules; O(src) and O(dest)
+        are always paths on the host that builds, whatever O(root) says.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -315,6 +321,7 @@ ARGUMENT_SPEC = {
     'xattrs': {'type': 'bool', 'default': False},
     'verity': {'type': 'bool', 'default': False},
     'force': {'type': 'bool', 'default': False},
+    'root': {'type': 'path'},       # not used: see the documentation
 }
 
 
