@@ -86,6 +86,12 @@ def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), 
     if controller_digests is not None and not isinstance(controller_digests, dict):
         raise AnsibleFilterError('sysext_pending: controller_digests must be a dict of controller path to ALGORITHM:HEX')
     wanted = list(wanted or [])
+    for item in wanted:
+        version = item.get('version') if isinstance(item, dict) else None
+        if version is not None and not isinstance(version, str):
+            raise AnsibleFilterError('sysext_pending: %s version %r is a %s, not a string: quote it (version: "%s"); '
+                                     'YAML reads an unquoted 1.10 as the number 1.1'
+                                     % (item.get('name'), version, type(version).__name__, version))
     try:
         return store.pending_reasons(facts, wanted, store_dir, list(remove or []), _checksums(wanted, controller_digests))
     except (KeyError, TypeError) as e:

@@ -40,7 +40,8 @@ options:
     required: true
   version:
     description:
-      - The version to store, select or remove. Versions are ordered with systemd's
+      - The version to store, select or remove, a string (quote it in YAML: an unquoted C(1.10) is the
+        number 1.1, and a version that is not a string is refused). Versions are ordered with systemd's
         C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
         letters, digits, C(.), C(~), C(^) and C(-) are allowed.
       - Required with O(state=present) and O(state=selected) unless O(rollback=true).

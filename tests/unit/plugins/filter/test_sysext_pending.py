@@ -36,3 +36,11 @@ def test_bad_input_is_a_filter_error():
         pending(FACTS, [], controller_digests=['sha256:' + HEX])
     with pytest.raises(AnsibleFilterError, match='name and version'):
         pending(FACTS, [{'name': 'tool'}])
+
+
+def test_a_version_that_is_not_a_string_is_refused():
+    """YAML reads an unquoted 1.10 as 1.1: compared as '1.1' it would silently be another version."""
+    with pytest.raises(AnsibleFilterError, match=r'tool version 1\.1 is a float, not a string: quote it'):
+        pending(FACTS, [{'name': 'tool', 'version': 1.10}], store_dir='/s')
+    with pytest.raises(AnsibleFilterError, match='is a int, not a string'):
+        pending(FACTS, [{'name': 'tool', 'version': 7}], store_dir='/s')

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+"""A new user's first hour (issue 16): what the README tells them to write must work, and what
+YAML does to their input must not pass silently."""
+
+import json
+import os
+import subprocess
+
+from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
+
+IMAGE = 'tucked.sysext.sysext_image'
+
+
+def play(tmp_path, plays: list, *args: str) -> subprocess.CompletedProcess:
+    pb = tmp_path / 'play.yml'
+    pb.write_text(json.dumps(plays))
+    return subprocess.run([os.path.join(BIN, 'ansible-playbook'), str(pb)] + list(args), cwd=REPO, env=ansible_env(),
+                          text=True, capture_output=True, check=False)
+
+
+def test_unquoted_versions_are_refused_before_anything_is_done(tmp_path):
+    """version: 1.10 unquoted is the float 1.1: the module and the role refuse it and say to quote it."""
+    root = tmp_path / 'root'
+    root.mkdir()
+    module, = run_tasks([
+        {IMAGE: {'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw'), 'root': str(root)}}])
+    assert module['failed'] and module['msg'].startswith("version 1.1 is a float, not a string: quote it"), module
+    res = play(tmp_path, [{'hosts': 'localhost', 'gather_facts': False, 'roles': [{
+        'role': 'tucked.sysext.sysext', 'sysext_root': str(root),
+        'sysext_images': [{'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw')}]}]}])
+    assert res.returncode != 0 and 'sysext tool: version 1.1 is a float, not a string: quote it' in res.stdout, \
+        res.stdout[-3000:]
+    assert os.listdir(root) == []
