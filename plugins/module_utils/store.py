@@ -22,7 +22,7 @@ import re
 import stat
 from dataclasses import dataclass, field, replace
 
-from . import config, engine, imagecheck, imagemeta, images, release, rootfs
+from . import config, engine, imagecheck, imagemeta, images, release, rootfs, vpick
 from .release import CONFEXT, SYSEXT
 from .version import strverscmp_improved, version_key
 
@@ -31,6 +31,7 @@ DEFAULT_STORE_DIR = '/opt/extensions'
 DEFAULT_LINK_DIR = {SYSEXT: '/etc/extensions', CONFEXT: '/var/lib/confexts'}
 SUFFIX = '.raw'
 TMP_PREFIX = '.#'
+STORE_FILE_OF_ANOTHER_TOOL = '%s points to %s, a file in the store this module did not write'
 ALGORITHMS = ('sha256', 'sha384', 'sha512')
 STATES = ('present', 'selected', 'absent')
 CHUNK = 1 << 20
@@ -82,12 +83,15 @@ class Result:
     release: dict | None = None
     compatible: bool | None = None
     compatibility: str = ''
+    unmanaged: list = field(default_factory=list)  # in-root store files of other tools, left alone
+    shadowed_by: str | None = None   # an entry earlier in systemd's search order with the same name
     warnings: list = field(default_factory=list)
     diff: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         keys = ('changed', 'name', 'kind', 'selected', 'previous', 'version', 'path', 'link', 'versions',
-                'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility')
+                'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility', 'unmanaged',
+                'shadowed_by')
         return {k: getattr(self, k) for k in keys}
 
 
@@ -104,6 +108,31 @@ def check_version(version: str) -> None:
         raise StoreError("invalid version %r: start with a letter or digit and use only letters, digits and "
                          "'.', '~', '^', '-' (systemd's version comparison ignores every other character, so "
                          "such versions would not sort as they read)" % (version,))
+    arch = architecture_suffix(version)
+    if arch:
+        raise StoreError("version %r ends in the architecture %s, which the NAME-VERSION-ARCH.raw naming of "
+                         "systemd-sysupdate and sysext-bakery reads as the architecture, not the version: give the "
+                         "version without -%s" % (version, arch, arch))
+
+
+def architecture_suffix(version: str) -> str | None:
+    """The systemd architecture name (src/basic/architecture.c) ``version`` ends in after a '-',
+    as in sysext-bakery's and systemd-sysupdate's ``NAME-VERSION-ARCH.raw`` (``docker-27.3.1-x86-64.raw``);
+    None when it ends in none. The longest name wins (``arm64-be`` over ``be``)."""
+    found = [a for a in vpick.ARCHITECTURES if version.endswith('-' + a) and len(version) > len(a) + 1]
+    return max(found, key=len) if found else None
+
+
+def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
+    """(version, architecture) of a store file ``NAME-VERSION[-ARCH].raw``; None for any other
+    name. Only files without an architecture are this module's own versions."""
+    prefix = name + '-'
+    if not (fname.startswith(prefix) and fname.endswith(SUFFIX)):
+        return None
+    stem = fname[len(prefix):-len(SUFFIX)]
+    arch = architecture_suffix(stem)
+    version = stem[:-len(arch) - 1] if arch else stem
+    return (version, arch) if _VERSION_RE.match(version) else None
 
 
 def parse_checksum(value: str) -> tuple[str, str]:
@@ -163,21 +192,35 @@ def layout(root: str, name: str, store_dir: str, link_dir: str) -> Layout:
     return Layout(root=os.path.abspath(root), name=name, store=store, link_dir=link)
 
 
-def stored_versions(lay: Layout) -> list[str]:
-    """Versions in the store, oldest first, in systemd's order."""
-    prefix, found = lay.name + '-', []
+def _store_entries(lay: Layout) -> list[str]:
     try:
-        entries = os.listdir(lay.host(lay.store))
+        return os.listdir(lay.host(lay.store))
     except FileNotFoundError:
         return []
     except OSError as e:
         raise StoreError('cannot list the store %s: %s' % (lay.host(lay.store), e.strerror)) from None
-    for fname in entries:
-        if fname.startswith(prefix) and fname.endswith(SUFFIX):
-            v = fname[len(prefix):-len(SUFFIX)]
-            if _VERSION_RE.match(v):
-                found.append(v)
+
+
+def stored_versions(lay: Layout) -> list[str]:
+    """This module's versions in the store (``NAME-VERSION.raw``), oldest first, in systemd's order."""
+    found = []
+    for fname in _store_entries(lay):
+        parsed = parse_store_file(lay.name, fname)
+        if parsed and parsed[1] is None:
+            found.append(parsed[0])
     return sorted(found, key=version_key)
+
+
+def unmanaged_files(lay: Layout) -> list[str]:
+    """In-root paths of the files in the store that are not this module's versions nor its
+    temporary files (``NAME-VERSION-ARCH.raw`` of sysext-bakery or systemd-sysupdate, anything
+    else): never selected, pruned or removed."""
+    out = []
+    for fname in _store_entries(lay):
+        parsed = parse_store_file(lay.name, fname)
+        if not (parsed and parsed[1] is None) and not fname.startswith(TMP_PREFIX + lay.name + '-'):
+            out.append('%s/%s' % (lay.store, fname))
+    return sorted(out)
 
 
 def leftovers(lay: Layout) -> list[str]:
@@ -211,9 +254,11 @@ def current_selection(lay: Layout) -> tuple[str | None, str | None]:
     except OSError as e:
         return None, '%s cannot be resolved: %s' % (host_link, e.strerror)
     d, fname = os.path.split(target)
-    prefix = lay.name + '-'
-    if d == lay.store and fname.startswith(prefix) and fname.endswith(SUFFIX):
-        return fname[len(prefix):-len(SUFFIX)], None
+    parsed = parse_store_file(lay.name, fname) if d == lay.store else None
+    if parsed and parsed[1] is None:
+        return parsed[0], None
+    if d == lay.store:
+        return None, STORE_FILE_OF_ANOTHER_TOOL % (host_link, target)
     return None, '%s points to %s, outside the store %s' % (host_link, target, lay.host(lay.store))
 
 
@@ -440,11 +485,18 @@ def ensure(opts: Options, opener=None) -> Result:
         elif not opts.version:
             raise StoreError('version is required with state=%s (or rollback: true)' % opts.state)
         if foreign and opts.state == 'selected':
-            raise StoreError('%s; move that image into the store or remove it, then run again' % foreign)
+            if not foreign.endswith('this module did not write'):
+                raise StoreError('%s; move that image into the store or remove it, then run again' % foreign)
+            res.warnings.append('%s; the link is replaced, that file is left in place' % foreign)
         _store(opts, lay, res, versions, checksum, opener)
         if opts.state == 'selected':
             _select(opts, lay, res)
         _prune(opts, lay, res)
+    res.unmanaged = unmanaged_files(lay)
+    if opts.state == 'absent' and not opts.version and res.unmanaged:
+        res.warnings.append('left in the store, not written by this module: %s' % ', '.join(res.unmanaged))
+    if res.selected:
+        _check_shadowing(opts, lay, res)
     if opts.check_mode:
         after = set(versions) | ({res.version} if res.copied else set())
         res.versions = sorted((v for v in after if lay.file_for(v) not in res.removed), key=version_key)
@@ -452,6 +504,28 @@ def ensure(opts: Options, opener=None) -> Result:
         res.versions = stored_versions(lay)
     res.diff['after'] = _state_text(res.selected, res.versions)
     return res
+
+
+def _check_shadowing(opts, lay, res) -> None:
+    """Warn when systemd would merge another entry of this name: one in a directory it searches
+    before the link's (systemd's search order: the first directory that has the name wins)."""
+    disc = images.discover(opts.root, opts.kind)
+    winner = next((i for i in disc.images if i.name == opts.name), None)
+    if winner is None or winner.entry == lay.link:
+        return
+    link_dir = os.path.dirname(lay.link)
+    try:
+        shadowed = lay.link in winner.shadows or disc.search_dirs.index(os.path.dirname(winner.entry)) < \
+            disc.search_dirs.index(link_dir)
+    except ValueError:
+        shadowed = link_dir not in disc.search_dirs
+    if not shadowed:
+        return
+    res.shadowed_by = winner.entry
+    res.warnings.append('%s %s is selected in %s, but %s comes earlier in systemd\'s search order (%s), so a '
+                        'refresh merges that one, not %s; remove %s or select in its directory (link_dir)'
+                        % (opts.kind, opts.name, lay.link, winner.entry, ', '.join(disc.search_dirs),
+                           res.selected, winner.entry))
 
 
 def _state_text(selected, versions) -> str:

@@ -25,6 +25,12 @@ description:
     against the target's os-release the way systemd-sysext does, and the image policy that
     M(tucked.sysext.sysext_refresh) will apply is checked (O(image_policy)); an incompatible
     image is refused and nothing changes.
+  - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
+    in the same directory, such as sysext-bakery's and systemd-sysupdate's C(NAME-VERSION-ARCH.raw)
+    (the architecture as systemd names it, C(x86-64), C(arm64) ...), are reported in RV(unmanaged)
+    and never pruned or removed; a link to one of them is replaced by the selection, the file stays.
+  - When an entry of the same name in a directory systemd searches earlier shadows the link, the
+    module warns and returns it in RV(shadowed_by).
   - Idempotent. When the version is already stored with the same checksum and selected,
     nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
@@ -251,6 +257,24 @@ compatibility:
   description: Why the image matches or not, in systemd's words.
   returned: always
   type: str
+unmanaged:
+  description:
+    - In-root paths of files in this name's store directory that are not this module's versions,
+      such as the C(NAME-VERSION-ARCH.raw) files of sysext-bakery and systemd-sysupdate. They are
+      never selected, pruned or removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/extensions/docker/docker-27.3.1-x86-64.raw]
+shadowed_by:
+  description:
+    - An entry of the same name in a directory systemd searches before the link's (sysext
+      C(/etc/extensions), C(/run/extensions), C(/var/lib/extensions); confext C(/run/confexts),
+      C(/var/lib/confexts), ...). systemd merges that entry, not the selected version; a warning says so.
+    - V(null) when nothing shadows the selection.
+  returned: always
+  type: str
+  sample: /etc/extensions/docker.raw
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -438,3 +438,60 @@ def test_pending_reasons_from_stat_level_facts(root, image):
     facts['needs_refresh'] = False
     assert [i['digest'] for i in facts['images'] if i['name'] == 'tool'] == [None]
     assert 'not known to have' in store.pending_reasons(facts, want)[0]
+
+
+# ----------------------------------------------------------------------------- hosts laid out by other tools
+@pytest.mark.parametrize('fname,expected', [
+    ('tool-27.3.1-x86-64.raw', ('27.3.1', 'x86-64')),
+    ('tool-1.2-arm64-be.raw', ('1.2', 'arm64-be')),
+    ('tool-1.2-arm64.raw', ('1.2', 'arm64')),
+    ('tool-1-2.raw', ('1-2', None)),
+    ('tool-1.raw', ('1', None)),
+    ('tool_1.raw', None),
+    ('other-1.raw', None),
+])
+def test_store_file_names_with_an_architecture_as_sysupdate_and_bakery_write_them(fname, expected):
+    assert store.parse_store_file('tool', fname) == expected
+
+
+def test_versions_ending_in_an_architecture_are_refused(root):
+    with pytest.raises(store.StoreError, match='ends in the architecture x86-64'):
+        run(root, version='1-x86-64', state='present', src='/nonexistent')
+
+
+def test_a_bakery_store_is_read_as_versions_with_an_architecture_and_never_pruned(root, image):
+    """NAME-VERSION-ARCH.raw files (sysext-bakery, systemd-sysupdate) are not versions of this
+    module: keep: 1 in check mode and for real leaves all of them, and absent leaves them too."""
+    store_dir = root / 'opt/extensions/tool'
+    store_dir.mkdir(parents=True)
+    for v in ('1.0', '1.1', '1.2'):
+        (store_dir / ('tool-%s-x86-64.raw' % v)).write_bytes(open(image(v), 'rb').read())
+    os.symlink('/opt/extensions/tool/tool-1.2-x86-64.raw', root / 'etc/extensions/tool.raw')
+    theirs = ['/opt/extensions/tool/tool-%s-x86-64.raw' % v for v in ('1.0', '1.1', '1.2')]
+    for check in (True, False):
+        r = run(root, version='2.0', src=image('2.0'), keep=1, check_mode=check)
+        assert r.removed == [] and r.versions == ['2.0'] and r.previous is None and r.selected == '2.0', r
+        assert r.unmanaged == theirs
+        assert any('tool-1.2-x86-64.raw, a file in the store this module did not write' in w for w in r.warnings)
+    assert link_target(root) == '../../opt/extensions/tool/tool-2.0.raw'
+    r = run(root, version='3.0', src=image('3.0'), keep=0)
+    assert r.removed == ['/opt/extensions/tool/tool-2.0.raw'] and r.versions == ['3.0']
+    r = run(root, state='absent')
+    assert r.removed == ['/etc/extensions/tool.raw', '/opt/extensions/tool/tool-3.0.raw']
+    assert 'left in the store, not written by this module' in r.warnings[-1]
+    assert sorted(os.listdir(store_dir)) == ['tool-%s-x86-64.raw' % v for v in ('1.0', '1.1', '1.2')]
+
+
+def test_a_selection_shadowed_earlier_in_the_search_order_is_reported(root, image):
+    """/etc/extensions/NAME.raw wins over /var/lib/extensions/NAME.raw: systemd merges the first."""
+    (root / 'var/lib/extensions').mkdir(parents=True, exist_ok=True)
+    (root / 'etc/extensions/tool.raw').write_bytes(open(image('0'), 'rb').read())
+    for check in (True, False):
+        r = run(root, version='1', src=image('1'), link_dir='/var/lib/extensions', check_mode=check)
+        assert r.changed and r.selected == '1' and r.shadowed_by == '/etc/extensions/tool.raw', r
+        assert any("/etc/extensions/tool.raw comes earlier in systemd's search order" in w for w in r.warnings)
+    os.unlink(root / 'etc/extensions/tool.raw')
+    r = run(root, version='1', link_dir='/var/lib/extensions')
+    assert r.shadowed_by is None and not r.warnings
+    r = run(root, version='1')      # /etc/extensions comes first: nothing shadows it
+    assert r.shadowed_by is None and r.link == '/etc/extensions/tool.raw'
