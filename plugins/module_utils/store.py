@@ -224,14 +224,30 @@ def unmanaged_files(lay: Layout) -> list[str]:
 
 
 def leftovers(lay: Layout) -> list[str]:
-    """Temporary files of interrupted runs (ours: ``.#NAME-`` in the store, ``.#NAME.raw`` links)."""
+    """Temporary files of interrupted runs (ours: ``.#NAME-VERSION.raw.PID`` in the store,
+    ``.#NAME.raw.PID`` links) whose process is gone: a run still writing one is left alone."""
     out = []
     for d, prefix in ((lay.store, TMP_PREFIX + lay.name + '-'), (lay.link_dir, TMP_PREFIX + lay.name + SUFFIX)):
         try:
-            out += ['%s/%s' % (d, f) for f in os.listdir(lay.host(d)) if f.startswith(prefix)]
+            names = os.listdir(lay.host(d))
         except OSError:
-            pass
+            continue
+        out += ['%s/%s' % (d, f) for f in names if f.startswith(prefix) and not _writer_alive(f)]
     return out
+
+
+def _writer_alive(fname: str) -> bool:
+    """Whether the process named by the ``.PID`` suffix of a temporary file still runs."""
+    pid = fname.rpartition('.')[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True         # it runs, as another user
+    return True
 
 
 def current_selection(lay: Layout) -> tuple[str | None, str | None]:

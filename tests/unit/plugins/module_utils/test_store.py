@@ -6,6 +6,7 @@ import errno
 import hashlib
 import http.server
 import os
+import subprocess
 import threading
 import urllib.request
 
@@ -267,6 +268,25 @@ def test_foreign_file_at_the_link_is_left_alone(root, image):
     assert (root / 'etc/extensions/tool.raw').read_bytes() == b'theirs'
     with pytest.raises(store.StoreError, match='not made by this module'):
         run(root, state='absent')
+
+
+def test_the_temporary_file_of_a_run_still_going_is_left_alone(root, image):
+    """Two runs for one name: the second must not delete the first one's file while it writes it."""
+    run(root, version='1', src=image('1'))
+    other = subprocess.Popen(['sleep', '60'])
+    try:
+        tmp = root / ('opt/extensions/tool/.#tool-2.raw.%d' % other.pid)
+        link_tmp = root / ('etc/extensions/.#tool.raw.%d' % other.pid)
+        tmp.write_bytes(b'being written')
+        os.symlink('x', link_tmp)
+        r = run(root, version='1')
+        assert not r.changed and r.warnings == [] and tmp.read_bytes() == b'being written' and os.path.islink(link_tmp)
+    finally:
+        other.kill()
+        other.wait()
+    r = run(root, version='1')
+    assert 'removed 2 temporary file(s) of an interrupted run' in r.warnings[0]
+    assert not os.path.lexists(tmp) and not os.path.lexists(link_tmp)
 
 
 def test_leftovers_of_a_killed_run_are_removed(root, image):
