@@ -33,6 +33,8 @@ SUFFIX = '.raw'
 TMP_PREFIX = '.#'
 STORE_FILE_OF_ANOTHER_TOOL = '%s points to %s, a file in the store this module did not write'
 ALGORITHMS = ('sha256', 'sha384', 'sha512')
+# dm-verity sidecars systemd looks for beside an image file (.raw replaced), src/shared/dissect-image.c
+VERITY_SIDECARS = ('.verity', '.roothash', '.roothash.p7s', '.usrhash', '.usrhash.p7s')
 STATES = ('present', 'selected', 'absent')
 CHUNK = 1 << 20
 _VERSION_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.~^-]{0,127}$')
@@ -62,6 +64,7 @@ class Options:
     keep: int = 2
     rollback: bool = False
     image_policy: str | None = None  # None: the root's sysext.conf / confext.conf, else systemd's default
+    sidecar_checksums: dict | None = None   # suffix -> 'sha256:HEX' the stored sidecars must have (None: any)
     check_mode: bool = False
 
 
@@ -80,6 +83,7 @@ class Result:
     copied: bool = False
     removed: list = field(default_factory=list)    # in-root paths removed (pruned or absent)
     checksum: str | None = None      # 'sha256:HEX' of that version's file
+    sidecars: list = field(default_factory=list)   # in-root paths of its dm-verity sidecars
     release: dict | None = None
     compatible: bool | None = None
     compatibility: str = ''
@@ -91,7 +95,7 @@ class Result:
     def as_dict(self) -> dict:
         keys = ('changed', 'name', 'kind', 'selected', 'previous', 'version', 'path', 'link', 'versions',
                 'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility', 'unmanaged',
-                'shadowed_by')
+                'shadowed_by', 'sidecars')
         return {k: getattr(self, k) for k in keys}
 
 
@@ -238,7 +242,9 @@ def leftovers(lay: Layout) -> list[str]:
 
 def _writer_alive(fname: str) -> bool:
     """Whether the process named by the ``.PID`` suffix of a temporary file still runs."""
-    pid = fname.rpartition('.')[2]
+    # .#NAME-VERSION.raw.PID, its staged sidecars .#NAME-VERSION.raw.PID.verity ...
+    m = re.search(r'\.raw\.(\d+)(?:\.|$)', fname)
+    pid = m.group(1) if m else ''
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
@@ -302,6 +308,18 @@ def _cache_digest(path: str, algo: str, hexd: str) -> None:
         os.setxattr(path, images.DIGEST_XATTR, (images.digest_key(os.stat(path), algo) + hexd).encode())
     except OSError:
         pass        # no user xattrs on this filesystem: the digest is recomputed next time
+
+
+def sidecars_of(host_path: str) -> dict:
+    """suffix -> host path of the dm-verity sidecars beside an image, named as systemd looks for
+    them (``NAME.raw`` -> ``NAME.verity``, ``NAME.roothash``, ``NAME.roothash.p7s`` ...)."""
+    base = host_path[:-len(SUFFIX)] if host_path.endswith(SUFFIX) else host_path
+    return {s: base + s for s in VERITY_SIDECARS if os.path.isfile(base + s)}
+
+
+def sidecar_digests(host_path: str) -> dict:
+    """suffix -> 'sha256:HEX' of the sidecars beside an image."""
+    return {s: 'sha256:' + file_digest(p, 'sha256', use_cache=False) for s, p in sidecars_of(host_path).items()}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -579,11 +597,19 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
     want = checksum[1] if checksum else None
     if have is not None and want is None and opts.src:
         want = _source_digest(opts, algo)      # no checksum given: the same bytes as src is the same image
-    if have is not None and (want is None or have == want):
+    want_side = _source_sidecars(opts)
+    have_side = sidecar_digests(host_file) if have is not None else {}
+    sidecars_ok = want_side is None or want_side == have_side
+    if have is not None and (want is None or have == want) and sidecars_ok:
         res.stored = True
         res.checksum = '%s:%s' % (algo, have)
+        res.sidecars = [res.path[:-len(SUFFIX)] + s for s in sorted(have_side)]
         return
     if not opts.src and not opts.url:
+        if have is not None and not sidecars_ok:
+            raise StoreError('%s is stored, but its dm-verity sidecars (%s) are not the source\'s (%s); give src '
+                             'to store them' % (host_file, ', '.join(sorted(have_side)) or 'none',
+                                                ', '.join(sorted(want_side)) or 'none'), stored=False)
         if have is not None:
             raise StoreError('%s has %s:%s, not the expected %s:%s; give src or url to replace it'
                              % (host_file, algo, have, algo, want), stored=False)
@@ -591,6 +617,7 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
                                                                                        lay.host(lay.store)), stored=False)
     res.checksum = '%s:%s' % (algo, want) if want else None
     res.stored = res.copied = res.changed = True
+    res.sidecars = [res.path[:-len(SUFFIX)] + s for s in sorted(want_side or {})]
     if opts.check_mode:
         if opts.src and checksum and _source_digest(opts, algo) != want:
             raise StoreError('%s: src %s has %s:%s, expected %s:%s; nothing was stored'
@@ -616,14 +643,56 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
             raise StoreError('%s: %s has %s:%s, expected %s:%s (truncated or wrong file?); nothing was stored'
                              % (opts.name, opts.url or opts.src, algo, got, algo, want))
         res.checksum = '%s:%s' % (algo, got)
+        staged = _stage_sidecars(opts, tmp, host_dir)
         if opts.state == 'selected':
-            _require_compatible(opts, res, tmp)
+            _require_compatible(opts, res, tmp)      # with the sidecars beside it, as they will be
+        for suffix in VERITY_SIDECARS:
+            final = host_file[:-len(SUFFIX)] + suffix
+            if suffix in staged:
+                os.replace(staged.pop(suffix), final)
+            else:
+                _unlink_quiet(final)                # a sidecar of the earlier file, not of this one
         os.replace(tmp, host_file)
     except BaseException:
         _unlink_quiet(tmp)
+        for suffix in VERITY_SIDECARS:
+            _unlink_quiet(tmp + suffix)
         raise
     _cache_digest(host_file, algo, got)
     _fsync_dir(host_dir)
+
+
+def _source_sidecars(opts) -> dict | None:
+    """suffix -> checksum of the sidecars the stored version must have: those beside src, else
+    the ones the action plugin found beside the controller's file; None (any) for a url."""
+    if opts.src:
+        try:
+            return sidecar_digests(opts.src)
+        except OSError as e:
+            raise StoreError('cannot read the dm-verity sidecars of src %s: %s' % (opts.src, e.strerror)) from None
+    return opts.sidecar_checksums
+
+
+def _stage_sidecars(opts, tmp: str, host_dir: str) -> dict:
+    """Copy the sidecars of src beside the temporary image (``TMP.verity`` ..., where the policy
+    check of TMP looks for them); suffix -> staged path."""
+    staged = {}
+    for suffix, path in (sidecars_of(opts.src) if opts.src else {}).items():
+        staged[suffix] = tmp + suffix
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+            fd = os.open(tmp + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise _write_error(e, 'storing the sidecar %s' % path, host_dir) from None
+    return staged
 
 
 def _require_compatible(opts, res, host_file) -> None:
@@ -654,18 +723,24 @@ def _prune(opts, lay, res) -> None:
     if opts.check_mode and res.copied and opts.version not in versions:
         versions = sorted(versions + [opts.version], key=version_key)
     older = [v for v in versions if strverscmp_improved(v, res.selected) < 0]
-    doomed = older[:max(0, len(older) - opts.keep)]
-    for v in doomed:
-        path = lay.file_for(v)
-        if not opts.check_mode:
-            try:
-                os.unlink(lay.host(path))
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise _write_error(e, 'removing %s' % path, lay.host(lay.store)) from None
-        res.removed.append(path)
-        res.changed = True
+    _remove(opts, lay, res, [lay.file_for(v) for v in older[:max(0, len(older) - opts.keep)]])
+
+
+def _remove(opts, lay, res, doomed: list) -> None:
+    """Remove in-root paths, each store file with its dm-verity sidecars (check mode: report only)."""
+    for path in doomed:
+        paths = [path] + ([p for p in (path[:-len(SUFFIX)] + s for s in VERITY_SIDECARS)
+                           if os.path.lexists(lay.host(p))] if path.startswith(lay.store + '/') else [])
+        for p in paths:
+            if not opts.check_mode:
+                try:
+                    os.unlink(lay.host(p))
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise _write_error(e, 'removing %s' % p, os.path.dirname(lay.host(p))) from None
+            res.removed.append(p)
+            res.changed = True
 
 
 def _absent(opts, lay, res, versions, selected, foreign) -> None:
@@ -680,16 +755,7 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
             raise StoreError('%s; it was not made by this module, remove it yourself' % foreign)
         doomed = ([lay.link] if selected else []) + [lay.file_for(v) for v in versions]
         res.selected = None
-    for path in doomed:
-        if not opts.check_mode:
-            try:
-                os.unlink(lay.host(path))
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise _write_error(e, 'removing %s' % path, os.path.dirname(lay.host(path))) from None
-        res.removed.append(path)
-        res.changed = True
+    _remove(opts, lay, res, doomed)
     if not opts.version and not opts.check_mode:
         try:
             os.rmdir(lay.host(lay.store))

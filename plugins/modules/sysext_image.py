@@ -25,6 +25,13 @@ description:
     against the target's os-release the way systemd-sysext does, and the image policy that
     M(tucked.sysext.sysext_refresh) will apply is checked (O(image_policy)); an incompatible
     image is refused and nothing changes.
+  - The dm-verity sidecars beside O(src) (C(NAME.verity), C(NAME.roothash), C(NAME.roothash.p7s),
+    C(NAME.usrhash), C(NAME.usrhash.p7s) for C(NAME.raw), as M(tucked.sysext.sysext_build) with
+    C(verity=true) writes them and as systemd looks for them) are transferred and stored beside the
+    version (C(NAME-VERSION.verity) ...), checked with it against the image policy, and removed with
+    it. With O(url) no sidecars are downloaded (not supported yet): the stored image has none.
+    The sidecars are renamed into place just before the image; a run killed between the two
+    leaves a version whose sidecars do not match it, which the next run replaces.
   - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
     in the same directory, such as sysext-bakery's and systemd-sysupdate's C(NAME-VERSION-ARCH.raw)
     (the architecture as systemd names it, C(x86-64), C(arm64) ...), are reported in RV(unmanaged)
@@ -112,6 +119,12 @@ options:
         else systemd's default, which any plain squashfs or erofs image meets.
       - Checked only when selecting (O(state=selected)); storing (O(state=present)) does not check it.
     type: str
+  sidecar_checksums:
+    description:
+      - The checksums (V(sha256:HEX)) of the dm-verity sidecars the stored version must have beside
+        it, by suffix (C(.verity), C(.roothash), C(.roothash.p7s), C(.usrhash), C(.usrhash.p7s)).
+      - Set by the action plugin from the sidecars beside a controller O(src); there is no need to set it.
+    type: dict
   root:
     description: The root the directories are in, like C(systemd-sysext --root=).
     type: path
@@ -266,6 +279,12 @@ unmanaged:
   type: list
   elements: str
   sample: [/opt/extensions/docker/docker-27.3.1-x86-64.raw]
+sidecars:
+  description: In-root paths of the dm-verity sidecars stored (in check mode, to be stored) beside the version.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/extensions/docker/docker-27.3.1.roothash, /opt/extensions/docker/docker-27.3.1.verity]
 shadowed_by:
   description:
     - An entry of the same name in a directory systemd searches before the link's (sysext
@@ -298,6 +317,7 @@ ARGUMENT_SPEC = {
     'keep': {'type': 'int', 'default': 2},
     'rollback': {'type': 'bool', 'default': False},
     'image_policy': {'type': 'str'},
+    'sidecar_checksums': {'type': 'dict'},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -322,7 +342,8 @@ def main():
     opts = store.Options(name=p['name'], version=p['version'], kind=p['kind'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
                          link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
-                         image_policy=p['image_policy'], check_mode=module.check_mode)
+                         image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
+                         check_mode=module.check_mode)
     try:
         res = store.ensure(opts, opener)
     except store.StoreError as e:

@@ -31,3 +31,23 @@ def test_unquoted_versions_are_refused_before_anything_is_done(tmp_path):
     assert res.returncode != 0 and 'sysext tool: version 1.1 is a float, not a string: quote it' in res.stdout, \
         res.stdout[-3000:]
     assert os.listdir(root) == []
+
+
+def test_verity_sidecars_travel_from_the_controller_with_the_image(tmp_path):
+    """sysext_build verity: true writes NAME.verity and NAME.roothash beside NAME.raw: the image
+    stored from the controller keeps them, and a second run with the same files changes nothing."""
+    root, files = tmp_path / 'root', tmp_path / 'files'
+    (root / 'usr/lib').mkdir(parents=True)
+    (root / 'usr/lib/os-release').write_text('ID=debian\nVERSION_ID=12\n')
+    files.mkdir()
+    (files / 'tool.raw').write_bytes(b'not even an image: state=present does not read it')
+    (files / 'tool.verity').write_bytes(b'hash tree')
+    (files / 'tool.roothash').write_text('ab' * 32 + '\n')
+    task = {IMAGE: {'name': 'tool', 'version': '1', 'src': str(files / 'tool.raw'), 'state': 'present',
+                    'root': str(root)}}
+    first, again = run_tasks([task, task])
+    assert first['changed'] and first['sidecars'] == ['/opt/extensions/tool/tool-1.roothash',
+                                                      '/opt/extensions/tool/tool-1.verity'], first
+    assert not again['changed'] and again['sidecars'] == first['sidecars'], again
+    assert sorted(os.listdir(root / 'opt/extensions/tool')) == ['tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
+    assert (root / 'opt/extensions/tool/tool-1.verity').read_bytes() == b'hash tree'

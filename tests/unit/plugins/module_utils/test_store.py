@@ -515,3 +515,59 @@ def test_a_selection_shadowed_earlier_in_the_search_order_is_reported(root, imag
     assert r.shadowed_by is None and not r.warnings
     r = run(root, version='1')      # /etc/extensions comes first: nothing shadows it
     assert r.shadowed_by is None and r.link == '/etc/extensions/tool.raw'
+
+
+# ----------------------------------------------------------------------------- dm-verity sidecars
+def verity_src(tmp_path, image, version, roothash='ab' * 32):
+    """An image with the .verity and .roothash sidecars beside it, as sysext_build verity: true writes them."""
+    d = tmp_path / ('verity-src-' + version)
+    d.mkdir()
+    src = d / ('tool-%s.raw' % version)
+    src.write_bytes(open(image(version), 'rb').read())
+    (d / ('tool-%s.verity' % version)).write_bytes(b'hash tree ' + version.encode())
+    (d / ('tool-%s.roothash' % version)).write_text(roothash + '\n')
+    return str(src)
+
+
+def test_verity_sidecars_are_stored_with_the_image_and_removed_with_it(root, image, tmp_path):
+    src = verity_src(tmp_path, image, '1')
+    store_dir = root / 'opt/extensions/tool'
+    r = run(root, version='1', src=src, state='present', check_mode=True)
+    assert r.copied and r.sidecars == ['/opt/extensions/tool/tool-1.roothash', '/opt/extensions/tool/tool-1.verity']
+    assert not store_dir.exists()
+    r = run(root, version='1', src=src, state='present')
+    assert r.copied and sorted(os.listdir(store_dir)) == ['tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
+    assert (store_dir / 'tool-1.verity').read_bytes() == b'hash tree 1'
+    # the same bytes again: nothing to do; a new root hash beside the same image: stored again
+    assert not run(root, version='1', src=src, state='present').changed
+    with open(src[:-4] + '.roothash', 'w') as f:
+        f.write('cd' * 32 + '\n')
+    r = run(root, version='1', src=src, state='present')
+    assert r.changed and (store_dir / 'tool-1.roothash').read_text() == 'cd' * 32 + '\n'
+    # the action plugin's probe: the checksums of the controller's sidecars, without src
+    want = store.sidecar_digests(src)
+    assert not run(root, version='1', state='present', sidecar_checksums=want).changed
+    with pytest.raises(store.StoreError, match='dm-verity sidecars') as e:
+        run(root, version='1', state='present', sidecar_checksums={})
+    assert e.value.stored is False
+    # a source without sidecars replaces them: the stored version has none left
+    plain = tmp_path / 'plain' / 'tool-1.raw'
+    plain.parent.mkdir()
+    plain.write_bytes(open(src, 'rb').read())
+    r = run(root, version='1', src=str(plain), state='present')
+    assert r.changed and r.sidecars == [] and sorted(os.listdir(store_dir)) == ['tool-1.raw']
+    run(root, version='1', src=src, state='present')
+    r = run(root, state='absent')
+    assert sorted(r.removed) == ['/opt/extensions/tool/tool-1.raw', '/opt/extensions/tool/tool-1.roothash',
+                                 '/opt/extensions/tool/tool-1.verity'] and not store_dir.exists()
+
+
+def test_the_selection_check_sees_the_sidecars(root, image, tmp_path, monkeypatch):
+    """The image policy is checked with the sidecars beside the image, as systemd will find them."""
+    r = run(root, version='1', src=verity_src(tmp_path, image, '1'), state='present')
+    with pytest.raises(store.StoreError) as e:
+        run(root, version='2', src=verity_src(tmp_path, image, '2'), image_policy='root=unprotected')
+    assert 'tool-2.raw does not match the image policy root=unprotected' in str(e.value), e.value
+    assert 'it is verity, which the image policy does not allow' in str(e.value), e.value
+    assert r.versions == ['1'] and sorted(os.listdir(root / 'opt/extensions/tool')) == [
+        'tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
