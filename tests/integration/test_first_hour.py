@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+from conftest import run_driver
+
 from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
 
 IMAGE = 'tucked.sysext.sysext_image'
@@ -85,3 +88,50 @@ def test_the_fleet_report_lists_unreachable_and_failed_hosts(tmp_path):
     table = out.split('TASK [Print the report]')[1]
     assert 'broken           ?        FAILED: ' in table and 'down             ?        UNREACHABLE' in table, table
     assert 'good             no' in table, table
+
+
+# ----------------------------------------------------------------------------- from the tarball
+@pytest.fixture(scope='module')
+def first_hour():
+    return run_driver('first_hour_driver.py', timeout=1200)
+
+
+def test_the_tarball_ships_the_collection_and_not_the_development_tree(first_hour):
+    assert first_hour['build']['rc'] == 0 and first_hour['install']['rc'] == 0, first_hour
+    names = first_hour['tarball']
+    for absent in ('tests', 'demo', 'molecule', 'inventory', 'scripts', 'ansible.cfg', '.ansible-lint', '.gitignore',
+                   'Makefile', '.ci', '.venv'):
+        assert not [n for n in names if n == absent or n.startswith(absent + '/')], absent
+    for present in ('LICENSES/GPL-3.0-or-later.txt', 'README.md', 'meta/runtime.yml', 'playbooks/rollout.yml',
+                    'roles/sysext/tasks/main.yml', 'plugins/action/sysext_image.py', 'changelogs/changelog.yaml'):
+        assert present in names, present
+    used = json.loads(first_hour['used_collection'])
+    assert list(used) == [p for p in used if p.endswith('/work/collections/ansible_collections')] and len(used) == 1, used
+
+
+def test_the_readme_rollout_and_status_run_in_check_mode_from_a_project(first_hour):
+    rollout_check, rollout, status = first_hour['commands']
+    for r in (rollout_check, rollout, status):
+        assert r['rc'] == 0 and 'Traceback' not in r['out'], r['out']
+    assert set(rollout['recap']) == {'node1', 'node2'}
+    # both hosts would store and select docker, kubelet (not downloaded in check mode) and site
+    assert rollout['recap']['node1']['changed'] >= 1 and rollout['recap']['node2']['changed'] >= 1, rollout['recap']
+    assert 'was not downloaded, so its checksum and compatibility were not checked' in rollout['out']
+    assert 'node1            no' in status['out'] or 'node1            needed' in status['out'], status['out']
+    assert 'sysext-status.json' in first_hour['project'], first_hour['project']
+    assert first_hour['roots_unchanged'] == {'node1': True, 'node2': True}
+
+
+def test_the_readme_playbook_with_module_defaults_runs_in_check_mode(first_hour):
+    site = first_hour['site']
+    assert site['rc'] == 0 and 'Unsupported parameters' not in site['out'], site['out']
+    assert 'files/images/tools-1.0.raw' in first_hour['project']
+    assert site['recap']['node1']['changed'] >= 2 and site['recap']['node1']['failed'] == 0, site['recap']
+    adhoc = first_hour['adhoc']
+    assert adhoc['rc'] == 0 and adhoc['out'].count('"changed": false') == 2, adhoc['out']
+
+
+def test_a_bare_refresh_playbook_run_asks_for_its_hosts(first_hour):
+    bare = first_hour['bare_refresh']
+    assert bare['rc'] != 0 and 'set target_hosts to the hosts to refresh' in bare['out'], bare['out']
+    assert bare['recap'] == {}
