@@ -23,7 +23,7 @@ options:
     type: dict
     required: true
   wanted:
-    description: Images wanted, each with C(name), C(version), C(kind) (default V(sysext)) and optionally C(checksum).
+    description: Images wanted, each with C(name), C(version), C(class) (default V(sysext); C(kind), the older word, is taken too) and optionally C(checksum).
     type: list
     elements: dict
     required: true
@@ -32,7 +32,7 @@ options:
     type: str
     default: /opt/extensions
   remove:
-    description: Extensions that must be absent (names, or dicts with C(name) and C(kind)).
+    description: Extensions that must be absent (names, or dicts with C(name) and C(class), or C(kind)).
     type: list
     elements: raw
     default: []
@@ -76,7 +76,7 @@ def _checksums(wanted, digests) -> dict:
             continue
         digest = (digests or {}).get(item['src'])
         if digest and item.get('name'):
-            out['%s/%s' % (item.get('kind', 'sysext'), item['name'])] = digest
+            out['%s/%s' % (store.class_of(item), item['name'])] = digest
     return out
 
 

@@ -764,13 +764,18 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
 
 
 # ----------------------------------------------------------------------------- fleet rollouts
+def class_of(item: dict) -> str:
+    """The class (sysext / confext, systemd's word) of a wanted item; ``kind`` is the older word."""
+    return item.get('class') or item.get('kind') or SYSEXT
+
+
 def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DIR, remove: list = (),
                     checksums: dict | None = None) -> list[str]:
     """Why a host (its ``ansible_facts.sysext``) is not yet in the wanted state; [] when it is.
 
-    ``wanted``: items with name, version, kind (default sysext) and optionally checksum;
+    ``wanted``: items with name, version, class (default sysext; or kind) and optionally checksum;
     ``checksums``: 'KIND/NAME' -> checksum of the controller's file, for items without one;
-    ``remove``: names, or dicts with name and kind. Stat-level facts only: an image counts as
+    ``remove``: names, or dicts with name and class (or kind). Stat-level facts only: an image counts as
     current when the store file of that version is the one systemd would merge, and its cached
     digest (see sysext_image) equals the wanted checksum. Anything unknown counts as pending,
     so the caller then runs the real tasks, which decide exactly.
@@ -782,7 +787,7 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
     used = {(i.get('class'), i.get('name')): i for i in facts.get('images') or [] if i.get('type') != 'ignored'}
     root_store = '/' + store_dir.strip('/')
     for w in wanted:
-        kind, name, version = w.get('kind', SYSEXT), w['name'], str(w['version'])
+        kind, name, version = class_of(w), w['name'], str(w['version'])
         img = used.get((kind, name))
         path = '%s/%s/%s-%s%s' % (root_store, name, name, version, SUFFIX)
         if img is None:
@@ -806,7 +811,7 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
         if img.get('digest') != '%s:%s' % (algo, hexd):
             reasons.append('%s %s: the stored file is not known to have %s:%s' % (kind, name, algo, hexd))
     for r in remove:
-        kind, name = (r.get('kind', SYSEXT), r['name']) if isinstance(r, dict) else (SYSEXT, r)
+        kind, name = (class_of(r), r['name']) if isinstance(r, dict) else (SYSEXT, r)
         if (kind, name) in used:
             reasons.append('%s %s: still present, to be removed' % (kind, name))
     return reasons

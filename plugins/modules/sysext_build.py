@@ -66,11 +66,15 @@ options:
       - Default the file name of O(dest) without C(.raw) (and without C(.sysext)/C(.confext)).
       - A plain file name, no C(/), not starting with C(.), no whitespace.
     type: str
-  kind:
-    description: Whether to build a system extension (C(/usr), C(/opt)) or a configuration extension (C(/etc)).
+  class:
+    description:
+      - Whether to build a system extension (C(/usr), C(/opt)) or a configuration extension (C(/etc)),
+        systemd's image class.
+      - C(kind) is the older name of this option, kept as an alias.
     type: str
     choices: [sysext, confext]
     default: sysext
+    aliases: [kind]
   format:
     description: The filesystem of the image.
     type: str
@@ -197,7 +201,7 @@ EXAMPLES = r"""
   tucked.sysext.sysext_build:
     src: /srv/build/site-etc
     dest: /var/lib/confexts/site.raw
-    kind: confext
+    class: confext
     format: erofs
     scope: [system]
     release:
@@ -209,7 +213,7 @@ EXAMPLES = r"""
     version: 27.3.1
     src: /srv/images/docker-27.3.1.raw
     remote_src: true
-    checksum: "sha256:{{ docker_image.sha256 }}"
+    checksum: "{{ docker_image.checksum }}"
 """
 
 RETURN = r"""
@@ -231,8 +235,12 @@ name:
   returned: always
   type: str
   sample: hello
-kind:
+class:
   description: V(sysext) or V(confext).
+  returned: always
+  type: str
+kind:
+  description: The same as RV(class), under its older name (kept for now).
   returned: always
   type: str
 format:
@@ -244,6 +252,13 @@ compression:
   returned: always
   type: str
   sample: gzip
+checksum:
+  description:
+    - V(sha256:HEX) of the image at RV(path), the form O(tucked.sysext.sysext_image#module:checksum)
+      takes (V(null) when RV(sha256) is).
+  returned: always
+  type: str
+  sample: sha256:1eca25626e38d5e5a7c3f6b1a9f0e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3
 sha256:
   description: The sha256 of the image at RV(path) (V(null) in check mode when the image does not exist yet).
   returned: always
@@ -307,7 +322,7 @@ ARGUMENT_SPEC = {
     'src': {'type': 'path', 'required': True},
     'dest': {'type': 'path', 'required': True},
     'name': {'type': 'str'},
-    'kind': {'type': 'str', 'choices': list(build.KINDS), 'default': 'sysext'},
+    'class': {'type': 'str', 'choices': list(build.KINDS), 'default': 'sysext', 'aliases': ['kind']},
     'format': {'type': 'str', 'choices': list(build.FORMATS), 'default': 'squashfs'},
     'compression': {'type': 'str', 'choices': list(dict.fromkeys(c for cs in build.COMPRESSION.values() for c in cs))},
     'id': {'type': 'str'},
@@ -328,7 +343,7 @@ ARGUMENT_SPEC = {
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['kind'], format=p['format'],
+    opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['class'], format=p['format'],
                          compression=p['compression'], release=p['release'], id=p['id'], version_id=p['version_id'],
                          level=p['level'], architecture=p['architecture'], scope=p['scope'], version=p['version'],
                          source_date_epoch=p['source_date_epoch'], xattrs=p['xattrs'], verity=p['verity'],
@@ -342,6 +357,8 @@ def main():
     for w in out.warnings:
         module.warn(w)
     result = out.as_dict()
+    result['class'] = result['kind']
+    result['checksum'] = 'sha256:' + result['sha256'] if result.get('sha256') else None
     if module._diff:
         result['diff'] = {'before_header': out.path, 'after_header': out.path,
                           'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}

@@ -29,7 +29,7 @@ description:
     C(NAME.usrhash), C(NAME.usrhash.p7s) for C(NAME.raw), as M(tucked.sysext.sysext_build) with
     C(verity=true) writes them and as systemd looks for them) are transferred and stored beside the
     version (C(NAME-VERSION.verity) ...), checked with it against the image policy, and removed with
-    it. With O(url) no sidecars are downloaded (not supported yet): the stored image has none.
+    it. With O(url) no sidecars are downloaded (not supported yet), so the stored image has none.
     The sidecars are renamed into place just before the image; a run killed between the two
     leaves a version whose sidecars do not match it, which the next run replaces.
   - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
@@ -53,17 +53,20 @@ options:
     required: true
   version:
     description:
-      - The version to store, select or remove, a string (quote it in YAML: an unquoted C(1.10) is the
+      - The version to store, select or remove, a string (quote it in YAML, since an unquoted C(1.10) is the
         number 1.1, and a version that is not a string is refused). Versions are ordered with systemd's
         C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
         letters, digits, C(.), C(~), C(^) and C(-) are allowed.
       - Required with O(state=present) and O(state=selected) unless O(rollback=true).
     type: str
-  kind:
-    description: Whether the image is a system extension or a configuration extension.
+  class:
+    description:
+      - Whether the image is a system extension or a configuration extension (systemd's image class).
+      - C(kind) is the older name of this option, kept as an alias.
     type: str
     choices: [sysext, confext]
     default: sysext
+    aliases: [kind]
   state:
     description:
       - V(present) the version is in the store (the selection does not change).
@@ -186,7 +189,7 @@ EXAMPLES = r"""
 - name: A confext with site configuration
   tucked.sysext.sysext_image:
     name: site
-    kind: confext
+    class: confext
     version: "7"
     src: images/site-7.raw
 
@@ -209,8 +212,12 @@ name:
   description: The extension name.
   returned: always
   type: str
-kind:
+class:
   description: V(sysext) or V(confext).
+  returned: always
+  type: str
+kind:
+  description: The same as RV(class), under its older name (kept for now).
   returned: always
   type: str
 version:
@@ -306,7 +313,7 @@ from ansible_collections.tucked.sysext.plugins.module_utils import store
 ARGUMENT_SPEC = {
     'name': {'type': 'str', 'required': True},
     'version': {'type': 'str'},
-    'kind': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext'},
+    'class': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext', 'aliases': ['kind']},
     'state': {'type': 'str', 'choices': list(store.STATES), 'default': 'selected'},
     'src': {'type': 'path'},
     'remote_src': {'type': 'bool', 'default': False},
@@ -339,7 +346,7 @@ def main():
                                    % (url, info.get('status'), info.get('msg', '')))
         return resp
 
-    opts = store.Options(name=p['name'], version=p['version'], kind=p['kind'], state=p['state'], root=p['root'],
+    opts = store.Options(name=p['name'], version=p['version'], kind=p['class'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
                          link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
                          image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
@@ -351,6 +358,7 @@ def main():
     for w in res.warnings:
         module.warn(w)
     result = res.as_dict()
+    result['class'] = result['kind']
     if module._diff:
         result['diff'] = dict(res.diff, before_header=res.link, after_header=res.link)
     module.exit_json(**result)
