@@ -36,6 +36,8 @@ description:
     user xattrs, O(force)) the image is built aside and compared byte for byte with O(dest). An
     identical image leaves O(dest) untouched (same inode and mtime, so a merged overlay is not seen as
     replaced) and RV(changed=false).
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:

@@ -41,6 +41,8 @@ description:
   - Idempotent. When the version is already stored with the same checksum and selected,
     nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:
