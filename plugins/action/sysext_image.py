@@ -19,6 +19,14 @@ from ansible_collections.tucked.sysext.plugins.module_utils import store
 MODULE = 'tucked.sysext.sysext_image'
 
 
+def _a(value) -> str:
+    """'a float', 'an int' ... by isinstance (Ansible 2.19 passes tagged subclasses)."""
+    for kind, name in ((bool, 'a bool'), (int, 'an int'), (float, 'a float'), (dict, 'a dict'), (list, 'a list')):
+        if isinstance(value, kind):
+            return name
+    return 'a ' + type(value).__name__
+
+
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False     # only when the store lacks the image: see run()
@@ -30,6 +38,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
+        version = args.get('version')
+        if version is not None and not isinstance(version, str):
+            result.update(failed=True, msg='version %r is %s, not a string: quote it (version: "%s"); YAML reads '
+                                           'an unquoted 1.10 as the number 1.1' % (version, _a(version), version))
+            return result
         if not args.get('src') or boolean(args.get('remote_src', False), strict=False) or args.get('state') == 'absent':
             result.update(self._module(args, task_vars))
             return result
@@ -48,9 +61,15 @@ class ActionModule(ActionBase):
                                            'was transferred' % (local, algo, digest.hexdigest(), algo, want))
             return result
         checksum = '%s:%s' % (algo, digest.hexdigest())
+        try:
+            sidecars = store.sidecars_of(local)
+            sidecar_checksums = store.sidecar_digests(local)
+        except OSError as e:
+            result.update(failed=True, msg='the dm-verity sidecars of src %s: %s' % (local, to_text(e)))
+            return result
 
-        # Is it already stored? The module answers without a source (stored=False when not).
-        probe = dict(args, checksum=checksum)
+        # Is it already stored, with these sidecars? The module answers without a source (stored=False when not).
+        probe = dict(args, checksum=checksum, sidecar_checksums=sidecar_checksums)
         probe.pop('src')
         probe.pop('remote_src', None)
         res = self._module(probe, task_vars)
@@ -63,7 +82,11 @@ class ActionModule(ActionBase):
                 self._make_tmp_path()
             remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'image.raw')
             self._transfer_file(local, remote)
-            self._fixup_perms2((self._connection._shell.tmpdir, remote))
+            # beside it under the names systemd (and the module) look for: image.verity, image.roothash ...
+            remote_sidecars = [remote[:-len(store.SUFFIX)] + suffix for suffix in sidecars]
+            for suffix, path in zip(sidecars, remote_sidecars):
+                self._transfer_file(sidecars[suffix], path)
+            self._fixup_perms2([self._connection._shell.tmpdir, remote] + remote_sidecars)
             result.update(self._module(dict(args, src=remote, remote_src=True, checksum=checksum), task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

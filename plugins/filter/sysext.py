@@ -358,13 +358,17 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
     else:
         names = [_plain(h) for h in hosts]
     wants = _wanted_list(wanted)
-    report = {'rows': [], 'hosts': [], 'needs_refresh': [], 'no_facts': [], 'drift': []}
+    report = {'rows': [], 'hosts': [], 'needs_refresh': [], 'no_facts': [], 'unreachable': [], 'failed': [],
+              'drift': []}
     for host in names:
         facts = _facts_of(hostvars[host], var) if host in hostvars else None
         if facts is None:
+            state, error = _why_no_facts(hostvars[host] if host in hostvars else None, var)
             report['no_facts'].append(host)
-            report['hosts'].append({'host': host, 'has_facts': False, 'needs_refresh': None, 'actions': {},
-                                    'merged': [], 'problems': []})
+            if state in ('unreachable', 'failed'):
+                report[state].append(host)
+            report['hosts'].append({'host': host, 'has_facts': False, 'state': state, 'error': error,
+                                    'needs_refresh': None, 'actions': {}, 'merged': [], 'problems': []})
             continue
         facts = _plain(facts)
         rows = sysext_extensions(facts)
@@ -377,6 +381,8 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
         report['hosts'].append({
             'host': host,
             'has_facts': True,
+            'state': 'ok',
+            'error': None,
             'needs_refresh': needs,
             'actions': {cls: c.get('action') for cls, c in (facts.get('classes') or {}).items()},
             'merged': [r['name'] for r in rows if r['merged']],
@@ -387,6 +393,25 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
         for w in wants:
             report['drift'].extend(_drift(host, rows, w))
     return report
+
+
+def _why_no_facts(value, var) -> tuple[str, str | None]:
+    """('unreachable' | 'failed' | 'no_facts', the message) of a host without facts, from the
+    registered result named ``var`` (a task that failed or could not reach the host)."""
+    if not isinstance(value, Mapping):
+        return 'no_facts', 'not in the inventory'
+    result = value.get(var) if var and var in value else None
+    if not isinstance(result, Mapping):
+        return 'no_facts', None
+    msg = result.get('msg') if 'msg' in result else None
+    msg = _plain(msg) if msg is not None else None
+    if result.get('unreachable'):
+        return 'unreachable', msg
+    if result.get('failed'):
+        return 'failed', msg
+    if result.get('skipped'):
+        return 'no_facts', 'the facts task was skipped'
+    return 'no_facts', None
 
 
 def _rows_of(data, what: str) -> list:

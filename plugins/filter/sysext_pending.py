@@ -23,7 +23,7 @@ options:
     type: dict
     required: true
   wanted:
-    description: Images wanted, each with C(name), C(version), C(kind) (default V(sysext)) and optionally C(checksum).
+    description: Images wanted, each with C(name), C(version), C(class) (default V(sysext); C(kind), the older word, is taken too) and optionally C(checksum).
     type: list
     elements: dict
     required: true
@@ -32,7 +32,7 @@ options:
     type: str
     default: /opt/extensions
   remove:
-    description: Extensions that must be absent (names, or dicts with C(name) and C(kind)).
+    description: Extensions that must be absent (names, or dicts with C(name) and C(class), or C(kind)).
     type: list
     elements: raw
     default: []
@@ -76,7 +76,7 @@ def _checksums(wanted, digests) -> dict:
             continue
         digest = (digests or {}).get(item['src'])
         if digest and item.get('name'):
-            out['%s/%s' % (item.get('kind', 'sysext'), item['name'])] = digest
+            out['%s/%s' % (store.class_of(item), item['name'])] = digest
     return out
 
 
@@ -86,6 +86,12 @@ def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), 
     if controller_digests is not None and not isinstance(controller_digests, dict):
         raise AnsibleFilterError('sysext_pending: controller_digests must be a dict of controller path to ALGORITHM:HEX')
     wanted = list(wanted or [])
+    for item in wanted:
+        version = item.get('version') if isinstance(item, dict) else None
+        if version is not None and not isinstance(version, str):
+            raise AnsibleFilterError('sysext_pending: %s version %r is a %s, not a string: quote it (version: "%s"); '
+                                     'YAML reads an unquoted 1.10 as the number 1.1'
+                                     % (item.get('name'), version, type(version).__name__, version))
     try:
         return store.pending_reasons(facts, wanted, store_dir, list(remove or []), _checksums(wanted, controller_digests))
     except (KeyError, TypeError) as e:

@@ -18,7 +18,12 @@ author:
   - The tucked.sysext team (@tucked)
 options:
   _terms:
-    description: Paths of files on the controller (relative paths are relative to the current directory).
+    description:
+      - Paths of files on the controller. A relative path is searched as C(ansible.builtin.copy)
+        searches its O(ansible.builtin.copy#module:src) and as M(tucked.sysext.sysext_image)
+        searches its O(tucked.sysext.sysext_image#module:src) (the C(files/) directory of the role,
+        the role, the C(files/) directory of the playbook, the playbook's directory), so both find
+        the same file.
     type: list
     elements: path
     required: true
@@ -58,9 +63,15 @@ class LookupModule(LookupBase):
         algo = self.get_option('algorithm')
         out = []
         for term in terms:
+            path = self.find_file_in_search_path(variables or {}, 'files', term, ignore_missing=True)
+            if path is None:
+                raise AnsibleLookupError("sysext_digest: could not find the controller file %r in the files/ "
+                                         "directories of the role and the playbook, nor in their directories "
+                                         "(-vvvvv lists them): check the image path (src) in the wanted images, "
+                                         "or give an absolute path" % (term,))
             try:
-                out.append('%s:%s' % (algo, store.file_digest(term, algo, use_cache=False)))
+                out.append('%s:%s' % (algo, store.file_digest(path, algo, use_cache=False)))
             except OSError as e:
                 raise AnsibleLookupError('sysext_digest: cannot read the controller file %s (%s): check the '
-                                         'image path (src) in the wanted images' % (term, e.strerror or e)) from None
+                                         'image path (src) in the wanted images' % (path, e.strerror or e)) from None
         return out

@@ -22,7 +22,7 @@ import re
 import stat
 from dataclasses import dataclass, field, replace
 
-from . import config, engine, imagecheck, imagemeta, images, release, rootfs
+from . import config, engine, imagecheck, imagemeta, images, release, rootfs, vpick
 from .release import CONFEXT, SYSEXT
 from .version import strverscmp_improved, version_key
 
@@ -31,7 +31,10 @@ DEFAULT_STORE_DIR = '/opt/extensions'
 DEFAULT_LINK_DIR = {SYSEXT: '/etc/extensions', CONFEXT: '/var/lib/confexts'}
 SUFFIX = '.raw'
 TMP_PREFIX = '.#'
+STORE_FILE_OF_ANOTHER_TOOL = '%s points to %s, a file in the store this module did not write'
 ALGORITHMS = ('sha256', 'sha384', 'sha512')
+# dm-verity sidecars systemd looks for beside an image file (.raw replaced), src/shared/dissect-image.c
+VERITY_SIDECARS = ('.verity', '.roothash', '.roothash.p7s', '.usrhash', '.usrhash.p7s')
 STATES = ('present', 'selected', 'absent')
 CHUNK = 1 << 20
 _VERSION_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.~^-]{0,127}$')
@@ -61,6 +64,7 @@ class Options:
     keep: int = 2
     rollback: bool = False
     image_policy: str | None = None  # None: the root's sysext.conf / confext.conf, else systemd's default
+    sidecar_checksums: dict | None = None   # suffix -> 'sha256:HEX' the stored sidecars must have (None: any)
     check_mode: bool = False
 
 
@@ -79,15 +83,19 @@ class Result:
     copied: bool = False
     removed: list = field(default_factory=list)    # in-root paths removed (pruned or absent)
     checksum: str | None = None      # 'sha256:HEX' of that version's file
+    sidecars: list = field(default_factory=list)   # in-root paths of its dm-verity sidecars
     release: dict | None = None
     compatible: bool | None = None
     compatibility: str = ''
+    unmanaged: list = field(default_factory=list)  # in-root store files of other tools, left alone
+    shadowed_by: str | None = None   # an entry earlier in systemd's search order with the same name
     warnings: list = field(default_factory=list)
     diff: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         keys = ('changed', 'name', 'kind', 'selected', 'previous', 'version', 'path', 'link', 'versions',
-                'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility')
+                'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility', 'unmanaged',
+                'shadowed_by', 'sidecars')
         return {k: getattr(self, k) for k in keys}
 
 
@@ -104,6 +112,31 @@ def check_version(version: str) -> None:
         raise StoreError("invalid version %r: start with a letter or digit and use only letters, digits and "
                          "'.', '~', '^', '-' (systemd's version comparison ignores every other character, so "
                          "such versions would not sort as they read)" % (version,))
+    arch = architecture_suffix(version)
+    if arch:
+        raise StoreError("version %r ends in the architecture %s, which the NAME-VERSION-ARCH.raw naming of "
+                         "systemd-sysupdate and sysext-bakery reads as the architecture, not the version: give the "
+                         "version without -%s" % (version, arch, arch))
+
+
+def architecture_suffix(version: str) -> str | None:
+    """The systemd architecture name (src/basic/architecture.c) ``version`` ends in after a '-',
+    as in sysext-bakery's and systemd-sysupdate's ``NAME-VERSION-ARCH.raw`` (``docker-27.3.1-x86-64.raw``);
+    None when it ends in none. The longest name wins (``arm64-be`` over ``be``)."""
+    found = [a for a in vpick.ARCHITECTURES if version.endswith('-' + a) and len(version) > len(a) + 1]
+    return max(found, key=len) if found else None
+
+
+def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
+    """(version, architecture) of a store file ``NAME-VERSION[-ARCH].raw``; None for any other
+    name. Only files without an architecture are this module's own versions."""
+    prefix = name + '-'
+    if not (fname.startswith(prefix) and fname.endswith(SUFFIX)):
+        return None
+    stem = fname[len(prefix):-len(SUFFIX)]
+    arch = architecture_suffix(stem)
+    version = stem[:-len(arch) - 1] if arch else stem
+    return (version, arch) if _VERSION_RE.match(version) else None
 
 
 def parse_checksum(value: str) -> tuple[str, str]:
@@ -163,32 +196,64 @@ def layout(root: str, name: str, store_dir: str, link_dir: str) -> Layout:
     return Layout(root=os.path.abspath(root), name=name, store=store, link_dir=link)
 
 
-def stored_versions(lay: Layout) -> list[str]:
-    """Versions in the store, oldest first, in systemd's order."""
-    prefix, found = lay.name + '-', []
+def _store_entries(lay: Layout) -> list[str]:
     try:
-        entries = os.listdir(lay.host(lay.store))
+        return os.listdir(lay.host(lay.store))
     except FileNotFoundError:
         return []
     except OSError as e:
         raise StoreError('cannot list the store %s: %s' % (lay.host(lay.store), e.strerror)) from None
-    for fname in entries:
-        if fname.startswith(prefix) and fname.endswith(SUFFIX):
-            v = fname[len(prefix):-len(SUFFIX)]
-            if _VERSION_RE.match(v):
-                found.append(v)
+
+
+def stored_versions(lay: Layout) -> list[str]:
+    """This module's versions in the store (``NAME-VERSION.raw``), oldest first, in systemd's order."""
+    found = []
+    for fname in _store_entries(lay):
+        parsed = parse_store_file(lay.name, fname)
+        if parsed and parsed[1] is None:
+            found.append(parsed[0])
     return sorted(found, key=version_key)
 
 
+def unmanaged_files(lay: Layout) -> list[str]:
+    """In-root paths of the files in the store that are not this module's versions nor its
+    temporary files (``NAME-VERSION-ARCH.raw`` of sysext-bakery or systemd-sysupdate, anything
+    else): never selected, pruned or removed."""
+    out = []
+    for fname in _store_entries(lay):
+        parsed = parse_store_file(lay.name, fname)
+        if not (parsed and parsed[1] is None) and not fname.startswith(TMP_PREFIX + lay.name + '-'):
+            out.append('%s/%s' % (lay.store, fname))
+    return sorted(out)
+
+
 def leftovers(lay: Layout) -> list[str]:
-    """Temporary files of interrupted runs (ours: ``.#NAME-`` in the store, ``.#NAME.raw`` links)."""
+    """Temporary files of interrupted runs (ours: ``.#NAME-VERSION.raw.PID`` in the store,
+    ``.#NAME.raw.PID`` links) whose process is gone: a run still writing one is left alone."""
     out = []
     for d, prefix in ((lay.store, TMP_PREFIX + lay.name + '-'), (lay.link_dir, TMP_PREFIX + lay.name + SUFFIX)):
         try:
-            out += ['%s/%s' % (d, f) for f in os.listdir(lay.host(d)) if f.startswith(prefix)]
+            names = os.listdir(lay.host(d))
         except OSError:
-            pass
+            continue
+        out += ['%s/%s' % (d, f) for f in names if f.startswith(prefix) and not _writer_alive(f)]
     return out
+
+
+def _writer_alive(fname: str) -> bool:
+    """Whether the process named by the ``.PID`` suffix of a temporary file still runs."""
+    # .#NAME-VERSION.raw.PID, its staged sidecars .#NAME-VERSION.raw.PID.verity ...
+    m = re.search(r'\.raw\.(\d+)(?:\.|$)', fname)
+    pid = m.group(1) if m else ''
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True         # it runs, as another user
+    return True
 
 
 def current_selection(lay: Layout) -> tuple[str | None, str | None]:
@@ -211,9 +276,11 @@ def current_selection(lay: Layout) -> tuple[str | None, str | None]:
     except OSError as e:
         return None, '%s cannot be resolved: %s' % (host_link, e.strerror)
     d, fname = os.path.split(target)
-    prefix = lay.name + '-'
-    if d == lay.store and fname.startswith(prefix) and fname.endswith(SUFFIX):
-        return fname[len(prefix):-len(SUFFIX)], None
+    parsed = parse_store_file(lay.name, fname) if d == lay.store else None
+    if parsed and parsed[1] is None:
+        return parsed[0], None
+    if d == lay.store:
+        return None, STORE_FILE_OF_ANOTHER_TOOL % (host_link, target)
     return None, '%s points to %s, outside the store %s' % (host_link, target, lay.host(lay.store))
 
 
@@ -241,6 +308,18 @@ def _cache_digest(path: str, algo: str, hexd: str) -> None:
         os.setxattr(path, images.DIGEST_XATTR, (images.digest_key(os.stat(path), algo) + hexd).encode())
     except OSError:
         pass        # no user xattrs on this filesystem: the digest is recomputed next time
+
+
+def sidecars_of(host_path: str) -> dict:
+    """suffix -> host path of the dm-verity sidecars beside an image, named as systemd looks for
+    them (``NAME.raw`` -> ``NAME.verity``, ``NAME.roothash``, ``NAME.roothash.p7s`` ...)."""
+    base = host_path[:-len(SUFFIX)] if host_path.endswith(SUFFIX) else host_path
+    return {s: base + s for s in VERITY_SIDECARS if os.path.isfile(base + s)}
+
+
+def sidecar_digests(host_path: str) -> dict:
+    """suffix -> 'sha256:HEX' of the sidecars beside an image."""
+    return {s: 'sha256:' + file_digest(p, 'sha256', use_cache=False) for s, p in sidecars_of(host_path).items()}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -440,11 +519,18 @@ def ensure(opts: Options, opener=None) -> Result:
         elif not opts.version:
             raise StoreError('version is required with state=%s (or rollback: true)' % opts.state)
         if foreign and opts.state == 'selected':
-            raise StoreError('%s; move that image into the store or remove it, then run again' % foreign)
+            if not foreign.endswith('this module did not write'):
+                raise StoreError('%s; move that image into the store or remove it, then run again' % foreign)
+            res.warnings.append('%s; the link is replaced, that file is left in place' % foreign)
         _store(opts, lay, res, versions, checksum, opener)
         if opts.state == 'selected':
             _select(opts, lay, res)
         _prune(opts, lay, res)
+    res.unmanaged = unmanaged_files(lay)
+    if opts.state == 'absent' and not opts.version and res.unmanaged:
+        res.warnings.append('left in the store, not written by this module: %s' % ', '.join(res.unmanaged))
+    if res.selected:
+        _check_shadowing(opts, lay, res)
     if opts.check_mode:
         after = set(versions) | ({res.version} if res.copied else set())
         res.versions = sorted((v for v in after if lay.file_for(v) not in res.removed), key=version_key)
@@ -452,6 +538,28 @@ def ensure(opts: Options, opener=None) -> Result:
         res.versions = stored_versions(lay)
     res.diff['after'] = _state_text(res.selected, res.versions)
     return res
+
+
+def _check_shadowing(opts, lay, res) -> None:
+    """Warn when systemd would merge another entry of this name: one in a directory it searches
+    before the link's (systemd's search order: the first directory that has the name wins)."""
+    disc = images.discover(opts.root, opts.kind)
+    winner = next((i for i in disc.images if i.name == opts.name), None)
+    if winner is None or winner.entry == lay.link:
+        return
+    link_dir = os.path.dirname(lay.link)
+    try:
+        shadowed = lay.link in winner.shadows or disc.search_dirs.index(os.path.dirname(winner.entry)) < \
+            disc.search_dirs.index(link_dir)
+    except ValueError:
+        shadowed = link_dir not in disc.search_dirs
+    if not shadowed:
+        return
+    res.shadowed_by = winner.entry
+    res.warnings.append('%s %s is selected in %s, but %s comes earlier in systemd\'s search order (%s), so a '
+                        'refresh merges that one, not %s; remove %s or select in its directory (link_dir)'
+                        % (opts.kind, opts.name, lay.link, winner.entry, ', '.join(disc.search_dirs),
+                           res.selected, winner.entry))
 
 
 def _state_text(selected, versions) -> str:
@@ -489,11 +597,19 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
     want = checksum[1] if checksum else None
     if have is not None and want is None and opts.src:
         want = _source_digest(opts, algo)      # no checksum given: the same bytes as src is the same image
-    if have is not None and (want is None or have == want):
+    want_side = _source_sidecars(opts)
+    have_side = sidecar_digests(host_file) if have is not None else {}
+    sidecars_ok = want_side is None or want_side == have_side
+    if have is not None and (want is None or have == want) and sidecars_ok:
         res.stored = True
         res.checksum = '%s:%s' % (algo, have)
+        res.sidecars = [res.path[:-len(SUFFIX)] + s for s in sorted(have_side)]
         return
     if not opts.src and not opts.url:
+        if have is not None and not sidecars_ok:
+            raise StoreError('%s is stored, but its dm-verity sidecars (%s) are not the source\'s (%s); give src '
+                             'to store them' % (host_file, ', '.join(sorted(have_side)) or 'none',
+                                                ', '.join(sorted(want_side)) or 'none'), stored=False)
         if have is not None:
             raise StoreError('%s has %s:%s, not the expected %s:%s; give src or url to replace it'
                              % (host_file, algo, have, algo, want), stored=False)
@@ -501,6 +617,7 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
                                                                                        lay.host(lay.store)), stored=False)
     res.checksum = '%s:%s' % (algo, want) if want else None
     res.stored = res.copied = res.changed = True
+    res.sidecars = [res.path[:-len(SUFFIX)] + s for s in sorted(want_side or {})]
     if opts.check_mode:
         if opts.src and checksum and _source_digest(opts, algo) != want:
             raise StoreError('%s: src %s has %s:%s, expected %s:%s; nothing was stored'
@@ -526,14 +643,56 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
             raise StoreError('%s: %s has %s:%s, expected %s:%s (truncated or wrong file?); nothing was stored'
                              % (opts.name, opts.url or opts.src, algo, got, algo, want))
         res.checksum = '%s:%s' % (algo, got)
+        staged = _stage_sidecars(opts, tmp, host_dir)
         if opts.state == 'selected':
-            _require_compatible(opts, res, tmp)
+            _require_compatible(opts, res, tmp)      # with the sidecars beside it, as they will be
+        for suffix in VERITY_SIDECARS:
+            final = host_file[:-len(SUFFIX)] + suffix
+            if suffix in staged:
+                os.replace(staged.pop(suffix), final)
+            else:
+                _unlink_quiet(final)                # a sidecar of the earlier file, not of this one
         os.replace(tmp, host_file)
     except BaseException:
         _unlink_quiet(tmp)
+        for suffix in VERITY_SIDECARS:
+            _unlink_quiet(tmp + suffix)
         raise
     _cache_digest(host_file, algo, got)
     _fsync_dir(host_dir)
+
+
+def _source_sidecars(opts) -> dict | None:
+    """suffix -> checksum of the sidecars the stored version must have: those beside src, else
+    the ones the action plugin found beside the controller's file; None (any) for a url."""
+    if opts.src:
+        try:
+            return sidecar_digests(opts.src)
+        except OSError as e:
+            raise StoreError('cannot read the dm-verity sidecars of src %s: %s' % (opts.src, e.strerror)) from None
+    return opts.sidecar_checksums
+
+
+def _stage_sidecars(opts, tmp: str, host_dir: str) -> dict:
+    """Copy the sidecars of src beside the temporary image (``TMP.verity`` ..., where the policy
+    check of TMP looks for them); suffix -> staged path."""
+    staged = {}
+    for suffix, path in (sidecars_of(opts.src) if opts.src else {}).items():
+        staged[suffix] = tmp + suffix
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+            fd = os.open(tmp + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise _write_error(e, 'storing the sidecar %s' % path, host_dir) from None
+    return staged
 
 
 def _require_compatible(opts, res, host_file) -> None:
@@ -564,18 +723,24 @@ def _prune(opts, lay, res) -> None:
     if opts.check_mode and res.copied and opts.version not in versions:
         versions = sorted(versions + [opts.version], key=version_key)
     older = [v for v in versions if strverscmp_improved(v, res.selected) < 0]
-    doomed = older[:max(0, len(older) - opts.keep)]
-    for v in doomed:
-        path = lay.file_for(v)
-        if not opts.check_mode:
-            try:
-                os.unlink(lay.host(path))
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise _write_error(e, 'removing %s' % path, lay.host(lay.store)) from None
-        res.removed.append(path)
-        res.changed = True
+    _remove(opts, lay, res, [lay.file_for(v) for v in older[:max(0, len(older) - opts.keep)]])
+
+
+def _remove(opts, lay, res, doomed: list) -> None:
+    """Remove in-root paths, each store file with its dm-verity sidecars (check mode: report only)."""
+    for path in doomed:
+        paths = [path] + ([p for p in (path[:-len(SUFFIX)] + s for s in VERITY_SIDECARS)
+                           if os.path.lexists(lay.host(p))] if path.startswith(lay.store + '/') else [])
+        for p in paths:
+            if not opts.check_mode:
+                try:
+                    os.unlink(lay.host(p))
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise _write_error(e, 'removing %s' % p, os.path.dirname(lay.host(p))) from None
+            res.removed.append(p)
+            res.changed = True
 
 
 def _absent(opts, lay, res, versions, selected, foreign) -> None:
@@ -590,16 +755,7 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
             raise StoreError('%s; it was not made by this module, remove it yourself' % foreign)
         doomed = ([lay.link] if selected else []) + [lay.file_for(v) for v in versions]
         res.selected = None
-    for path in doomed:
-        if not opts.check_mode:
-            try:
-                os.unlink(lay.host(path))
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise _write_error(e, 'removing %s' % path, os.path.dirname(lay.host(path))) from None
-        res.removed.append(path)
-        res.changed = True
+    _remove(opts, lay, res, doomed)
     if not opts.version and not opts.check_mode:
         try:
             os.rmdir(lay.host(lay.store))
@@ -608,13 +764,18 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
 
 
 # ----------------------------------------------------------------------------- fleet rollouts
+def class_of(item: dict) -> str:
+    """The class (sysext / confext, systemd's word) of a wanted item; ``kind`` is the older word."""
+    return item.get('class') or item.get('kind') or SYSEXT
+
+
 def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DIR, remove: list = (),
                     checksums: dict | None = None) -> list[str]:
     """Why a host (its ``ansible_facts.sysext``) is not yet in the wanted state; [] when it is.
 
-    ``wanted``: items with name, version, kind (default sysext) and optionally checksum;
+    ``wanted``: items with name, version, class (default sysext; or kind) and optionally checksum;
     ``checksums``: 'KIND/NAME' -> checksum of the controller's file, for items without one;
-    ``remove``: names, or dicts with name and kind. Stat-level facts only: an image counts as
+    ``remove``: names, or dicts with name and class (or kind). Stat-level facts only: an image counts as
     current when the store file of that version is the one systemd would merge, and its cached
     digest (see sysext_image) equals the wanted checksum. Anything unknown counts as pending,
     so the caller then runs the real tasks, which decide exactly.
@@ -626,7 +787,7 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
     used = {(i.get('class'), i.get('name')): i for i in facts.get('images') or [] if i.get('type') != 'ignored'}
     root_store = '/' + store_dir.strip('/')
     for w in wanted:
-        kind, name, version = w.get('kind', SYSEXT), w['name'], str(w['version'])
+        kind, name, version = class_of(w), w['name'], str(w['version'])
         img = used.get((kind, name))
         path = '%s/%s/%s-%s%s' % (root_store, name, name, version, SUFFIX)
         if img is None:
@@ -650,7 +811,7 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
         if img.get('digest') != '%s:%s' % (algo, hexd):
             reasons.append('%s %s: the stored file is not known to have %s:%s' % (kind, name, algo, hexd))
     for r in remove:
-        kind, name = (r.get('kind', SYSEXT), r['name']) if isinstance(r, dict) else (SYSEXT, r)
+        kind, name = (class_of(r), r['name']) if isinstance(r, dict) else (SYSEXT, r)
         if (kind, name) in used:
             reasons.append('%s %s: still present, to be removed' % (kind, name))
     return reasons

@@ -36,6 +36,8 @@ description:
     user xattrs, O(force)) the image is built aside and compared byte for byte with O(dest). An
     identical image leaves O(dest) untouched (same inode and mtime, so a merged overlay is not seen as
     replaced) and RV(changed=false).
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:
@@ -66,11 +68,15 @@ options:
       - Default the file name of O(dest) without C(.raw) (and without C(.sysext)/C(.confext)).
       - A plain file name, no C(/), not starting with C(.), no whitespace.
     type: str
-  kind:
-    description: Whether to build a system extension (C(/usr), C(/opt)) or a configuration extension (C(/etc)).
+  class:
+    description:
+      - Whether to build a system extension (C(/usr), C(/opt)) or a configuration extension (C(/etc)),
+        systemd's image class.
+      - C(kind) is the older name of this option, kept as an alias.
     type: str
     choices: [sysext, confext]
     default: sysext
+    aliases: [kind]
   format:
     description: The filesystem of the image.
     type: str
@@ -195,6 +201,12 @@ options:
         the new image differs.
     type: bool
     default: false
+  root:
+    description:
+      - Not used. Accepted so that C(module_defaults) of the action group C(tucked.sysext.sysext)
+        (C(group/tucked.sysext.sysext)) can set O(root) for the target modules; O(src) and O(dest)
+        are always paths on the host that builds, whatever O(root) says.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -249,7 +261,7 @@ EXAMPLES = r"""
   tucked.sysext.sysext_build:
     src: /srv/build/site-etc
     dest: /var/lib/confexts/site.raw
-    kind: confext
+    class: confext
     format: erofs
     scope: [system]
     release:
@@ -275,7 +287,7 @@ EXAMPLES = r"""
     version: 27.3.1
     src: /srv/images/docker-27.3.1.raw
     remote_src: true
-    checksum: "sha256:{{ docker_image.sha256 }}"
+    checksum: "{{ docker_image.checksum }}"
 """
 
 RETURN = r"""
@@ -297,8 +309,12 @@ name:
   returned: always
   type: str
   sample: hello
-kind:
+class:
   description: V(sysext) or V(confext).
+  returned: always
+  type: str
+kind:
+  description: The same as RV(class), under its older name (kept for now).
   returned: always
   type: str
 format:
@@ -310,6 +326,13 @@ compression:
   returned: always
   type: str
   sample: gzip
+checksum:
+  description:
+    - V(sha256:HEX) of the image at RV(path), the form O(tucked.sysext.sysext_image#module:checksum)
+      takes (V(null) when RV(sha256) is).
+  returned: always
+  type: str
+  sample: sha256:1eca25626e38d5e5a7c3f6b1a9f0e0d3c2b1a09f8e7d6c5b4a39281706f5e4d3
 sha256:
   description: The sha256 of the image at RV(path) (V(null) in check mode when the image does not exist yet).
   returned: always
@@ -384,7 +407,7 @@ ARGUMENT_SPEC = {
     'src': {'type': 'path', 'required': True},
     'dest': {'type': 'path', 'required': True},
     'name': {'type': 'str'},
-    'kind': {'type': 'str', 'choices': list(build.KINDS), 'default': 'sysext'},
+    'class': {'type': 'str', 'choices': list(build.KINDS), 'default': 'sysext', 'aliases': ['kind']},
     'format': {'type': 'str', 'choices': list(build.FORMATS), 'default': 'squashfs'},
     'compression': {'type': 'str', 'choices': list(dict.fromkeys(c for cs in build.COMPRESSION.values() for c in cs))},
     'id': {'type': 'str'},
@@ -404,6 +427,7 @@ ARGUMENT_SPEC = {
     'signing_key': {'type': 'path', 'no_log': False},
     'signing_certificate': {'type': 'path'},
     'force': {'type': 'bool', 'default': False},
+    'root': {'type': 'path'},       # not used: see the documentation
 }
 
 
@@ -411,7 +435,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_together=[('signing_key', 'signing_certificate')])
     p = module.params
-    opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['kind'], format=p['format'],
+    opts = build.Options(src=p['src'], dest=p['dest'], name=p['name'], kind=p['class'], format=p['format'],
                          compression=p['compression'], release=p['release'], id=p['id'], version_id=p['version_id'],
                          level=p['level'], architecture=p['architecture'], scope=p['scope'], version=p['version'],
                          source_date_epoch=p['source_date_epoch'], xattrs=p['xattrs'], verity=p['verity'],
@@ -427,6 +451,8 @@ def main():
     for w in out.warnings:
         module.warn(w)
     result = out.as_dict()
+    result['class'] = result['kind']
+    result['checksum'] = 'sha256:' + result['sha256'] if result.get('sha256') else None
     if module._diff:
         result['diff'] = {'before_header': out.path, 'after_header': out.path,
                           'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}

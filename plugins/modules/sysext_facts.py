@@ -15,7 +15,8 @@ description:
     from (the origin systemd-sysext 260+ records), which images the search directories hold
     and whether they match the host, and decides, with the rules of C(systemd-sysext refresh)
     262, whether a refresh would change anything.
-  - Runs nothing and changes nothing on the host; the work is a few C(stat) calls and small
+  - Runs nothing and changes nothing on the host (apart from the caches described below and in the
+    notes); the work is a few C(stat) calls and small
     reads per image. C(.raw) images are read in place where that is small (GPT disk images,
     squashfs with gzip, xz, lzma or lz4, erofs without compression); the others (zstd or lzo
     squashfs, compressed erofs, ext4, btrfs, xfs, f2fs) through a detached read-only mount that
@@ -26,6 +27,8 @@ description:
     directory, and writes nothing in check mode; E(TUCKED_SYSEXT_IMAGE_CACHE=0) turns it off.
   - Hierarchies merged by systemd older than 260 carry no origin record; their origins are
     reported as unknown, which means a refresh is needed (as systemd 252 always refreshes).
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:

@@ -25,9 +25,24 @@ description:
     against the target's os-release the way systemd-sysext does, and the image policy that
     M(tucked.sysext.sysext_refresh) will apply is checked (O(image_policy)); an incompatible
     image is refused and nothing changes.
+  - The dm-verity sidecars beside O(src) (C(NAME.verity), C(NAME.roothash), C(NAME.roothash.p7s),
+    C(NAME.usrhash), C(NAME.usrhash.p7s) for C(NAME.raw), as M(tucked.sysext.sysext_build) with
+    C(verity=true) writes them and as systemd looks for them) are transferred and stored beside the
+    version (C(NAME-VERSION.verity) ...), checked with it against the image policy, and removed with
+    it. With O(url) no sidecars are downloaded (not supported yet), so the stored image has none.
+    The sidecars are renamed into place just before the image; a run killed between the two
+    leaves a version whose sidecars do not match it, which the next run replaces.
+  - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
+    in the same directory, such as sysext-bakery's and systemd-sysupdate's C(NAME-VERSION-ARCH.raw)
+    (the architecture as systemd names it, C(x86-64), C(arm64) ...), are reported in RV(unmanaged)
+    and never pruned or removed; a link to one of them is replaced by the selection, the file stays.
+  - When an entry of the same name in a directory systemd searches earlier shadows the link, the
+    module warns and returns it in RV(shadowed_by).
   - Idempotent. When the version is already stored with the same checksum and selected,
     nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:
@@ -40,16 +55,20 @@ options:
     required: true
   version:
     description:
-      - The version to store, select or remove. Versions are ordered with systemd's
+      - The version to store, select or remove, a string (quote it in YAML, since an unquoted C(1.10) is the
+        number 1.1, and a version that is not a string is refused). Versions are ordered with systemd's
         C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
         letters, digits, C(.), C(~), C(^) and C(-) are allowed.
       - Required with O(state=present) and O(state=selected) unless O(rollback=true).
     type: str
-  kind:
-    description: Whether the image is a system extension or a configuration extension.
+  class:
+    description:
+      - Whether the image is a system extension or a configuration extension (systemd's image class).
+      - C(kind) is the older name of this option, kept as an alias.
     type: str
     choices: [sysext, confext]
     default: sysext
+    aliases: [kind]
   state:
     description:
       - V(present) the version is in the store (the selection does not change).
@@ -105,6 +124,12 @@ options:
         else systemd's default, which any plain squashfs or erofs image meets.
       - Checked only when selecting (O(state=selected)); storing (O(state=present)) does not check it.
     type: str
+  sidecar_checksums:
+    description:
+      - The checksums (V(sha256:HEX)) of the dm-verity sidecars the stored version must have beside
+        it, by suffix (C(.verity), C(.roothash), C(.roothash.p7s), C(.usrhash), C(.usrhash.p7s)).
+      - Set by the action plugin from the sidecars beside a controller O(src); there is no need to set it.
+    type: dict
   root:
     description: The root the directories are in, like C(systemd-sysext --root=).
     type: path
@@ -166,7 +191,7 @@ EXAMPLES = r"""
 - name: A confext with site configuration
   tucked.sysext.sysext_image:
     name: site
-    kind: confext
+    class: confext
     version: "7"
     src: images/site-7.raw
 
@@ -189,8 +214,12 @@ name:
   description: The extension name.
   returned: always
   type: str
-kind:
+class:
   description: V(sysext) or V(confext).
+  returned: always
+  type: str
+kind:
+  description: The same as RV(class), under its older name (kept for now).
   returned: always
   type: str
 version:
@@ -250,6 +279,30 @@ compatibility:
   description: Why the image matches or not, in systemd's words.
   returned: always
   type: str
+unmanaged:
+  description:
+    - In-root paths of files in this name's store directory that are not this module's versions,
+      such as the C(NAME-VERSION-ARCH.raw) files of sysext-bakery and systemd-sysupdate. They are
+      never selected, pruned or removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/extensions/docker/docker-27.3.1-x86-64.raw]
+sidecars:
+  description: In-root paths of the dm-verity sidecars stored (in check mode, to be stored) beside the version.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/extensions/docker/docker-27.3.1.roothash, /opt/extensions/docker/docker-27.3.1.verity]
+shadowed_by:
+  description:
+    - An entry of the same name in a directory systemd searches before the link's (sysext
+      C(/etc/extensions), C(/run/extensions), C(/var/lib/extensions); confext C(/run/confexts),
+      C(/var/lib/confexts), ...). systemd merges that entry, not the selected version; a warning says so.
+    - V(null) when nothing shadows the selection.
+  returned: always
+  type: str
+  sample: /etc/extensions/docker.raw
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -262,7 +315,7 @@ from ansible_collections.tucked.sysext.plugins.module_utils import store
 ARGUMENT_SPEC = {
     'name': {'type': 'str', 'required': True},
     'version': {'type': 'str'},
-    'kind': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext'},
+    'class': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext', 'aliases': ['kind']},
     'state': {'type': 'str', 'choices': list(store.STATES), 'default': 'selected'},
     'src': {'type': 'path'},
     'remote_src': {'type': 'bool', 'default': False},
@@ -273,6 +326,7 @@ ARGUMENT_SPEC = {
     'keep': {'type': 'int', 'default': 2},
     'rollback': {'type': 'bool', 'default': False},
     'image_policy': {'type': 'str'},
+    'sidecar_checksums': {'type': 'dict'},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -294,10 +348,11 @@ def main():
                                    % (url, info.get('status'), info.get('msg', '')))
         return resp
 
-    opts = store.Options(name=p['name'], version=p['version'], kind=p['kind'], state=p['state'], root=p['root'],
+    opts = store.Options(name=p['name'], version=p['version'], kind=p['class'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
                          link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
-                         image_policy=p['image_policy'], check_mode=module.check_mode)
+                         image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
+                         check_mode=module.check_mode)
     try:
         res = store.ensure(opts, opener)
     except store.StoreError as e:
@@ -305,6 +360,7 @@ def main():
     for w in res.warnings:
         module.warn(w)
     result = res.as_dict()
+    result['class'] = result['kind']
     if module._diff:
         result['diff'] = dict(res.diff, before_header=res.link, after_header=res.link)
     module.exit_json(**result)

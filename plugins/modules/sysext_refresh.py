@@ -27,6 +27,8 @@ description:
   - The metadata is systemd's own (C(.systemd-sysext/) with C(extensions), C(dev),
     C(backing) and the v262 C(origin)), so C(systemd-sysext status), C(refresh) and
     C(unmerge) work on a merge made by this module, and this module on theirs.
+extends_documentation_fragment:
+  - tucked.sysext.bytecode
 author:
   - The tucked.sysext team (@tucked)
 options:
@@ -255,8 +257,8 @@ settings:
            "image_policy": {"value": "root=verity+signed+encrypted+unprotected+absent:usr=...", "source": "default"},
            "files": ["/etc/systemd/sysext.conf.d/50-eph.conf"]}}
 skipped_reason:
-  description: Why nothing was done (for example C(no change was found), C(check mode)).
-  returned: when nothing was mounted
+  description: Why nothing was done (for example C(no change was found), C(check mode)); V(null) when something was.
+  returned: always
   type: str
 timing:
   description: Milliseconds spent deciding (C(plan_ms)), mounting (C(apply_ms)) and in all (C(total_ms)).

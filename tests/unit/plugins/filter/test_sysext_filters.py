@@ -386,3 +386,21 @@ def test_missing_jmespath_is_a_clear_error(monkeypatch, fleet):
 def test_filter_module_names():
     assert sorted(flt.FilterModule().filters()) == ['sysext_extensions', 'sysext_fleet', 'sysext_hosts_below',
                                                     'sysext_query', 'sysext_version_compare', 'sysext_version_sort']
+
+
+def test_fleet_marks_unreachable_and_failed_hosts_from_the_registered_result(fleet):
+    """Every host stays in the report: the status playbook registers the facts task with
+    ignore_errors and ignore_unreachable and names the result with var."""
+    hv = {'ok': {'r': {'changed': False, 'ansible_facts': {'sysext': fleet['web1']}}},
+          'down': {'r': {'unreachable': True, 'msg': 'Failed to connect to the host via ssh'}},
+          'broken': {'r': {'failed': True, 'msg': 'root /nope is not a directory'}},
+          'skipped': {'r': {'skipped': True}}}
+    rep = flt.sysext_fleet(hv, hosts=['ok', 'down', 'broken', 'skipped', 'gone'], var='r')
+    assert rep['no_facts'] == ['down', 'broken', 'skipped', 'gone']
+    assert rep['unreachable'] == ['down'] and rep['failed'] == ['broken']
+    by_host = {h['host']: h for h in rep['hosts']}
+    assert [h['host'] for h in rep['hosts']] == ['ok', 'down', 'broken', 'skipped', 'gone']
+    assert (by_host['ok']['state'], by_host['ok']['error']) == ('ok', None)
+    assert (by_host['down']['state'], by_host['down']['error']) == ('unreachable', 'Failed to connect to the host via ssh')
+    assert (by_host['broken']['state'], by_host['broken']['error']) == ('failed', 'root /nope is not a directory')
+    assert by_host['skipped']['state'] == 'no_facts' and by_host['gone']['error'] == 'not in the inventory'

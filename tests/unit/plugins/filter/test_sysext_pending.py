@@ -36,3 +36,20 @@ def test_bad_input_is_a_filter_error():
         pending(FACTS, [], controller_digests=['sha256:' + HEX])
     with pytest.raises(AnsibleFilterError, match='name and version'):
         pending(FACTS, [{'name': 'tool'}])
+
+
+def test_a_version_that_is_not_a_string_is_refused():
+    """YAML reads an unquoted 1.10 as 1.1: compared as '1.1' it would silently be another version."""
+    with pytest.raises(AnsibleFilterError, match=r'tool version 1\.1 is a float, not a string: quote it'):
+        pending(FACTS, [{'name': 'tool', 'version': 1.10}], store_dir='/s')
+    with pytest.raises(AnsibleFilterError, match='is a int, not a string'):
+        pending(FACTS, [{'name': 'tool', 'version': 7}], store_dir='/s')
+
+
+def test_class_is_the_word_and_kind_is_taken_too():
+    confext = {'needs_refresh': False, 'classes': {}, 'images': [dict(FACTS['images'][0], **{'class': 'confext'})]}
+    for key in ('class', 'kind'):
+        wanted = [{'name': 'tool', 'version': '1', 'src': '/x', key: 'confext'}]
+        assert pending(confext, wanted, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX}) == [], key
+        assert pending(confext, [], store_dir='/s', remove=[{'name': 'tool', key: 'confext'}]) == [
+            'confext tool: still present, to be removed'], key

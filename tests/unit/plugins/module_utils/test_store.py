@@ -6,6 +6,7 @@ import errno
 import hashlib
 import http.server
 import os
+import subprocess
 import threading
 import urllib.request
 
@@ -269,6 +270,25 @@ def test_foreign_file_at_the_link_is_left_alone(root, image):
         run(root, state='absent')
 
 
+def test_the_temporary_file_of_a_run_still_going_is_left_alone(root, image):
+    """Two runs for one name: the second must not delete the first one's file while it writes it."""
+    run(root, version='1', src=image('1'))
+    other = subprocess.Popen(['sleep', '60'])
+    try:
+        tmp = root / ('opt/extensions/tool/.#tool-2.raw.%d' % other.pid)
+        link_tmp = root / ('etc/extensions/.#tool.raw.%d' % other.pid)
+        tmp.write_bytes(b'being written')
+        os.symlink('x', link_tmp)
+        r = run(root, version='1')
+        assert not r.changed and r.warnings == [] and tmp.read_bytes() == b'being written' and os.path.islink(link_tmp)
+    finally:
+        other.kill()
+        other.wait()
+    r = run(root, version='1')
+    assert 'removed 2 temporary file(s) of an interrupted run' in r.warnings[0]
+    assert not os.path.lexists(tmp) and not os.path.lexists(link_tmp)
+
+
 def test_leftovers_of_a_killed_run_are_removed(root, image):
     run(root, version='1', src=image('1'))
     (root / 'opt/extensions/tool/.#tool-2.raw.4242').write_bytes(b'half')
@@ -438,3 +458,116 @@ def test_pending_reasons_from_stat_level_facts(root, image):
     facts['needs_refresh'] = False
     assert [i['digest'] for i in facts['images'] if i['name'] == 'tool'] == [None]
     assert 'not known to have' in store.pending_reasons(facts, want)[0]
+
+
+# ----------------------------------------------------------------------------- hosts laid out by other tools
+@pytest.mark.parametrize('fname,expected', [
+    ('tool-27.3.1-x86-64.raw', ('27.3.1', 'x86-64')),
+    ('tool-1.2-arm64-be.raw', ('1.2', 'arm64-be')),
+    ('tool-1.2-arm64.raw', ('1.2', 'arm64')),
+    ('tool-1-2.raw', ('1-2', None)),
+    ('tool-1.raw', ('1', None)),
+    ('tool_1.raw', None),
+    ('other-1.raw', None),
+])
+def test_store_file_names_with_an_architecture_as_sysupdate_and_bakery_write_them(fname, expected):
+    assert store.parse_store_file('tool', fname) == expected
+
+
+def test_versions_ending_in_an_architecture_are_refused(root):
+    with pytest.raises(store.StoreError, match='ends in the architecture x86-64'):
+        run(root, version='1-x86-64', state='present', src='/nonexistent')
+
+
+def test_a_bakery_store_is_read_as_versions_with_an_architecture_and_never_pruned(root, image):
+    """NAME-VERSION-ARCH.raw files (sysext-bakery, systemd-sysupdate) are not versions of this
+    module: keep: 1 in check mode and for real leaves all of them, and absent leaves them too."""
+    store_dir = root / 'opt/extensions/tool'
+    store_dir.mkdir(parents=True)
+    for v in ('1.0', '1.1', '1.2'):
+        (store_dir / ('tool-%s-x86-64.raw' % v)).write_bytes(open(image(v), 'rb').read())
+    os.symlink('/opt/extensions/tool/tool-1.2-x86-64.raw', root / 'etc/extensions/tool.raw')
+    theirs = ['/opt/extensions/tool/tool-%s-x86-64.raw' % v for v in ('1.0', '1.1', '1.2')]
+    for check in (True, False):
+        r = run(root, version='2.0', src=image('2.0'), keep=1, check_mode=check)
+        assert r.removed == [] and r.versions == ['2.0'] and r.previous is None and r.selected == '2.0', r
+        assert r.unmanaged == theirs
+        assert any('tool-1.2-x86-64.raw, a file in the store this module did not write' in w for w in r.warnings)
+    assert link_target(root) == '../../opt/extensions/tool/tool-2.0.raw'
+    r = run(root, version='3.0', src=image('3.0'), keep=0)
+    assert r.removed == ['/opt/extensions/tool/tool-2.0.raw'] and r.versions == ['3.0']
+    r = run(root, state='absent')
+    assert r.removed == ['/etc/extensions/tool.raw', '/opt/extensions/tool/tool-3.0.raw']
+    assert 'left in the store, not written by this module' in r.warnings[-1]
+    assert sorted(os.listdir(store_dir)) == ['tool-%s-x86-64.raw' % v for v in ('1.0', '1.1', '1.2')]
+
+
+def test_a_selection_shadowed_earlier_in_the_search_order_is_reported(root, image):
+    """/etc/extensions/NAME.raw wins over /var/lib/extensions/NAME.raw: systemd merges the first."""
+    (root / 'var/lib/extensions').mkdir(parents=True, exist_ok=True)
+    (root / 'etc/extensions/tool.raw').write_bytes(open(image('0'), 'rb').read())
+    for check in (True, False):
+        r = run(root, version='1', src=image('1'), link_dir='/var/lib/extensions', check_mode=check)
+        assert r.changed and r.selected == '1' and r.shadowed_by == '/etc/extensions/tool.raw', r
+        assert any("/etc/extensions/tool.raw comes earlier in systemd's search order" in w for w in r.warnings)
+    os.unlink(root / 'etc/extensions/tool.raw')
+    r = run(root, version='1', link_dir='/var/lib/extensions')
+    assert r.shadowed_by is None and not r.warnings
+    r = run(root, version='1')      # /etc/extensions comes first: nothing shadows it
+    assert r.shadowed_by is None and r.link == '/etc/extensions/tool.raw'
+
+
+# ----------------------------------------------------------------------------- dm-verity sidecars
+def verity_src(tmp_path, image, version, roothash='ab' * 32):
+    """An image with the .verity and .roothash sidecars beside it, as sysext_build verity: true writes them."""
+    d = tmp_path / ('verity-src-' + version)
+    d.mkdir()
+    src = d / ('tool-%s.raw' % version)
+    src.write_bytes(open(image(version), 'rb').read())
+    (d / ('tool-%s.verity' % version)).write_bytes(b'hash tree ' + version.encode())
+    (d / ('tool-%s.roothash' % version)).write_text(roothash + '\n')
+    return str(src)
+
+
+def test_verity_sidecars_are_stored_with_the_image_and_removed_with_it(root, image, tmp_path):
+    src = verity_src(tmp_path, image, '1')
+    store_dir = root / 'opt/extensions/tool'
+    r = run(root, version='1', src=src, state='present', check_mode=True)
+    assert r.copied and r.sidecars == ['/opt/extensions/tool/tool-1.roothash', '/opt/extensions/tool/tool-1.verity']
+    assert not store_dir.exists()
+    r = run(root, version='1', src=src, state='present')
+    assert r.copied and sorted(os.listdir(store_dir)) == ['tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
+    assert (store_dir / 'tool-1.verity').read_bytes() == b'hash tree 1'
+    # the same bytes again: nothing to do; a new root hash beside the same image: stored again
+    assert not run(root, version='1', src=src, state='present').changed
+    with open(src[:-4] + '.roothash', 'w') as f:
+        f.write('cd' * 32 + '\n')
+    r = run(root, version='1', src=src, state='present')
+    assert r.changed and (store_dir / 'tool-1.roothash').read_text() == 'cd' * 32 + '\n'
+    # the action plugin's probe: the checksums of the controller's sidecars, without src
+    want = store.sidecar_digests(src)
+    assert not run(root, version='1', state='present', sidecar_checksums=want).changed
+    with pytest.raises(store.StoreError, match='dm-verity sidecars') as e:
+        run(root, version='1', state='present', sidecar_checksums={})
+    assert e.value.stored is False
+    # a source without sidecars replaces them: the stored version has none left
+    plain = tmp_path / 'plain' / 'tool-1.raw'
+    plain.parent.mkdir()
+    plain.write_bytes(open(src, 'rb').read())
+    r = run(root, version='1', src=str(plain), state='present')
+    assert r.changed and r.sidecars == [] and sorted(os.listdir(store_dir)) == ['tool-1.raw']
+    run(root, version='1', src=src, state='present')
+    r = run(root, state='absent')
+    assert sorted(r.removed) == ['/opt/extensions/tool/tool-1.raw', '/opt/extensions/tool/tool-1.roothash',
+                                 '/opt/extensions/tool/tool-1.verity'] and not store_dir.exists()
+
+
+def test_the_selection_check_sees_the_sidecars(root, image, tmp_path, monkeypatch):
+    """The image policy is checked with the sidecars beside the image, as systemd will find them."""
+    r = run(root, version='1', src=verity_src(tmp_path, image, '1'), state='present')
+    with pytest.raises(store.StoreError) as e:
+        run(root, version='2', src=verity_src(tmp_path, image, '2'), image_policy='root=unprotected')
+    assert 'tool-2.raw does not match the image policy root=unprotected' in str(e.value), e.value
+    assert 'it is verity, which the image policy does not allow' in str(e.value), e.value
+    assert r.versions == ['1'] and sorted(os.listdir(root / 'opt/extensions/tool')) == [
+        'tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
