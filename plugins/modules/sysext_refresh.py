@@ -132,7 +132,7 @@ options:
       - V(native) does the mount work itself (atomic, see O(atomic)).
       - V(systemd) runs the host's C(systemd-sysext) / C(systemd-confext) for the mount work;
         the decision is still this module's, so even systemd 252 gets the skip. Its exit status is
-        not taken for the result: what is mounted afterwards must be what was planned, else the
+        not taken for the result; what is mounted afterwards must be what was planned, else the
         task fails with what the tool printed.
     type: str
     choices: [native, systemd]
