@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.tucked.sysext.plugins.module_utils import build
 from ansible_collections.tucked.sysext.plugins.module_utils.build import BuildError, Options
 
-from test_build import listing, make_src, need  # noqa: E402 pylint: disable=wrong-import-order
+from ansible_collections.tucked.sysext.tests.unit.plugins.module_utils.test_build import listing, make_src, need
 
 
 def _remove_deep(top):
