@@ -96,8 +96,6 @@ def test_root_without_os_release(tmp_path):
     ('binary', b'\x00\x01\x02\xff\xfe' * 20, 'not valid UTF-8'),
     ('nul-bytes', b'ID=_any\n\x00\x00\n', 'NUL'),
     ('not-utf8', b'ID=\xff\xfe\n', 'UTF-8'),
-    ('huge', b'ID=_any\n' + b'X' * (10 * 1024 * 1024), 'larger than'),
-    ('unterminated', b'ID="_any\n', 'unterminated'),
     ('missing', None, 'has no usr/lib/extension-release.d/extension-release.bad'),
 ])
 def test_bad_release_files(tmp_path, what, release, expect):
@@ -114,6 +112,24 @@ def test_bad_release_files(tmp_path, what, release, expect):
     assert expect in res['warnings_shown'], 'the warning is shown'
     assert facts['classes']['sysext']['after'] == ['good']
     assert tree_digest(root) == before
+
+
+def test_a_large_release_file_is_read_as_systemd_reads_it(tmp_path):
+    # systemd 262 reads release files up to READ_FULL_BYTES_MAX (64 MiB - 1): 10 MiB is fine
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'big', release=b'ID=_any\n' + b'X' * (10 * 1024 * 1024))
+    facts = run_facts(root)['ansible_facts']['sysext']
+    assert image(facts, '/var/lib/extensions/big')['compatible'] is True
+    assert facts['classes']['sysext']['after'] == ['big']
+
+
+def test_an_unterminated_quote_takes_the_rest_of_the_file_as_systemd_does(tmp_path):
+    # systemd 262's env-file parser: ID="_any<newline> is the value '_any\n', which matches no OS
+    root = make_root(tmp_path)
+    add_ext(root, 'var/lib/extensions', 'quote', release=b'ID="_any\n')
+    facts = run_facts(root)['ansible_facts']['sysext']
+    img = image(facts, '/var/lib/extensions/quote')
+    assert img['compatible'] is False and "is for OS '_any\n'" in img['reason'], img['reason']
 
 
 def test_release_symlink_pointing_outside_the_image(tmp_path):
