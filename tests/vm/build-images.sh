@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Run inside the test VM (tests/vm/test_verity.py): the verity-protected images the tests merge,
 # each built the way its producer builds it, into /root/images (with the root hashes in
 # /root/images/NAME.hash, lowercase hex), and a test key and certificate in /root/keys.
