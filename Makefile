@@ -11,7 +11,7 @@ demo:
 
 ## test: the whole suite (what CI runs)
 test:
-	scripts/bootstrap.sh debs venv test-venv sid-root podman-collection test-hosts
+	scripts/bootstrap.sh debs venv test-venv sid-root podman-collection test-hosts vm
 	scripts/test.sh
 
 bootstrap:

@@ -2,14 +2,14 @@
 # The whole test suite: sanity, units, lint, then the integration suite (real mounts in
 # private namespaces, real systemd-sysext 252 and 262, real ansible-playbook), the fault
 # injection (SIGKILL at every stage, concurrent runs), the molecule scenarios on real systemd
-# hosts (podman) and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
+# hosts (podman), dm-verity in a QEMU VM and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
-steps=${*:-sanity units lint corpus integration faults molecule bench}
+steps=${*:-sanity units lint corpus integration faults vm molecule bench}
 
 # ansible-test wants the collection at a path ending in ansible_collections/tucked/sysext;
 # copy the working tree (not .git, not the venv) there.
@@ -74,6 +74,10 @@ for step in $steps; do
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=5 tests/faults) ;;
+        vm)
+            # dm-verity, signatures and a real /usr in a QEMU VM with a real Debian kernel (this
+            # machine's kernel has no device-mapper): boots once, about half a minute
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=10 tests/vm) ;;
         molecule)
             (cd "$here" && run_molecule) ;;
         bench)

@@ -24,9 +24,11 @@ def ansible_env(extra: dict | None = None) -> dict:
 
 
 def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir: str | None = None,
-              extra_env: dict | None = None, namespace: 'MountNamespace | None' = None) -> list:
-    """Run ``tasks`` (module-name -> args dicts) on localhost, each with ``ignore_errors`` and
-    registered; return the list of results, each with ``_shown`` (what ansible printed).
+              extra_env: dict | None = None, namespace: 'MountNamespace | None' = None,
+              inventory: str | None = None, hosts: str = 'localhost') -> list:
+    """Run ``tasks`` (module-name -> args dicts) on ``hosts`` (localhost, or the one host of
+    ``inventory``), each with ``ignore_errors`` and registered; return the list of results, each
+    with ``_shown`` (what ansible printed).
     Fails the caller's test on a traceback or on an ansible-playbook failure. ``namespace``: run
     ansible-playbook inside that MountNamespace."""
     work = tempfile.mkdtemp(prefix='tucked-play-', dir=workdir)
@@ -40,8 +42,9 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
         play_tasks.append(t)
     pb = os.path.join(work, 'play.yml')
     with open(pb, 'w') as f:
-        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': play_tasks}], f)
-    cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['--check'] if check_mode else []) + (['--diff'] if diff else [])
+        json.dump([{'hosts': hosts, 'gather_facts': False, 'tasks': play_tasks}], f)
+    cmd = [os.path.join(BIN, 'ansible-playbook'), pb] + (['-i', inventory] if inventory else [])
+    cmd += (['--check'] if check_mode else []) + (['--diff'] if diff else [])
     # the results come from a callback (tests/lib/callback_plugins/task_results.py): a copy task
     # to save them cost more than a second per run
     env = ansible_env(dict(extra_env or {}, TASK_RESULTS_FILE=results_file))
