@@ -14,6 +14,9 @@ def all_scenarios() -> list:
     out = []
     for path in sorted(glob.glob(os.path.join(HERE, 'diff_scenarios_*.py'))):
         mod = importlib.import_module(os.path.basename(path)[:-3])
+        for s in mod.SCENARIOS:
+            # (a module's PLAYBOOK = True: its scenarios run ours through real ansible-playbook)
+            s.playbook = s.playbook or getattr(mod, 'PLAYBOOK', False)
         out.extend(mod.SCENARIOS)
     names = [s.name for s in out]
     dup = {n for n in names if names.count(n) > 1}

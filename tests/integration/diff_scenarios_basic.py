@@ -28,6 +28,9 @@ def _merged_both_ways(result):
         assert merge[side]['mounts']['usr']['fstype'] == 'overlay', side
 
 
+# ours runs through real ansible-playbook here (see differential.py)
+PLAYBOOK = True
+
 SCENARIOS = [
     Scenario('basic-merge-replace-unmerge', _images,
              [Step('merge'), Step('refresh'), Step('hook', hook=_replace), Step('refresh'), Step('unmerge')],

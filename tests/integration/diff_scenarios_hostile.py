@@ -91,6 +91,9 @@ def _nothing_removed(result):
     assert '.systemd-sysext/work_dir' in result['steps'][-1]['ours']['msg'], result['steps'][-1]['ours']['msg']
 
 
+# ours runs through real ansible-playbook here (see differential.py)
+PLAYBOOK = True
+
 SCENARIOS = [
     Scenario('hostile-opt-relative-symlink', _opt_link('var/opt'),
              [Step('merge'), Step('refresh'), Step('hook', hook=_replace), Step('refresh'), Step('cross'),
