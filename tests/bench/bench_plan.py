@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from lib.timing import median_ms  # noqa: E402
 from lib.nsroot import SidRoot, engine  # noqa: E402
+from lib import producers  # noqa: E402
 
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 RESULTS = os.path.join(HERE, 'results')
@@ -65,15 +66,56 @@ def main(quick: bool) -> dict:
                      'ratio': round(mine / ref, 3) if ref else None})
     r.systemd('systemd-sysext', 'unmerge', '--no-reload')
     refresh_rows = refresh_scaling(r, (1, 10, 100) if quick else (1, 10, 100, 400), 3 if quick else 9)
+    mixed = mixed_formats(r, eng, reps)
     by_n = {row['extensions']: row for row in rows}
     summary = {
         'plan_100_vs_systemd_skip_100': by_n[100]['ratio'],
         'target_plan_100_vs_systemd_skip': '<= 1.0',
         'plan_1000_vs_plan_100': round(by_n[1000]['ours_ms'] / by_n[100]['ours_ms'], 2) if 1000 in by_n else None,
         'target_plan_1000_vs_plan_100': '<= 12 (linear: about 10)',
+        'mixed_100_vs_systemd_skip_100': mixed['ratio'],
+        'target_mixed_100_vs_systemd_skip': '<= 0.5',
     }
     return {'benchmark': 'plan', 'quick': quick, 'repetitions': reps, 'rows': rows, 'summary': summary,
-            'refresh_rows': refresh_rows}
+            'refresh_rows': refresh_rows, 'mixed': mixed}
+
+
+# the mixed row: what the producers ship (design.md section 5), built with their own tools
+MIXED = ('ddi-erofs', 'ddi-erofs-lz4hc', 'erofs-lz4', 'erofs-lz4hc-fragments', 'squashfs-zstd')
+
+
+def mixed_formats(r, eng, reps, n=100):
+    """100 image files in the producers' formats (unsigned GPT DDIs with erofs, lz4 erofs,
+    zstd squashfs), merged by systemd 262: our no-change plan against its skipping refresh."""
+    sdir = 'var/lib/extensions'
+    for entry in os.listdir(r.p(sdir)):
+        subprocess.run(['rm', '-rf', '--', r.p(os.path.join(sdir, entry))], check=True)
+    counts = {}
+    for i in range(n):
+        recipe = MIXED[i % len(MIXED)]
+        name = 'm%d' % i
+        tree = '/tmp/mixed-tree-' + name
+        r.make_tree(r.p(tree), name, files={'usr/share/%s/hello' % name: name + '\n',
+                                            'usr/share/%s/big' % name: 'compressible text\n' * 2000})
+        producers.build(r.path, recipe, tree, '/%s/%s.raw' % (sdir, name))
+        subprocess.run(['rm', '-rf', '--', r.p(tree)], check=True)
+        counts[recipe] = counts.get(recipe, 0) + 1
+    r.systemd('systemd-sysext', 'merge', '--no-reload')
+
+    def systemd_skip():
+        res = r.systemd('systemd-sysext', 'refresh', '--no-reload')
+        if SKIP_MSG not in res.stderr + res.stdout:
+            raise SystemExit('systemd did not skip with %d mixed images: %s' % (n, res.stderr))
+    ref = median_ms(systemd_skip, reps)
+
+    def ours():
+        if eng.gather(r.path, ('sysext',)).needs_refresh:
+            raise SystemExit('our plan wants a refresh of %d unchanged mixed images' % n)
+    ours()   # (the first plan after systemd's merge reads each image once; then the cache holds)
+    mine = median_ms(ours, reps)
+    r.systemd('systemd-sysext', 'unmerge', '--no-reload')
+    return {'images': n, 'formats': counts, 'ours_ms': round(mine, 3), 'systemd_skip_ms': round(ref, 3),
+            'ratio': round(mine / ref, 3)}
 
 
 def refresh_scaling(r, sizes, reps):
@@ -122,6 +164,12 @@ def table(res: dict) -> str:
     lines += ['', '| extensions | ours: changing refresh (ms) | systemd 262: refresh --always-refresh (ms) | ratio |',
               '|---:|---:|---:|---:|']
     lines += _rows(res['refresh_rows'], 'systemd_refresh_ms')
+    m = res['mixed']
+    lines += ['', '| mixed images (%s) | ours: plan (ms) | systemd 262: skipping refresh (ms) | ratio |'
+              % ', '.join('%d %s' % (c, k) for k, c in sorted(m['formats'].items())),
+              '|---:|---:|---:|---:|', '| %d | %.2f | %.2f | %.3f |' % (m['images'], m['ours_ms'], m['systemd_skip_ms'], m['ratio']),
+              '', 'mixed plan(100) / systemd skip(100) = %s (target %s)'
+              % (s['mixed_100_vs_systemd_skip_100'], s['target_mixed_100_vs_systemd_skip'])]
     return '\n'.join(lines)
 
 

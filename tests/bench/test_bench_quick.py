@@ -21,6 +21,9 @@ def test_plan_benchmark_runs():
     for row in out['rows']:
         assert row['ours_ms'] > 0 and row['systemd_skip_ms'] > 0 and row['ratio'] > 0, row
     assert '| 100 |' in res.stderr, 'the table is printed'
+    mixed = out['mixed']
+    assert mixed['images'] == 100 and len(mixed['formats']) == 5, mixed
+    assert mixed['ours_ms'] > 0 and mixed['systemd_skip_ms'] > 0, mixed
 
 
 def test_refresh_benchmark_runs():
