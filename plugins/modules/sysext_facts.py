@@ -294,7 +294,8 @@ ansible_facts:
             compression:
               description:
                 - What the file system's superblock names, e.g. C(gzip), C(zstd), C(lz4) (squashfs) or C(lz4),
-                  C(lz4hc), C(zstd), C(deflate), C(lzma) (erofs); V(null) when uncompressed or a directory.
+                  C(zstd), C(deflate), C(lzma) (erofs, where C(lz4) also stands for lz4hc, which writes the same
+                  format); V(null) when uncompressed or a directory.
               type: str
             partition:
               description:

@@ -19,6 +19,20 @@ def test_files_from_every_extension(node):
     assert node.file('/etc/tucked/motd.conf').exists
 
 
+def test_images_in_the_producers_formats(host, node):
+    """An erofs GPT disk image (Flatcar's extras) and a zstd squashfs (Flatcar before 4628) are
+    merged with their content, and the facts say what each image is."""
+    assert node.file('/usr/share/tucked-ddi/hello').content_string == 'from an erofs GPT disk image\n'
+    assert node.file('/usr/share/tucked-zstd/hello').content_string == 'from a zstd squashfs\n'
+    facts = host.ansible('tucked.sysext.sysext_facts', check=False)['ansible_facts']['sysext']
+    images = {i['name']: i for i in facts['images']}
+    ddi, zstd = images['tucked-ddi'], images['tucked-zstd']
+    # (erofs records lz4 for lz4hc too: the same format)
+    assert (ddi['container'], ddi['fstype'], ddi['compression']) == ('gpt', 'erofs', 'lz4'), ddi
+    assert ddi['partition']['designator'] == 'root' and ddi['protection'] == 'unprotected', ddi
+    assert (zstd['container'], zstd['fstype'], zstd['compression']) == ('filesystem', 'squashfs', 'zstd'), zstd
+
+
 def test_hierarchies_are_read_only_overlays(node):
     for path in ('/usr', '/opt', '/etc'):
         mount = node.mount_point(path)
@@ -41,8 +55,8 @@ def test_systemd_status_agrees_with_our_facts(host, node):
     facts = host.ansible('tucked.sysext.sysext_facts', check=False)['ansible_facts']['sysext']
     ours = {h: sorted(v['extensions']) for h, v in facts['hierarchies'].items()}
     # systemd lists every merged extension on every hierarchy of its class
-    assert ours == {'/usr': ['tucked-hello', 'tucked-tools'], '/opt': ['tucked-hello', 'tucked-tools'],
-                    '/etc': ['tucked-motd']}
+    every = ['tucked-ddi', 'tucked-hello', 'tucked-tools', 'tucked-zstd']
+    assert ours == {'/usr': every, '/opt': every, '/etc': ['tucked-motd']}
     assert _status(node, 'systemd-sysext') == {h: ours[h] for h in ('/usr', '/opt')}
     if node.exists('systemd-confext'):      # systemd >= 254; bookworm has 252
         assert _status(node, 'systemd-confext') == {'/etc': ours['/etc']}
