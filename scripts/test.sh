@@ -76,7 +76,7 @@ for step in $steps; do
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=5 tests/faults) ;;
         vm)
             # dm-verity, signatures and a real /usr in a QEMU VM with a real Debian kernel (this
-            # machine's kernel has no device-mapper): boots once, about half a minute
+            # machine's kernel has no device-mapper): boots once (40-60 s), about five minutes in all
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=10 tests/vm) ;;
         molecule)
             (cd "$here" && run_molecule) ;;

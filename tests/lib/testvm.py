@@ -15,7 +15,7 @@
         assert vm.ssh('ls /dev/mapper/control').returncode == 0
 
 The VM boots from the cached image with ``-snapshot``: every ``up`` starts from the pristine
-image and nothing a test does in it survives ``down``. Booting takes about half a minute
+image and nothing a test does in it survives ``down``. Booting takes 40-60 s
 (TCG: no KVM on this machine type), so share one VM between the tests of a module.
 """
 
