@@ -14,7 +14,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tucked.sysext.plugins.module_utils import store
+from ansible_collections.tucked.sysext.plugins.module_utils import storefiles
 
 MODULE = 'tucked.sysext.sysext_image'
 
@@ -48,12 +48,12 @@ class ActionModule(ActionBase):
             return result
         try:
             local = self._find_needle('files', args['src'])
-            algo, want = store.parse_checksum(args['checksum']) if args.get('checksum') else ('sha256', None)
+            algo, want = storefiles.parse_checksum(args['checksum']) if args.get('checksum') else ('sha256', None)
             digest = hashlib.new(algo)
             with open(local, 'rb') as f:
-                for chunk in iter(lambda: f.read(store.CHUNK), b''):
+                for chunk in iter(lambda: f.read(storefiles.CHUNK), b''):
                     digest.update(chunk)
-        except (AnsibleError, store.StoreError, OSError) as e:
+        except (AnsibleError, storefiles.ChecksumError, OSError) as e:
             result.update(failed=True, msg='src %s: %s' % (args['src'], to_text(e)))
             return result
         if want is not None and digest.hexdigest() != want:
@@ -62,8 +62,8 @@ class ActionModule(ActionBase):
             return result
         checksum = '%s:%s' % (algo, digest.hexdigest())
         try:
-            sidecars = store.sidecars_of(local)
-            sidecar_checksums = store.sidecar_digests(local)
+            sidecars = storefiles.sidecars_of(local)
+            sidecar_checksums = storefiles.sidecar_digests(local)
         except OSError as e:
             result.update(failed=True, msg='the dm-verity sidecars of src %s: %s' % (local, to_text(e)))
             return result
@@ -83,7 +83,7 @@ class ActionModule(ActionBase):
             remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'image.raw')
             self._transfer_file(local, remote)
             # beside it under the names systemd (and the module) look for: image.verity, image.roothash ...
-            remote_sidecars = [remote[:-len(store.SUFFIX)] + suffix for suffix in sidecars]
+            remote_sidecars = [remote[:-len(storefiles.SUFFIX)] + suffix for suffix in sidecars]
             for suffix, path in zip(sidecars, remote_sidecars):
                 self._transfer_file(sidecars[suffix], path)
             self._fixup_perms2([self._connection._shell.tmpdir, remote] + remote_sidecars)

@@ -66,7 +66,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tucked.sysext.plugins.module_utils import store
+from ansible_collections.tucked.sysext.plugins.module_utils import rollout
 
 
 def _checksums(wanted, digests) -> dict:
@@ -76,11 +76,11 @@ def _checksums(wanted, digests) -> dict:
             continue
         digest = (digests or {}).get(item['src'])
         if digest and item.get('name'):
-            out['%s/%s' % (store.class_of(item), item['name'])] = digest
+            out['%s/%s' % (rollout.class_of(item), item['name'])] = digest
     return out
 
 
-def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), controller_digests=None):
+def sysext_pending(facts, wanted, store_dir=rollout.DEFAULT_STORE_DIR, remove=(), controller_digests=None):
     if not isinstance(facts, dict) or 'images' not in facts:
         raise AnsibleFilterError('sysext_pending: the input must be ansible_facts.sysext (from tucked.sysext.sysext_facts)')
     if controller_digests is not None and not isinstance(controller_digests, dict):
@@ -93,7 +93,7 @@ def sysext_pending(facts, wanted, store_dir=store.DEFAULT_STORE_DIR, remove=(), 
                                      'YAML reads an unquoted 1.10 as the number 1.1'
                                      % (item.get('name'), version, type(version).__name__, version))
     try:
-        return store.pending_reasons(facts, wanted, store_dir, list(remove or []), _checksums(wanted, controller_digests))
+        return rollout.pending_reasons(facts, wanted, store_dir, list(remove or []), _checksums(wanted, controller_digests))
     except (KeyError, TypeError) as e:
         raise AnsibleFilterError('sysext_pending: every wanted item needs name and version (%s)' % e) from None
 

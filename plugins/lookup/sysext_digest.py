@@ -54,7 +54,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.tucked.sysext.plugins.module_utils import store
+from ansible_collections.tucked.sysext.plugins.module_utils import storefiles
 
 
 class LookupModule(LookupBase):
@@ -70,7 +70,7 @@ class LookupModule(LookupBase):
                                          "(-vvvvv lists them): check the image path (src) in the wanted images, "
                                          "or give an absolute path" % (term,))
             try:
-                out.append('%s:%s' % (algo, store.file_digest(path, algo, use_cache=False)))
+                out.append('%s:%s' % (algo, storefiles.file_digest(path, algo, use_cache=False)))
             except OSError as e:
                 raise AnsibleLookupError('sysext_digest: cannot read the controller file %s (%s): check the '
                                          'image path (src) in the wanted images' % (path, e.strerror or e)) from None

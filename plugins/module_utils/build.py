@@ -29,14 +29,14 @@ import tempfile
 from dataclasses import dataclass, field
 
 from . import ddi
-from .buildfiles import (SUFFIX, fsync_path, read_image_release, read_record, sidecars, stale_workdirs,
-                         verity_current, work_prefix, write_record)
+from .buildfiles import (SUFFIX, read_image_release, read_record, sidecars, stale_workdirs, verity_current,
+                         work_prefix, write_record)
 from .buildtools import (COMPRESSION, BuildError, FsSpec, build_command, check_compression, check_tool_compression,
-                         find_tool, fs_uuid, hash_file, run_tool, space_hint, tool_identity, tool_version,
-                         verity_format)
+                         find_tool, fs_uuid, hash_file, run_tool, tool_identity, tool_version, verity_format)
 from .buildrequest import (CONTAINERS, FORMATS, KINDS, Options, check_epoch, check_name, default_name,
                            release_fields, release_text)
 from .buildtree import check_layout, hash_sources, inputs_digest, release_path, scan, stage
+from .fsutil import fsync_path, space_hint
 from .release import SYSEXT, level_key, native_architecture
 
 # read in place (imagefs); the others only through a read-only mount, which needs root

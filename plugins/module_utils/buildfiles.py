@@ -14,6 +14,7 @@ import os
 from . import imagefs
 from .buildtools import hash_file
 from .buildtree import release_path
+from .fsutil import pid_alive
 
 RECORD_XATTR = 'user.tucked.build'
 RECORD_VERSION = 1        # bump when the tool flags change, so that old records no longer match
@@ -75,24 +76,6 @@ def verity_current(dest: str, roothash: str | None, verity_sha: str | None) -> b
     return hash_file(vpath) == verity_sha
 
 
-def fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def work_prefix(dest: str) -> str:
     base = os.path.basename(dest)
     if len(base.encode('utf-8', 'surrogateescape')) > _PREFIX_NAME_MAX:
@@ -110,7 +93,7 @@ def stale_workdirs(dest: str) -> list[str]:
     for n in names:
         if n.startswith(prefix):
             pid = n[len(prefix):].split('-', 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 out.append(os.path.join(d, n))
     return out
 

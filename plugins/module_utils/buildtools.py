@@ -15,6 +15,8 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 
+from .fsutil import space_hint
+
 TOOLS = {'squashfs': ('mksquashfs', 'squashfs-tools'), 'erofs': ('mkfs.erofs', 'erofs-utils'),
          'verity': ('veritysetup', 'cryptsetup-bin'), 'openssl': ('openssl', 'openssl')}
 CHUNK = 1 << 20
@@ -211,14 +213,6 @@ def _tool_env() -> dict:
     env.pop('SOURCE_DATE_EPOCH', None)
     env['LC_ALL'] = 'C'
     return env
-
-
-def space_hint(path: str) -> str:
-    try:
-        sv = os.statvfs(path)
-        return ' (%d bytes free there)' % (sv.f_bavail * sv.f_frsize)
-    except OSError:
-        return ''
 
 
 def run_tool(cmd: list, what: str, where: str) -> str:

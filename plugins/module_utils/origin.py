@@ -12,7 +12,7 @@ import json
 import os
 import stat
 
-from . import mountapi, rootfs
+from . import fsutil, mountapi
 
 # Errors of name_to_handle_at() that mean "no handle here, use the inode" rather than
 # "something is broken" (is_name_to_handle_at_fatal_error() in systemd).
@@ -116,14 +116,9 @@ def loads(text: str, what: str) -> dict:
 
 def read(path: str) -> dict | None:
     """Read an origin file; None if it does not exist (systemd < 260)."""
-    try:
-        data = rootfs.read_regular(path, MAX_ORIGIN_SIZE)
-    except FileNotFoundError:
+    data = fsutil.read_bounded(path, MAX_ORIGIN_SIZE, OriginError)
+    if data is None:
         return None
-    except OSError as e:
-        raise OriginError('cannot read %s: %s' % (path, e.strerror)) from None
-    if len(data) > MAX_ORIGIN_SIZE:
-        raise OriginError('%s is larger than %d bytes' % (path, MAX_ORIGIN_SIZE))
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError:

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from . import mountapi, mountinfo, origin, rootfs
+from . import fsutil, mountapi, mountinfo, origin, rootfs
 from .release import CONFEXT, SYSEXT
 
 HIERARCHIES = {SYSEXT: ('/usr', '/opt'), CONFEXT: ('/etc',)}
@@ -52,15 +52,8 @@ class HierarchyState:
 
 
 def _read_small(path: str) -> str | None:
-    try:
-        data = rootfs.read_regular(path, MAX_META_SIZE)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise StateError('cannot read %s: %s' % (path, e.strerror)) from None
-    if len(data) > MAX_META_SIZE:
-        raise StateError('%s is larger than %d bytes; it is not sysext metadata' % (path, MAX_META_SIZE))
-    return data.decode('utf-8', 'replace')
+    data = fsutil.read_bounded(path, MAX_META_SIZE, StateError, '%s is larger than %d bytes; it is not sysext metadata')
+    return None if data is None else data.decode('utf-8', 'replace')
 
 
 def _dev_of(path: str) -> str:

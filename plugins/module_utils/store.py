@@ -18,35 +18,20 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
-import stat
 from dataclasses import dataclass, field, replace
 
-from . import config, engine, imagecheck, imagemeta, images, release, rootfs, vpick
+from . import config, engine, imagecheck, imagemeta, images, release
+from .fsutil import fsync_path, space_hint
 from .release import CONFEXT, SYSEXT
+from .storefiles import (CHUNK, DEFAULT_STORE_DIR, SUFFIX, VERITY_SIDECARS, ChecksumError, cache_digest, file_digest,
+                         parse_checksum, sidecar_digests, sidecars_of)
+from .storelayout import (TMP_PREFIX, Layout, StoreError, check_name, check_version, current_selection, layout,
+                          leftovers, stored_versions, unmanaged_files)
 from .version import strverscmp_improved, version_key
 
-DEFAULT_STORE_DIR = '/opt/extensions'
 # /etc/confexts is not a directory systemd-confext searches; /var/lib/confexts is.
 DEFAULT_LINK_DIR = {SYSEXT: '/etc/extensions', CONFEXT: '/var/lib/confexts'}
-SUFFIX = '.raw'
-TMP_PREFIX = '.#'
-STORE_FILE_OF_ANOTHER_TOOL = '%s points to %s, a file in the store this module did not write'
-ALGORITHMS = ('sha256', 'sha384', 'sha512')
-# dm-verity sidecars systemd looks for beside an image file (.raw replaced), src/shared/dissect-image.c
-VERITY_SIDECARS = ('.verity', '.roothash', '.roothash.p7s', '.usrhash', '.usrhash.p7s')
 STATES = ('present', 'selected', 'absent')
-CHUNK = 1 << 20
-_VERSION_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.~^-]{0,127}$')
-
-
-class StoreError(Exception):
-    """A request that cannot be carried out; nothing on the host was changed.
-    ``stored`` is False when the wanted version is not in the store and no source was given."""
-
-    def __init__(self, msg: str, stored: bool | None = None):
-        super().__init__(msg)
-        self.stored = stored
 
 
 @dataclass
@@ -99,250 +84,11 @@ class Result:
         return {k: getattr(self, k) for k in keys}
 
 
-# ----------------------------------------------------------------------------- validation
-def check_name(name: str) -> None:
-    if not name or '/' in name or name.startswith('.') or not images.image_name_is_valid(name) \
-            or name.endswith(SUFFIX) or any(c.isspace() for c in name):
-        raise StoreError("invalid extension name %r: use a plain file name such as 'docker' (no '/', no "
-                         "leading '.', no whitespace, without the .raw suffix)" % (name,))
-
-
-def check_version(version: str) -> None:
-    if not version or not _VERSION_RE.match(version):
-        raise StoreError("invalid version %r: start with a letter or digit and use only letters, digits and "
-                         "'.', '~', '^', '-' (systemd's version comparison ignores every other character, so "
-                         "such versions would not sort as they read)" % (version,))
-    arch = architecture_suffix(version)
-    if arch:
-        raise StoreError("version %r ends in the architecture %s, which the NAME-VERSION-ARCH.raw naming of "
-                         "systemd-sysupdate and sysext-bakery reads as the architecture, not the version: give the "
-                         "version without -%s" % (version, arch, arch))
-
-
-def architecture_suffix(version: str) -> str | None:
-    """The systemd architecture name (src/basic/architecture.c) ``version`` ends in after a '-',
-    as in sysext-bakery's and systemd-sysupdate's ``NAME-VERSION-ARCH.raw`` (``docker-27.3.1-x86-64.raw``);
-    None when it ends in none. The longest name wins (``arm64-be`` over ``be``)."""
-    found = [a for a in vpick.ARCHITECTURES if version.endswith('-' + a) and len(version) > len(a) + 1]
-    return max(found, key=len) if found else None
-
-
-def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
-    """(version, architecture) of a store file ``NAME-VERSION[-ARCH].raw``; None for any other
-    name. Only files without an architecture are this module's own versions."""
-    prefix = name + '-'
-    if not (fname.startswith(prefix) and fname.endswith(SUFFIX)):
-        return None
-    stem = fname[len(prefix):-len(SUFFIX)]
-    arch = architecture_suffix(stem)
-    version = stem[:-len(arch) - 1] if arch else stem
-    return (version, arch) if _VERSION_RE.match(version) else None
-
-
-def parse_checksum(value: str) -> tuple[str, str]:
-    """'sha256:HEX' -> ('sha256', 'hex'); bare hex of 64 characters is sha256."""
-    algo, sep, hexd = value.strip().partition(':')
-    if not sep:
-        algo, hexd = 'sha256', algo
-    algo = algo.lower()
-    hexd = hexd.lower()
-    size = {'sha256': 64, 'sha384': 96, 'sha512': 128}.get(algo)
-    if size is None:
-        raise StoreError('checksum %r: unsupported algorithm %r; use one of %s, as in sha256:<64 hex digits>'
-                         % (value, algo, ', '.join(ALGORITHMS)))
-    if len(hexd) != size or any(c not in '0123456789abcdef' for c in hexd):
-        raise StoreError('checksum %r: expected %s:<%d hex digits>' % (value, algo, size))
-    return algo, hexd
-
-
-# ----------------------------------------------------------------------------- layout
-@dataclass
-class Layout:
-    root: str
-    name: str
-    store: str          # in-root store directory of this name (resolved)
-    link_dir: str       # in-root link directory (resolved)
-
-    def host(self, inroot: str) -> str:
-        return rootfs.host_path(self.root, inroot)
-
-    def file_for(self, version: str) -> str:
-        return '%s/%s-%s%s' % (self.store, self.name, version, SUFFIX)
-
-    @property
-    def link(self) -> str:
-        return '%s/%s%s' % (self.link_dir.rstrip('/'), self.name, SUFFIX)
-
-
-def _chase_dir(root: str, path: str, what: str) -> str:
-    if not path.startswith('/'):
-        raise StoreError('%s %r must be an absolute path (inside root)' % (what, path))
-    try:
-        return rootfs.chase(root, path, missing_ok=True)
-    except OSError as e:
-        raise StoreError('%s %s cannot be resolved inside %s: %s' % (what, path, root, e.strerror)) from None
-
-
-def layout(root: str, name: str, store_dir: str, link_dir: str) -> Layout:
-    store = _chase_dir(root, store_dir, 'store_dir').rstrip('/') + '/' + name
-    store = _chase_dir(root, store, 'store_dir')
-    link = _chase_dir(root, link_dir, 'link_dir')
-    searched = {d for cls in (SYSEXT, CONFEXT) for d in images.SEARCH_DIRS_INITRD[cls]}
-    parent = _chase_dir(root, store_dir, 'store_dir')
-    if parent in searched or any(parent.startswith(d + '/') for d in searched):
-        raise StoreError('store_dir %s is (inside) a directory systemd searches for extensions, so every '
-                         'stored version would be merged; use a directory outside them, such as %s'
-                         % (store_dir, DEFAULT_STORE_DIR))
-    return Layout(root=os.path.abspath(root), name=name, store=store, link_dir=link)
-
-
-def _store_entries(lay: Layout) -> list[str]:
-    try:
-        return os.listdir(lay.host(lay.store))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise StoreError('cannot list the store %s: %s' % (lay.host(lay.store), e.strerror)) from None
-
-
-def stored_versions(lay: Layout) -> list[str]:
-    """This module's versions in the store (``NAME-VERSION.raw``), oldest first, in systemd's order."""
-    found = []
-    for fname in _store_entries(lay):
-        parsed = parse_store_file(lay.name, fname)
-        if parsed and parsed[1] is None:
-            found.append(parsed[0])
-    return sorted(found, key=version_key)
-
-
-def unmanaged_files(lay: Layout) -> list[str]:
-    """In-root paths of the files in the store that are not this module's versions nor its
-    temporary files (``NAME-VERSION-ARCH.raw`` of sysext-bakery or systemd-sysupdate, anything
-    else): never selected, pruned or removed."""
-    out = []
-    for fname in _store_entries(lay):
-        parsed = parse_store_file(lay.name, fname)
-        if not (parsed and parsed[1] is None) and not fname.startswith(TMP_PREFIX + lay.name + '-'):
-            out.append('%s/%s' % (lay.store, fname))
-    return sorted(out)
-
-
-def leftovers(lay: Layout) -> list[str]:
-    """Temporary files of interrupted runs (ours: ``.#NAME-VERSION.raw.PID`` in the store,
-    ``.#NAME.raw.PID`` links) whose process is gone: a run still writing one is left alone."""
-    out = []
-    for d, prefix in ((lay.store, TMP_PREFIX + lay.name + '-'), (lay.link_dir, TMP_PREFIX + lay.name + SUFFIX)):
-        try:
-            names = os.listdir(lay.host(d))
-        except OSError:
-            continue
-        out += ['%s/%s' % (d, f) for f in names if f.startswith(prefix) and not _writer_alive(f)]
-    return out
-
-
-def _writer_alive(fname: str) -> bool:
-    """Whether the process named by the ``.PID`` suffix of a temporary file still runs."""
-    # .#NAME-VERSION.raw.PID, its staged sidecars .#NAME-VERSION.raw.PID.verity ...
-    m = re.search(r'\.raw\.(\d+)(?:\.|$)', fname)
-    pid = m.group(1) if m else ''
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True         # it runs, as another user
-    return True
-
-
-def current_selection(lay: Layout) -> tuple[str | None, str | None]:
-    """(version selected by the link, or None; a description when the link exists but is not
-    one of ours: a regular file, or a symlink to something outside this name's store)."""
-    host_link = lay.host(lay.link)
-    try:
-        st = os.lstat(host_link)
-    except FileNotFoundError:
-        return None, None
-    except OSError as e:
-        raise StoreError('cannot read %s: %s' % (host_link, e.strerror)) from None
-    if not stat.S_ISLNK(st.st_mode):
-        return None, '%s is a %s, not a symlink into the store' % (
-            host_link, 'directory' if stat.S_ISDIR(st.st_mode) else 'file')
-    try:
-        target = rootfs.chase(lay.root, lay.link)
-    except FileNotFoundError:
-        return None, '%s is a dangling symlink (to %s)' % (host_link, os.readlink(host_link))
-    except OSError as e:
-        return None, '%s cannot be resolved: %s' % (host_link, e.strerror)
-    d, fname = os.path.split(target)
-    parsed = parse_store_file(lay.name, fname) if d == lay.store else None
-    if parsed and parsed[1] is None:
-        return parsed[0], None
-    if d == lay.store:
-        return None, STORE_FILE_OF_ANOTHER_TOOL % (host_link, target)
-    return None, '%s points to %s, outside the store %s' % (host_link, target, lay.host(lay.store))
-
-
-# ----------------------------------------------------------------------------- digests
-def file_digest(path: str, algo: str = 'sha256', use_cache: bool = True) -> str:
-    """Hex digest of a file. For files in the store, the digest is cached in an xattr keyed
-    by size, mtime and inode, so that a run with nothing to do reads no image contents."""
-    st = os.stat(path)
-    if use_cache:
-        cached = images.cached_digest(path, st)
-        if cached and cached.startswith(algo + ':'):
-            return cached[len(algo) + 1:]
-    h = hashlib.new(algo)
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(CHUNK), b''):
-            h.update(chunk)
-    hexd = h.hexdigest()
-    if use_cache:
-        _cache_digest(path, algo, hexd)
-    return hexd
-
-
-def _cache_digest(path: str, algo: str, hexd: str) -> None:
-    try:
-        os.setxattr(path, images.DIGEST_XATTR, (images.digest_key(os.stat(path), algo) + hexd).encode())
-    except OSError:
-        pass        # no user xattrs on this filesystem: the digest is recomputed next time
-
-
-def sidecars_of(host_path: str) -> dict:
-    """suffix -> host path of the dm-verity sidecars beside an image, named as systemd looks for
-    them (``NAME.raw`` -> ``NAME.verity``, ``NAME.roothash``, ``NAME.roothash.p7s`` ...)."""
-    base = host_path[:-len(SUFFIX)] if host_path.endswith(SUFFIX) else host_path
-    return {s: base + s for s in VERITY_SIDECARS if os.path.isfile(base + s)}
-
-
-def sidecar_digests(host_path: str) -> dict:
-    """suffix -> 'sha256:HEX' of the sidecars beside an image."""
-    return {s: 'sha256:' + file_digest(p, 'sha256', use_cache=False) for s, p in sidecars_of(host_path).items()}
-
-
 # ----------------------------------------------------------------------------- writing
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _space_hint(path: str) -> str:
-    try:
-        sv = os.statvfs(path)
-        return ' (%d bytes free there)' % (sv.f_bavail * sv.f_frsize)
-    except OSError:
-        return ''
-
-
 def _write_error(e: OSError, what: str, where: str) -> StoreError:
     if e.errno == errno.ENOSPC:
         return StoreError('%s: no space left on the device of %s%s; free space or choose another store_dir. '
-                          'Nothing was replaced.' % (what, where, _space_hint(where)))
+                          'Nothing was replaced.' % (what, where, space_hint(where)))
     if e.errno == errno.EROFS:
         return StoreError('%s: %s is read-only (is an extension merged over it? /etc is read-only while confexts '
                           'are merged, /opt while a sysext provides /opt); choose a store_dir/link_dir on a '
@@ -426,7 +172,7 @@ def set_link(lay: Layout, target_inroot: str) -> None:
         _unlink_quiet(tmp)
         os.symlink(rel, tmp)
         os.replace(tmp, lay.host(lay.link))
-        _fsync_dir(host_dir)
+        fsync_path(host_dir, directory=True)
     except OSError as e:
         _unlink_quiet(tmp)
         raise _write_error(e, 'selecting %s' % target_inroot, host_dir) from None
@@ -490,7 +236,10 @@ def ensure(opts: Options, opener=None) -> Result:
         raise StoreError('give either src or url, not both')
     if opts.url and not opts.checksum:
         raise StoreError('url needs a checksum (sha256:<hex>): a download is only stored once it is verified')
-    checksum = parse_checksum(opts.checksum) if opts.checksum else None
+    try:
+        checksum = parse_checksum(opts.checksum) if opts.checksum else None
+    except ChecksumError as e:
+        raise StoreError(str(e)) from None
     if opts.image_policy is not None:
         try:
             opts = replace(opts, image_policy=engine.parse_image_policy(opts.image_policy))
@@ -658,8 +407,8 @@ def _store(opts, lay, res, versions, checksum, opener) -> None:
         for suffix in VERITY_SIDECARS:
             _unlink_quiet(tmp + suffix)
         raise
-    _cache_digest(host_file, algo, got)
-    _fsync_dir(host_dir)
+    cache_digest(host_file, algo, got)
+    fsync_path(host_dir, directory=True)
 
 
 def _source_sidecars(opts) -> dict | None:
@@ -761,57 +510,3 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
             os.rmdir(lay.host(lay.store))
         except OSError:
             pass
-
-
-# ----------------------------------------------------------------------------- fleet rollouts
-def class_of(item: dict) -> str:
-    """The class (sysext / confext, systemd's word) of a wanted item; ``kind`` is the older word."""
-    return item.get('class') or item.get('kind') or SYSEXT
-
-
-def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DIR, remove: list = (),
-                    checksums: dict | None = None) -> list[str]:
-    """Why a host (its ``ansible_facts.sysext``) is not yet in the wanted state; [] when it is.
-
-    ``wanted``: items with name, version, class (default sysext; or kind) and optionally checksum;
-    ``checksums``: 'KIND/NAME' -> checksum of the controller's file, for items without one;
-    ``remove``: names, or dicts with name and class (or kind). Stat-level facts only: an image counts as
-    current when the store file of that version is the one systemd would merge, and its cached
-    digest (see sysext_image) equals the wanted checksum. Anything unknown counts as pending,
-    so the caller then runs the real tasks, which decide exactly.
-    """
-    reasons = []
-    if facts.get('needs_refresh'):
-        reasons.append('a refresh is needed (%s)' % ', '.join(
-            sorted(c for c, v in (facts.get('classes') or {}).items() if v.get('needs_refresh'))))
-    used = {(i.get('class'), i.get('name')): i for i in facts.get('images') or [] if i.get('type') != 'ignored'}
-    root_store = '/' + store_dir.strip('/')
-    for w in wanted:
-        kind, name, version = class_of(w), w['name'], str(w['version'])
-        img = used.get((kind, name))
-        path = '%s/%s/%s-%s%s' % (root_store, name, name, version, SUFFIX)
-        if img is None:
-            reasons.append('%s %s: not selected' % (kind, name))
-            continue
-        if img.get('path') != path:
-            reasons.append('%s %s: %s is selected, not %s' % (kind, name, img.get('path'), path))
-            continue
-        if not img.get('compatible'):
-            reasons.append('%s %s: %s' % (kind, name, img.get('reason') or 'not compatible'))
-            continue
-        want = w.get('checksum') or (checksums or {}).get('%s/%s' % (kind, name))
-        if not want:
-            reasons.append('%s %s: no checksum to compare with' % (kind, name))
-            continue
-        try:
-            algo, hexd = parse_checksum(want)
-        except StoreError as e:
-            reasons.append('%s %s: %s' % (kind, name, e))
-            continue
-        if img.get('digest') != '%s:%s' % (algo, hexd):
-            reasons.append('%s %s: the stored file is not known to have %s:%s' % (kind, name, algo, hexd))
-    for r in remove:
-        kind, name = (class_of(r), r['name']) if isinstance(r, dict) else (SYSEXT, r)
-        if (kind, name) in used:
-            reasons.append('%s %s: still present, to be removed' % (kind, name))
-    return reasons

@@ -55,3 +55,15 @@ def root(tmp_path):
     (r / 'usr/lib/os-release').write_text('ID=debian\nVERSION_ID=12\n')
     os.symlink('../usr/lib/os-release', r / 'etc/os-release')
     return r
+
+
+@pytest.fixture
+def image(tmp_path, make_tree, build_image):
+    """image(version, release=...) -> path of a squashfs image of extension 'tool'
+    (the store's tests and the rollout's)."""
+    def make(version, release='ID=_any\n', name='tool', cls='sysext', tag=''):
+        tree = tmp_path / ('tree-%s-%s%s' % (name, version, tag))
+        files = {'usr/share/%s/VERSION' % name: version} if cls == 'sysext' else {'etc/%s.conf' % name: version}
+        make_tree(tree, name, cls=cls, release=release + 'IMAGE_VERSION=%s\n' % version, files=files)
+        return build_image(tree, tmp_path / ('%s-%s%s.img' % (name, version, tag)))
+    return make

@@ -15,17 +15,6 @@ import pytest
 from ansible_collections.tucked.sysext.plugins.module_utils import store
 
 
-@pytest.fixture
-def image(tmp_path, make_tree, build_image):
-    """image(version, release=...) -> path of a squashfs image of extension 'tool'."""
-    def make(version, release='ID=_any\n', name='tool', cls='sysext', tag=''):
-        tree = tmp_path / ('tree-%s-%s%s' % (name, version, tag))
-        files = {'usr/share/%s/VERSION' % name: version} if cls == 'sysext' else {'etc/%s.conf' % name: version}
-        make_tree(tree, name, cls=cls, release=release + 'IMAGE_VERSION=%s\n' % version, files=files)
-        return build_image(tree, tmp_path / ('%s-%s%s.img' % (name, version, tag)))
-    return make
-
-
 def sha(path):
     return 'sha256:' + hashlib.sha256(open(path, 'rb').read()).hexdigest()
 
@@ -57,21 +46,6 @@ def test_bad_names_are_refused(root, name):
 def test_versions_systemd_would_misorder_are_refused(root, version):
     with pytest.raises(store.StoreError, match='invalid version'):
         run(root, version=version, state='present', src='/nonexistent')
-
-
-@pytest.mark.parametrize('value,expected', [
-    ('sha256:' + 'A' * 64, ('sha256', 'a' * 64)),
-    ('b' * 64, ('sha256', 'b' * 64)),
-    ('sha512:' + 'c' * 128, ('sha512', 'c' * 128)),
-])
-def test_parse_checksum(value, expected):
-    assert store.parse_checksum(value) == expected
-
-
-@pytest.mark.parametrize('value', ['md5:' + 'a' * 32, 'sha256:abc', 'sha256:' + 'g' * 64, ''])
-def test_parse_checksum_refuses(value):
-    with pytest.raises(store.StoreError, match='checksum'):
-        store.parse_checksum(value)
 
 
 def test_url_needs_a_checksum(root):
@@ -426,56 +400,7 @@ def test_unreachable_url(root):
     assert not os.path.exists(root / 'opt/extensions/tool') or not os.listdir(root / 'opt/extensions/tool')
 
 
-# ----------------------------------------------------------------------------- rollout decision
-def facts_of(root):
-    from ansible_collections.tucked.sysext.plugins.module_utils import engine
-    return engine.facts(engine.gather(str(root), ('sysext', 'confext')))
-
-
-def test_pending_reasons_from_stat_level_facts(root, image):
-    src = image('1')
-    run(root, version='1', src=src)
-    facts = facts_of(root)
-    img = [i for i in facts['images'] if i['name'] == 'tool'][0]
-    assert img['digest'] == sha(src), 'the digest cached by sysext_image is in the facts'
-    want = [{'name': 'tool', 'version': '1', 'checksum': sha(src)}]
-    # nothing merged yet (a directory root, no overlay): a refresh is needed
-    assert store.pending_reasons(facts, want) == ['a refresh is needed (sysext)']
-    facts['needs_refresh'] = False
-    assert store.pending_reasons(facts, want) == []
-    assert store.pending_reasons(facts, [{'name': 'tool', 'version': '1'}],
-                                 checksums={'sysext/tool': sha(src)}) == []
-    assert 'no checksum to compare with' in store.pending_reasons(facts, [{'name': 'tool', 'version': '1'}])[0]
-    assert 'is selected, not /opt/extensions/tool/tool-2.raw' in store.pending_reasons(
-        facts, [{'name': 'tool', 'version': '2', 'checksum': sha(src)}])[0]
-    assert 'not known to have sha256:' + 'a' * 64 in store.pending_reasons(
-        facts, [{'name': 'tool', 'version': '1', 'checksum': 'sha256:' + 'a' * 64}])[0]
-    assert store.pending_reasons(facts, [{'name': 'site', 'kind': 'confext', 'version': '1', 'checksum': sha(src)}]) \
-        == ['confext site: not selected']
-    assert store.pending_reasons(facts, want, remove=['tool']) == ['sysext tool: still present, to be removed']
-    assert store.pending_reasons(facts, want, remove=[{'name': 'tool', 'kind': 'confext'}]) == []
-    # the file changed behind our back (mtime): its cached digest no longer counts
-    os.utime(root / 'opt/extensions/tool/tool-1.raw', ns=(1, 1))
-    facts = facts_of(root)
-    facts['needs_refresh'] = False
-    assert [i['digest'] for i in facts['images'] if i['name'] == 'tool'] == [None]
-    assert 'not known to have' in store.pending_reasons(facts, want)[0]
-
-
 # ----------------------------------------------------------------------------- hosts laid out by other tools
-@pytest.mark.parametrize('fname,expected', [
-    ('tool-27.3.1-x86-64.raw', ('27.3.1', 'x86-64')),
-    ('tool-1.2-arm64-be.raw', ('1.2', 'arm64-be')),
-    ('tool-1.2-arm64.raw', ('1.2', 'arm64')),
-    ('tool-1-2.raw', ('1-2', None)),
-    ('tool-1.raw', ('1', None)),
-    ('tool_1.raw', None),
-    ('other-1.raw', None),
-])
-def test_store_file_names_with_an_architecture_as_sysupdate_and_bakery_write_them(fname, expected):
-    assert store.parse_store_file('tool', fname) == expected
-
-
 def test_versions_ending_in_an_architecture_are_refused(root):
     with pytest.raises(store.StoreError, match='ends in the architecture x86-64'):
         run(root, version='1-x86-64', state='present', src='/nonexistent')
