@@ -308,11 +308,21 @@ def test_gpt_partition_outside_the_image(tmp_path, erofs_of):
 
 # ---------------------------------------------------------------------------- lz4
 def test_lz4_literals_and_overlapping_matches():
-    # token 0x1F: 1 literal, match of 15+4+extra; offset 1 repeats the literal
-    block = bytes([0x1F]) + b'a' + b'\x01\x00' + bytes([10]) + bytes([0x30]) + b'end'
-    assert lz4.decompress(block, 100) == b'a' * (1 + 29) + b'end'
-    with pytest.raises(lz4.LZ4Error, match='more than'):
-        lz4.decompress(block, 10)
-    for bad in (b'', bytes([0x1F]) + b'a' + b'\x05\x00', bytes([0xF0]) + b'\xff', bytes([0x40]) + b'ab'):
-        with pytest.raises(lz4.LZ4Error):
+    # token 0x1F: 1 literal, match of 15+4+10; offset 1 repeats the literal; then the last
+    # sequence: 5 literals (the block format's end rules: lz4 itself refuses shorter tails)
+    block = bytes([0x1F]) + b'a' + b'\x01\x00' + bytes([10]) + bytes([0x50]) + b'end!\n'
+    assert lz4.decompress(block, 100) == b'a' * (1 + 29) + b'end!\n'
+    assert lz4.decompress(block, 35) == b'a' * 30 + b'end!\n'
+    with pytest.raises(lz4.LZ4Error, match='more than 29 bytes'):
+        lz4.decompress(block, 29)
+    with pytest.raises(lz4.LZ4Error, match='match at 5 ends in the last 5 bytes'):
+        lz4.decompress(block, 34)
+    with pytest.raises(lz4.LZ4Error, match='must be the last .* but the block goes on'):
+        lz4.decompress(block, 12)
+    for bad, why in ((b'', 'empty'), (bytes([0x1F]) + b'a' + b'\x05\x00', 'must be the last'),
+                     (bytes([0xF0]) + b'\xff', 'literal length at 1'), (bytes([0x40]) + b'ab', 'must be the last'),
+                     (bytes([0x13, 0, 0, 0, 0x50]) + bytes(5), 'match offset 0 '),
+                     (bytes([0x1F]) + b'a' + b'\x01\x00' + b'\xff' * 9 + b'abc', 'length at 12 runs into')):
+        with pytest.raises(lz4.LZ4Error, match=why):
             lz4.decompress(bad, 100)
+    assert lz4.decompress(b'\x00', 0) == b''
