@@ -23,7 +23,7 @@ def test_pending_reasons_from_stat_level_facts(root, image):
     facts['needs_refresh'] = False
     assert rollout.pending_reasons(facts, want) == []
     assert rollout.pending_reasons(facts, [{'name': 'tool', 'version': '1'}],
-                                 checksums={'sysext/tool': sha(src)}) == []
+                                   checksums={'sysext/tool': sha(src)}) == []
     assert 'no checksum to compare with' in rollout.pending_reasons(facts, [{'name': 'tool', 'version': '1'}])[0]
     assert 'is selected, not /opt/extensions/tool/tool-2.raw' in rollout.pending_reasons(
         facts, [{'name': 'tool', 'version': '2', 'checksum': sha(src)}])[0]
