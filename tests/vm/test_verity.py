@@ -4,7 +4,7 @@ device-mapper; this machine's kernel has none) and systemd 262 (scripts/testvm.s
 
 The images are built in the VM the way their producers build them (tests/vm/build-images.sh:
 systemd-repart --make-ddi=sysext with a key, repart verity definitions without one, mkfs.erofs
-with veritysetup sidecars). Each test merges with our sysext_refresh (reached through Ansible's
+with veritysetup sidecars), and one by our own sysext_build (a signed erofs lz4hc DDI). Each test merges with our sysext_refresh (reached through Ansible's
 plain ssh connection, root: /) and with the VM's own systemd-sysext 262, side by side, and
 leaves the VM unmerged with no dm device behind."""
 
@@ -223,3 +223,36 @@ def test_refresh_of_the_real_usr_never_shows_a_gap(vm):
     assert vm.ssh('cat /root/gaps 2>/dev/null || true').stdout == ''
     assert origin(vm)['extensions']['signed']['verityHash'] == roothash(vm, 'signed-v2')
     assert len(verity_backed(vm)) == 1, 'the old image\'s verity device outlived the refresh'
+
+
+def test_a_signed_ddi_built_by_sysext_build_is_merged_verified_by_systemd_and_by_us(vm):
+    # what a fleet builds itself: Flatcar's extras' flags (erofs lz4hc,12, 64 KiB clusters,
+    # fragments, ztailpacking) in a DDI with verity and signature partitions, signed with the key
+    # whose certificate the host trusts; built on the VM by our module, then merged by the VM's
+    # systemd-sysext 262 (which checks the signature partition against /etc/verity.d) and by us
+    vm.ssh('rm -rf /root/src/built && mkdir -p /root/src/built/usr/share/tucked-vm && '
+           'echo "built 1" > /root/src/built/usr/share/tucked-vm/built')
+    build = {'src': '/root/src/built', 'dest': EXT + '/built.raw', 'version': '1', 'format': 'erofs',
+             'compression': 'lz4hc', 'compression_level': 12, 'cluster_size': 65536,
+             'erofs_features': ['fragments', 'ztailpacking'], 'container': 'ddi', 'verity': True,
+             'signing_key': '/root/keys/test.key', 'signing_certificate': '/root/keys/test.crt'}
+    b = run_tasks([{'tucked.sysext.sysext_build': build}], inventory=vm.inventory_path, hosts='all')[0]
+    assert not b.get('failed') and b['changed'], b.get('msg')
+    assert [p['label'] for p in b['partitions']] == ['root-x86-64', 'root-x86-64-verity', 'root-x86-64-verity-sig']
+    vm.ssh('mkdir -p /etc/verity.d && cp /root/keys/test.crt /etc/verity.d/test.crt')
+    ok, said, r = _both(vm)
+    assert ok, 'systemd-sysext 262 did not merge the DDI sysext_build made: ' + said
+    assert not r.get('failed') and r['changed'], r
+    assert content(vm, 'built') == 'built 1'
+    assert len(verity_backed(vm)) == 1, 'the layer is not read through dm-verity'
+    assert origin(vm)['extensions']['built'] == {'path': EXT + '/built.raw', 'verityHash': b['roothash']}
+    img = [i for i in facts(vm)['ansible_facts']['sysext']['images'] if i['name'] == 'built']
+    assert len(img) == 1 and img[0]['protection'] == 'signed' and img[0]['container'] == 'gpt', img
+    rc, said = systemd(vm, 'refresh')
+    assert rc == 0 and SKIP_MSG in said, said
+    # and systemd's own check of the signature is real: with another certificate it refuses
+    # the image under a signed-only policy
+    ours(vm, state='unmerged')
+    vm.ssh('cp /root/keys/other.crt /etc/verity.d/test.crt')
+    rc, said = systemd(vm, 'merge', '--image-policy=root=signed+absent:usr=signed+absent')
+    assert rc != 0 or merged(vm) == [], 'systemd merged it under a signed-only policy with another key: ' + said
