@@ -18,7 +18,11 @@ dependency only; the targets never need it).
 import lz4.block as lz4_ref  # requirements-dev.txt: the test fails, never skips, without it
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import lz4
+
+def _ours():
+    # (imported once the session fixture of conftest.py has put the collection on the path)
+    from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import lz4
+    return lz4
 
 # (mode, level): lz4 fast (mksquashfs -comp lz4, mkfs.erofs -zlz4) and lz4hc at the levels
 # of mksquashfs -Xhc (9), mkfs.erofs -zlz4hc (9 by default, Flatcar's extras use 12)
@@ -55,6 +59,7 @@ def ours(block: bytes, limit: int):
 
 def ours_said(block: bytes, limit: int):
     """(what we decode, None) or (None, why we refuse)."""
+    lz4 = _ours()
     try:
         out = lz4.decompress(block, limit)
     except lz4.LZ4Error as e:

@@ -4,9 +4,10 @@ device-mapper; this machine's kernel has none) and systemd 262 (scripts/testvm.s
 
 The images are built in the VM the way their producers build them (tests/vm/build-images.sh:
 systemd-repart --make-ddi=sysext with a key, repart verity definitions without one, mkfs.erofs
-with veritysetup sidecars), and one by our own sysext_build (a signed erofs lz4hc DDI). Each test merges with our sysext_refresh (reached through Ansible's
-plain ssh connection, root: /) and with the VM's own systemd-sysext 262, side by side, and
-leaves the VM unmerged with no dm device behind."""
+with veritysetup sidecars), and one by our own sysext_build (a signed erofs lz4hc DDI). Each
+test merges with our sysext_refresh (reached through Ansible's plain ssh connection, root: /)
+and with the VM's own systemd-sysext 262, side by side, and leaves the VM unmerged with no dm
+device behind."""
 
 from __future__ import annotations
 
