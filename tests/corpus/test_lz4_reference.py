@@ -24,6 +24,7 @@ def _ours():
     from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import lz4
     return lz4
 
+
 # (mode, level): lz4 fast (mksquashfs -comp lz4, mkfs.erofs -zlz4) and lz4hc at the levels
 # of mksquashfs -Xhc (9), mkfs.erofs -zlz4hc (9 by default, Flatcar's extras use 12)
 MODES = [('default', 0), ('fast', 8)] + [('high_compression', level) for level in (3, 9, 12)]
