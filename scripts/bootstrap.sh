@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
 # Idempotent: every step is skipped when its result is already there.
-#   scripts/bootstrap.sh [venv] [test-venv] [debs] [sid-root] [podman-collection] [test-hosts] [vm]
+#   scripts/bootstrap.sh [venv] [test-venv] [test-venv-216] [debs] [sid-root] [podman-collection] [test-hosts] [vm]
 #   (default: all but vm; vm installs qemu and builds the QEMU test VM image, a few minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,11 +9,12 @@ VENV=${VENV:-$here/.venv}
 # ansible-test gets a venv of its own: with --local it installs its pinned sanity and unit
 # requirements into it (its --venv mode would download get-pip from a host we cannot reach).
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
+TEST_VENV_216=${TEST_VENV_216:-$here/.venv-test-216}
 CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
 SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
 # the `ansible` release whose wheel the containers.podman collection is taken from
 ANSIBLE_PACKAGE=12.3.0
-steps=${*:-venv test-venv debs sid-root podman-collection test-hosts}
+steps=${*:-venv test-venv test-venv-216 debs sid-root podman-collection test-hosts}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -51,22 +52,33 @@ debian_mirror() {
 }
 
 test_venv() {
-    if [ -x "$TEST_VENV/bin/ansible-test" ]; then
-        get_pip_cache
+    make_test_venv "$TEST_VENV" 'ansible-core>=2.19,<2.20'
+}
+
+# the oldest ansible-core the collection claims (meta/runtime.yml requires_ansible): the
+# compat step runs ansible-test units and sanity of that release
+test_venv_216() {
+    make_test_venv "$TEST_VENV_216" 'ansible-core>=2.16,<2.17'
+}
+
+make_test_venv() {
+    local dir=$1 spec=$2
+    if [ -x "$dir/bin/ansible-test" ]; then
+        get_pip_cache "$dir"
         return 0
     fi
-    log "creating $TEST_VENV"
-    python3 -m venv "$TEST_VENV"
-    "$TEST_VENV/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.19,<2.20' 2>&1 | grep -v 'is ignored' >&2 || true
-    "$TEST_VENV/bin/ansible-test" --version >/dev/null
-    get_pip_cache
+    log "creating $dir ($spec)"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$spec" 2>&1 | grep -v 'is ignored' >&2 || true
+    "$dir/bin/ansible-test" --version >/dev/null
+    get_pip_cache "$dir"
 }
 
 get_pip_cache() {
     # ansible-test bootstraps pip in its venvs with get-pip.py from a host we cannot reach:
-    # give it scripts/get_pip_offline.py under the name it looks for.
+    # give it scripts/get_pip_offline.py under the name it looks for (each release pins its pip).
     local v
-    v=$("$TEST_VENV/bin/python" -c 'import ansible_test._internal.python_requirements as p, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(p.get_venv_packages)).group(1))')
+    v=$("$1/bin/python" -c 'import ansible_test._internal.python_requirements as p, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(p.get_venv_packages)).group(1))')
     mkdir -p "$HOME/.ansible/test/cache"
     cp "$here/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_${v//./_}.py"
 }
@@ -144,6 +156,7 @@ for s in $steps; do
     case $s in
         venv) venv ;;
         test-venv) test_venv ;;
+        test-venv-216) test_venv_216 ;;
         debs) debs ;;
         sid-root) debs; sid_root ;;
         podman-collection) podman_collection ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: sanity, units, lint, then the integration suite (real mounts in
+# The whole test suite: sanity, units (also on ansible-core 2.16, the oldest claimed: compat), lint, then the integration suite (real mounts in
 # private namespaces, real systemd-sysext 252 and 262, real ansible-playbook), the fault
 # injection (SIGKILL at every stage, concurrent runs), the molecule scenarios on real systemd
 # hosts (podman), dm-verity in a QEMU VM and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
@@ -7,9 +7,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
+TEST_VENV_216=${TEST_VENV_216:-$here/.venv-test-216}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
-steps=${*:-sanity units lint corpus integration faults molecule vm bench}
+steps=${*:-sanity units compat lint corpus integration faults molecule vm bench}
 
 # ansible-test wants the collection at a path ending in ansible_collections/tucked/sysext;
 # copy the working tree (not .git, not the venv) there.
@@ -17,7 +18,7 @@ coll="$here/.build/ansible_collections/tucked/sysext"
 stage_collection() {
     rm -rf "$coll"
     mkdir -p "$coll"
-    tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.build --exclude=./.git \
+    tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.venv-test-216 --exclude=./.build --exclude=./.git \
         --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$coll" -xf -
     # ansible-test sanity lists files with git when there is a repository; give it one.
     (cd "$coll" && git init -q && git add -A >/dev/null 2>&1) || true
@@ -88,6 +89,12 @@ for step in $steps; do
         units)
             stage_collection
             (cd "$coll" && run "$TEST_VENV/bin/ansible-test" units --local --python 3.11 --color no --requirements) ;;
+        compat)
+            # the oldest ansible-core the collection claims (requires_ansible: >=2.16): its
+            # ansible-test units and sanity
+            stage_collection
+            (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" units --local --python 3.11 --color no --requirements)
+            (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" sanity --local --python 3.11 --color no --requirements) ;;
         lint)
             (cd "$here" && run ansible-lint --profile production --offline) ;;
         integration)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 
-from . import imagefs
+from .imagefs import image as imagefs
 from .buildtools import hash_file
 from .buildtree import release_path
 from .fsutil import pid_alive

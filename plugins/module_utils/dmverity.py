@@ -23,7 +23,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from . import imagefs, mountapi, rootfs, verity
+from . import mountapi, rootfs, verity
+from .imagefs import image as imagefs
 from .engine import ApplyError
 
 CERT_DIRS = ('/etc/verity.d', '/run/verity.d', '/usr/local/lib/verity.d', '/usr/lib/verity.d')

@@ -21,7 +21,8 @@ import json
 import os
 import stat
 
-from . import imagefs, rootfs, verity
+from . import rootfs, verity
+from .imagefs import image as imagefs
 from .imagefs import partition as partition_mod
 from .release import MAX_RELEASE_SIZE, ReleaseError, parse_boolean, read_release_bytes
 

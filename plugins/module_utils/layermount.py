@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno
 import os
 
-from . import imagefs, mountapi
+from . import mountapi
+from .imagefs import image as imagefs
 from .engine import ApplyError
 
 # fstype_norecovery_option(): replaying a journal would write to a read-only image. xfs also

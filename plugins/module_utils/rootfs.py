@@ -101,6 +101,22 @@ class NotRegular(OSError):
     """A file that is read as text or JSON is something else (a FIFO, a device ...)."""
 
 
+def open_regular(path: str):
+    """``path`` opened for reading (a binary file object), checked to be a regular file first:
+    opened with O_NONBLOCK, so a FIFO or a device in its place never blocks us, and refused with
+    NotRegular (strerror names what it is)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(errno.EINVAL, 'is %s, not a regular file' % kind(mode), path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
     """At most ``limit + 1`` bytes of the regular file ``path``. Opened with O_NONBLOCK (a FIFO
     or a device never blocks us) and, unless ``follow``, O_NOFOLLOW; anything that is not a

@@ -20,13 +20,13 @@ import hashlib
 import os
 from dataclasses import dataclass, field, replace
 
-from . import config, engine, imagecheck, imagemeta, images, release
+from . import config, engine, imagecheck, imagemeta, images, release, rootfs
 from .fsutil import fsync_path, space_hint
 from .release import CONFEXT, SYSEXT
 from .storefiles import (CHUNK, DEFAULT_STORE_DIR, SUFFIX, VERITY_SIDECARS, ChecksumError, cache_digest, file_digest,
                          parse_checksum, sidecar_digests, sidecars_of)
-from .storelayout import (TMP_PREFIX, Layout, StoreError, check_name, check_version, current_selection, layout,
-                          leftovers, stored_versions, unmanaged_files)
+from .storelayout import (TMP_PREFIX, Layout, StoreError, check_name, check_stored_name, check_version, current_selection,
+                          layout, leftovers, stored_versions, unmanaged_files)
 from .version import strverscmp_improved, version_key
 
 # /etc/confexts is not a directory systemd-confext searches; /var/lib/confexts is.
@@ -211,7 +211,7 @@ def _source_reader(opts: Options, opener):
     if opts.url:
         return opener(opts.url)
     try:
-        return open(opts.src, 'rb')
+        return rootfs.open_regular(opts.src)
     except OSError as e:
         raise StoreError('cannot read src %s: %s' % (opts.src, e.strerror)) from None
 
@@ -232,6 +232,7 @@ def ensure(opts: Options, opener=None) -> Result:
         raise StoreError('keep must be 0 or more')
     if opts.version is not None:
         check_version(opts.version)
+        check_stored_name(opts.name, opts.version)
     if opts.src and opts.url:
         raise StoreError('give either src or url, not both')
     if opts.url and not opts.checksum:
@@ -429,7 +430,7 @@ def _stage_sidecars(opts, tmp: str, host_dir: str) -> dict:
     for suffix, path in (sidecars_of(opts.src) if opts.src else {}).items():
         staged[suffix] = tmp + suffix
         try:
-            with open(path, 'rb') as f:
+            with rootfs.open_regular(path) as f:
                 data = f.read()
             fd = os.open(tmp + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             try:

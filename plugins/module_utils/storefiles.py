@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from . import images
+from . import images, rootfs
 
 DEFAULT_STORE_DIR = '/opt/extensions'     # sysext_image's store_dir, the layout of sysext-bakery users
 SUFFIX = '.raw'
@@ -50,7 +50,7 @@ def file_digest(path: str, algo: str = 'sha256', use_cache: bool = True) -> str:
         if cached and cached.startswith(algo + ':'):
             return cached[len(algo) + 1:]
     h = hashlib.new(algo)
-    with open(path, 'rb') as f:
+    with rootfs.open_regular(path) as f:
         for chunk in iter(lambda: f.read(CHUNK), b''):
             h.update(chunk)
     hexd = h.hexdigest()

@@ -52,6 +52,21 @@ def check_version(version: str) -> None:
                          "version without -%s" % (version, arch, arch))
 
 
+# a stored NAME-VERSION.raw is written as .#NAME-VERSION.raw.PID first, with its sidecars
+# (.roothash.p7s the longest) beside it: all of them must fit in NAME_MAX (255 bytes)
+STORED_NAME_MAX = images.NAME_MAX - len(TMP_PREFIX) - len('.4194304') - len('.roothash.p7s')
+
+
+def check_stored_name(name: str, version: str) -> None:
+    """Refuse a NAME-VERSION.raw too long for the store's temporary and sidecar files."""
+    fname = '%s-%s%s' % (name, version, SUFFIX)
+    size = len(fname.encode('utf-8', 'surrogateescape'))
+    if size > STORED_NAME_MAX:
+        raise StoreError('the stored file name %s... is %d bytes long; the store writes it (and its temporary '
+                         'and sidecar files) only up to %d bytes (the file system allows 255 per name): use a '
+                         'shorter name or version' % (fname[:40], size, STORED_NAME_MAX))
+
+
 def architecture_suffix(version: str) -> str | None:
     """The systemd architecture name (src/basic/architecture.c) ``version`` ends in after a '-',
     as in sysext-bakery's and systemd-sysupdate's ``NAME-VERSION-ARCH.raw`` (``docker-27.3.1-x86-64.raw``);

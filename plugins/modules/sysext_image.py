@@ -58,7 +58,8 @@ options:
       - The version to store, select or remove, a string (quote it in YAML, since an unquoted C(1.10) is the
         number 1.1, and a version that is not a string is refused). Versions are ordered with systemd's
         C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
-        letters, digits, C(.), C(~), C(^) and C(-) are allowed.
+        letters, digits, C(.), C(~), C(^) and C(-) are allowed. C(NAME-VERSION.raw) may be at most 232 bytes long
+        (the store's temporary and sidecar files add to it, within the file system's 255).
       - Required with O(state=present) and O(state=selected) unless O(rollback=true).
     type: str
   class:

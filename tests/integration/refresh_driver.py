@@ -34,6 +34,13 @@ def brief(res):
                                     'classes', 'reasons', 'partial')}
 
 
+def loops(r) -> str:
+    """The loop devices backed by a file of this scratch root (other loop devices of this shared
+    machine are not ours to count), one per line."""
+    out = subprocess.run(['losetup', '-a'], capture_output=True, text=True, check=False).stdout
+    return '\n'.join(ln for ln in out.splitlines() if r.path in ln)
+
+
 def read(r, rel):
     try:
         with open(r.p(rel)) as f:
@@ -81,7 +88,7 @@ def lifecycle():
     steps['unmerge']['usr_id'] = r.mount_id('/usr')
     steps['unmerge']['files'] = [read(r, 'usr/share/foo/hello'), read(r, 'etc/site.conf')]
     steps['unmerge_again'] = brief(refresh(r, state='unmerged'))
-    return {'base_usr_id': base_usr, 'steps': steps, 'loops': os.popen('losetup -a').read().strip()}
+    return {'base_usr_id': base_usr, 'steps': steps, 'loops': loops(r)}
 
 
 def interop_262():
@@ -172,7 +179,7 @@ def atomicity(n=100, systemd=True, extensions=10):
         out['systemd_262'] = probe(
             r, lambda: r.systemd('systemd-sysext', 'refresh', '--always-refresh=yes', '--no-reload'), n, path)
         r.systemd('systemd-sysext', 'unmerge', '--no-reload')
-    out['loops'] = os.popen('losetup -a').read().strip()
+    out['loops'] = loops(r)
     return out
 
 
@@ -258,7 +265,7 @@ def faults():
     out['never'].update(state())
     out['good_id'] = good_id
     api.run(api.Options(root=r.path, classes=('sysext',), state='unmerged'))
-    out['loops'] = os.popen('losetup -a').read().strip()
+    out['loops'] = loops(r)
     return out
 
 
@@ -313,7 +320,7 @@ def mutable_modes():
     out['full']['usr_id_kept'] = r.mount_id('/usr') == good
     out['full']['foo'] = read(r, 'usr/share/foo/hello')
     api.run(api.Options(root=r.path, state='unmerged'))
-    out['loops'] = os.popen('losetup -a').read().strip()
+    out['loops'] = loops(r)
     return out
 
 

@@ -84,6 +84,16 @@ def rollout() -> dict:
                                              'status_wanted': {'hello': '2.0', 'motd': {'version': '2', 'class': 'confext'}}})
     res['status'] = step(fleet, st)
     res['status']['json'] = json.load(open(report)) if os.path.exists(report) else None
+    # the shipped playbooks take each host's sysext_root from the inventory
+    facts_json = os.path.join(fleet.work, 'facts.json')
+    fr = fleet.play('tucked.sysext.facts_report', {'target_hosts': 'all', 'report_json': facts_json})
+    res['facts_report'] = step(fleet, fr)
+    res['facts_report']['json'] = json.load(open(facts_json)) if os.path.exists(facts_json) else None
+    res['facts_report']['roots'] = dict(fleet.hosts)
+    got = res['facts_report']['json'] or {}
+    # (refresh only when the report shows every host's own scratch root, never this machine's /)
+    if sorted(got) == sorted(fleet.hosts) and all(got[h].get('root') == r for h, r in fleet.hosts.items()):
+        res['refresh_playbook'] = step(fleet, fleet.play('tucked.sysext.refresh', {'target_hosts': 'all'}))
     return res
 
 

@@ -86,3 +86,20 @@ def test_status_reports_versions_refresh_and_drift(rollout):
     assert [(d['host'], d['name'], d['state']) for d in report['drift']] == [('t3', 'hello', 'unknown')]
     assert {(r['host'], r['name'], r['running_version']) for r in report['rows']} >= {
         ('t1', 'hello', '2.0'), ('t2', 'hello', '2.0'), ('t1', 'motd', '2')}
+
+
+def test_facts_report_writes_one_object_by_host_each_from_its_own_root(rollout):
+    s = rollout['facts_report']
+    assert s['rc'] == 0, s['tail']
+    assert sorted(s['json']) == sorted(HOSTS), s['json']
+    assert {h: f['root'] for h, f in s['json'].items()} == s['roots']
+    assert s['json']['t1']['hierarchies']['/usr']['extensions'] == ['hello']
+
+
+def test_refresh_playbook_refreshes_each_host_at_its_own_root(rollout):
+    s = rollout.get('refresh_playbook')
+    assert s is not None, 'not run: the facts report did not show every host at its own root'
+    assert s['rc'] == 0, s['tail']
+    # t3's selection went back to 1.0 behind the rollout's back: only t3 changes
+    assert s['changed'] == 1, s['recap']
+    assert s['seen']['t3']['usr'] == '1.0\n' and s['seen']['t1']['usr'] == '2.0\n', s['seen']

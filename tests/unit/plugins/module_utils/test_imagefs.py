@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
 from lib import gptimage  # noqa: E402 pylint: disable=wrong-import-position
 
-from ansible_collections.tucked.sysext.plugins.module_utils import imagefs
+from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import image as imagefs
 from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt, lz4, partition, probe
 from ansible_collections.tucked.sysext.plugins.module_utils.imagefs.erofs import Erofs
 from ansible_collections.tucked.sysext.plugins.module_utils.imagefs.squashfs import Squashfs

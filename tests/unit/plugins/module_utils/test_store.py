@@ -214,6 +214,32 @@ def test_disk_full_leaves_no_partial_file(root, image, monkeypatch):
     assert listing(root) == before and link_target(root).endswith('tool-1.raw')
 
 
+def test_a_fifo_or_a_directory_as_src_is_refused_without_blocking(root, image, tmp_path):
+    run(root, version='1', src=image('1'))
+    before = listing(root)
+    fifo = tmp_path / 'pipe.raw'
+    os.mkfifo(fifo)
+    # (no writer: a blocking open would never return)
+    for src, what in ((fifo, 'a FIFO'), (tmp_path, 'a directory')):
+        for kw in ({}, {'checksum': 'sha256:' + 'a' * 64}):
+            with pytest.raises(store.StoreError, match='cannot read src %s: is %s, not a regular file' % (src, what)):
+                run(root, version='2', src=str(src), **kw)
+            with pytest.raises(store.StoreError, match='%s(: is %s| is neither a regular file)' % (src, what)):
+                run(root, version='2', src=str(src), check_mode=True, **kw)
+    assert listing(root) == before and not os.path.exists(root / 'opt/extensions/tool/tool-2.raw')
+
+
+def test_a_name_too_long_for_the_store_is_refused_before_anything_is_written(root, image):
+    before = listing(root)
+    # (265 bytes: the file system refuses it; 233 and 236: its temporary and sidecar names would not fit)
+    for name, version in (('n' * 200, '1' * 60), ('n' * 230, '1'), ('n' * 200, '1' * 28)):
+        with pytest.raises(store.StoreError, match='is %d bytes long.*up to 232 bytes' % (len(name) + len(version) + 5)):
+            run(root, name=name, version=version, src=image('1'))
+    assert listing(root) == before and not os.path.exists(root / 'opt/extensions')
+    res = run(root, name='n' * 200, version='1' * 27, src=image('1', name='n' * 200))
+    assert res.stored and os.path.isfile(root / ('opt/extensions/%s/%s-%s.raw' % ('n' * 200, 'n' * 200, '1' * 27)))
+
+
 def test_missing_version_without_source_says_so(root):
     with pytest.raises(store.StoreError, match='not in the store') as e:
         run(root, version='3')
