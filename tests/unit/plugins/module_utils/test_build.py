@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import (build, buildfiles, buildtools, imagefs, imagemeta,
-                                                                    images, release)
+from ansible_collections.tucked.sysext.plugins.module_utils import build, buildfiles, buildtools, imagemeta, images, release
+from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import image as imagefs
 from ansible_collections.tucked.sysext.plugins.module_utils.build import BuildError, Options
 from ansible_collections.tucked.sysext.plugins.module_utils.buildtools import COMPRESSION, FsSpec
 

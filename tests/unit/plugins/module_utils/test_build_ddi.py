@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import build, ddi, gptwrite, imagefs
+from ansible_collections.tucked.sysext.plugins.module_utils import build, ddi, gptwrite
+from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import image as imagefs
 from ansible_collections.tucked.sysext.plugins.module_utils.build import BuildError, Options
 from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import gpt
 
