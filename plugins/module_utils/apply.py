@@ -482,13 +482,33 @@ def _is_mount_point(path: str) -> bool:
         return False
 
 
-def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls: str | None = None) -> tuple[list, list]:
+def unmerge(root: str, hierarchies: list, old_work_dirs: dict | None = None, cls: str | None = None,
+            expect: dict | None = None) -> tuple[list, list]:
     """Detach the overlays, keeping the submounts only they have (put back on the base tree
     afterwards, as systemd does); then remove their recorded work directories. Returns the
-    hierarchies done and any problems met while cleaning up."""
+    hierarchies done and any problems met while cleaning up. ``expect``: hierarchy -> the mount
+    ID the plan saw there; a hierarchy showing another mount now is not detached (RemountRace):
+    in another tool's unmount-then-mount gap that would detach the base tree (on a host whose
+    /usr is a mount of its own, the real /usr)."""
     done, problems = [], []
     held = []
     for h in hierarchies:
+        want = (expect or {}).get(h)
+        if want is not None:
+            path = state.hierarchy_path(root, h)
+            try:
+                now = mountapi.statx(path).mnt_id
+            except OSError:
+                now = None
+            if now != want:
+                if held:
+                    submounts.release_held(root)
+                raise RemountRace('%s shows another mount than the merge this run planned to unmerge (%s): another '
+                                  'tool (such as systemd-sysext, whose refresh unmounts and then mounts) is '
+                                  'remounting it; %s'
+                                  % (path, 'the base tree' if now is not None else 'it cannot be looked up',
+                                     '%s had been unmerged already' % ', '.join(done) if done else 'nothing was changed'),
+                                  partial=bool(done))
         if cls is not None:
             try:
                 held += submounts.hold_overlay_only(root, h, cls)
@@ -564,14 +584,17 @@ def cleanup_work_dirs(root: str, old: dict, new: dict) -> list:
 def finish_interrupted_swaps(root: str, hierarchies: list, sources: tuple) -> list:
     """A run killed between tucking its new overlay beneath the old one and detaching the old
     one leaves two complete overlays stacked: finish that swap by detaching the top (the old
-    set); readers see one complete set, then the other. Returns the hierarchies fixed."""
+    set); readers see one complete set, then the other. Returns the hierarchies fixed.
+    Only overlays mounted directly on each other are such a swap: a hierarchy that is a bind
+    of itself under shared propagation gets a propagated copy of every overlay below that bind
+    (overlay, bind, overlay), which is one merge, not two."""
     fixed = []
     for h in hierarchies:
         host = os.path.realpath(state.hierarchy_path(root, h))
         while True:
             chain = mountinfo.stack_seen(mountinfo.read(), host)
             ours = [m for m in chain if m.fstype == 'overlay' and m.source in sources]
-            if len(ours) < 2 or chain[0] is not ours[0]:
+            if len(ours) < 2 or chain[0] is not ours[0] or chain[1] is not ours[1]:
                 break
             mountapi.umount2(host, mountapi.MNT_DETACH)
             fixed.append(h)

@@ -150,7 +150,7 @@ def run(opts: Options) -> Outcome:
             if e.partial:
                 raise
             # another tool's unmount-then-mount: wait for its mount, decide again, retry once
-            _wait_mounted(snap)
+            _wait_mounted(snap, _reached(snap))
             out.warnings.append('%s; retried once' % e)
             snap = engine.gather(opts.root, opts.classes, mode=opts.mutable, image_policy=opts.image_policy,
                                  cache='create')
@@ -185,13 +185,29 @@ def _apply_classes(snap: engine.Snapshot, todo: list, opts: Options, atomic: boo
 REMOUNT_WAIT = 2.0      # seconds: systemd-sysext's gap between unmount and mount is milliseconds
 
 
-def _wait_mounted(snap: engine.Snapshot) -> None:
-    """Until every hierarchy that was merged when planned is a mount point again (at most REMOUNT_WAIT)."""
-    paths = [h.host_path for cs in snap.classes.values() for h in cs.hierarchies if h.merged]
+def _merged_paths(snap: engine.Snapshot) -> list:
+    return [h.host_path for cs in snap.classes.values() for h in cs.hierarchies if h.merged]
+
+
+def _reached(snap: engine.Snapshot) -> dict:
+    """path -> the mount ID a lookup reaches now, for the hierarchies merged when planned."""
+    out = {}
+    for p in _merged_paths(snap):
+        try:
+            out[p] = mountapi.statx(p).mnt_id
+        except OSError:
+            out[p] = None
+    return out
+
+
+def _wait_mounted(snap: engine.Snapshot, gap: dict) -> None:
+    """Until every hierarchy that was merged when planned is a mount point again, with another
+    mount than ``gap`` (what it showed in the other tool's gap: the base tree, which may be a
+    mount of its own); at most REMOUNT_WAIT."""
     deadline = time.monotonic() + REMOUNT_WAIT
     while time.monotonic() < deadline:
         try:
-            if all(mountapi.is_mount_point(p) for p in paths):
+            if all(mountapi.is_mount_point(p) and mountapi.statx(p).mnt_id != gap.get(p) for p in _merged_paths(snap)):
                 return
         except OSError:
             pass
@@ -319,7 +335,8 @@ def _apply_native(snap: engine.Snapshot, cls: str, opts: Options, atomic: bool, 
     warnings.extend(problems)
     mount_always = [h for h, lay in cs.layouts.items() if lay.mounts_always]
     if opts.state == 'unmerged' or not (cs.wanted or mount_always):
-        _done, problems = apply.unmerge(snap.root, merged, old_work, cls)
+        _done, problems = apply.unmerge(snap.root, merged, old_work, cls,
+                                        expect={h.hierarchy: h.mount_id for h in cs.hierarchies if h.hierarchy in merged})
         warnings.extend(problems)
         return False
     images = {img.name: img for img in cs.discovery.images}

@@ -111,10 +111,22 @@ def _older_table(stack: list, seen: tuple) -> bool:
     return bool(stack) and stack[0].fstype == 'overlay' and (stack[0].major, stack[0].minor) != tuple(seen[1:3])
 
 
+def _stacked_on_top(stack: list, cls: str) -> int:
+    """How many overlays of ``cls`` are mounted directly on each other at the top of ``stack``
+    (2+: a swap interrupted between tuck and detach). A propagated copy below a bind of the
+    hierarchy onto itself (overlay, bind, overlay) is not one of them."""
+    n = 0
+    for m in stack:
+        if m.fstype != 'overlay' or m.source != cls:
+            break
+        n += 1
+    return n
+
+
 def _read_mounted(root: str, hierarchy: str, cls: str, host: str, stack: list, seen: tuple | None) -> HierarchyState:
     hs = HierarchyState(hierarchy=hierarchy, cls=cls, host_path=host)
     top = stack[0] if stack else None
-    hs.stacked = sum(1 for m in stack if m.fstype == 'overlay' and m.source == cls)
+    hs.stacked = _stacked_on_top(stack, cls)
     meta = os.path.join(host, META_DIR[cls])
     # the unique mount ID (never reused, unlike mountinfo's): tells a remount apart
     hs.mount_id = seen[0] if seen is not None else (top.mount_id if top is not None else None)

@@ -276,7 +276,70 @@ def refresh_race():
     return out
 
 
+def unmerge_race():
+    """Another tool remounts /usr (unmount, then mount 0.3 s later) just as our unmerge is about
+    to detach it, on a root whose /usr is a mount of its own (as on Flatcar): the base tree must
+    stay, and the remounted merge be unmerged."""
+    import threading
+    import time
+    from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountapi
+    r = FakeRoot()
+    usr = r.p('usr')
+    fd = mountapi.open_tree(usr)                # /usr a mount of its own: a bind of itself
+    mountapi.move_mount_fd(fd, usr)
+    os.close(fd)
+    sh('mount', '--make-private', usr)          # (its own, as Flatcar's /usr: no propagated copies)
+    out = {'base': mounts_at(usr)}
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out['merge'] = run(r)
+    out['merged'] = mounts_at(usr)
+    orig_unmerge = apply.unmerge
+    threads = []
+
+    def unmerge(*args, **kw):
+        top = mountapi.open_tree(usr)           # the same overlay, mounted again 0.3 s later
+        mountapi.umount2(usr, mountapi.MNT_DETACH)
+
+        def remount():
+            time.sleep(0.3)
+            mountapi.move_mount_fd(top, usr)
+            os.close(top)
+        threads.append(threading.Thread(target=remount))
+        threads[0].start()
+        apply.unmerge = orig_unmerge
+        return orig_unmerge(*args, **kw)
+    apply.unmerge = unmerge
+    out['unmerge'] = run(r, state='unmerged')
+    out['unmerge_called'] = len(threads)
+    for t in threads:
+        t.join()
+    out['after'] = mounts_at(usr)
+    out['hello'] = read(r.p('usr/share/foo/hello'))
+    return out
+
+
+def self_bind_twice():
+    """/usr a bind of itself under shared propagation: every overlay mounted on it gets a
+    propagated copy below the bind (overlay, bind, overlay), which is one merge: a second run
+    has nothing to do."""
+    from ansible_collections.tucked.sysext.plugins.module_utils import mountapi
+    r = FakeRoot()
+    usr = r.p('usr')
+    fd = mountapi.open_tree(usr)
+    mountapi.move_mount_fd(fd, usr)
+    os.close(fd)
+    r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
+    out = {'merge': run(r), 'stack': mounts_at(usr)}
+    out['again'] = run(r)
+    out['hello'] = read(r.p('usr/share/foo/hello'))
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = mounts_at(usr)
+    return out
+
+
 CASES = {
+    'unmerge-race': unmerge_race,
+    'self-bind-twice': self_bind_twice,
     'refresh-race': refresh_race,
     'self-bind-submount': self_bind_submount,
     'backend-exit-zero': backend_exit_zero,

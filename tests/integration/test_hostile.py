@@ -95,3 +95,23 @@ def test_refresh_in_another_tools_unmount_mount_gap_is_retried_once():
     assert any('another tool' in w and 'retried' in w for w in res['warnings']), res['warnings']
     assert out['seen'] == ['foo', 'bar'] and out['stack'] == ['overlay'], out
     assert out['unmerge']['ok'] and out['after'] == [], out
+
+
+def test_unmerge_in_another_tools_unmount_mount_gap_keeps_the_base_and_is_retried_once():
+    out = run_driver('hostile_driver.py', 'unmerge-race')
+    base = out['base']
+    assert len(base) == 1 and out['merge']['ok'], out       # /usr's own mount (a bind of itself)
+    res = out['unmerge']
+    assert res['ok'] and res['changed'], res
+    assert any('another tool' in w and 'retried' in w for w in res['warnings']), res['warnings']
+    assert out['after'] == base, 'the base /usr mount must stay, the remounted merge go: %s' % out
+    assert out['hello'].startswith('error'), out
+
+
+def test_a_propagated_copy_below_a_self_bind_is_one_merge_not_an_interrupted_swap():
+    out = run_driver('hostile_driver.py', 'self-bind-twice')
+    assert out['merge']['ok'] and out['stack'] == ['tmpfs', 'overlay', 'overlay'], out
+    again = out['again']
+    assert again['ok'] and again['changed'] is False and again['warnings'] == [], again
+    assert out['hello'] == 'foo'
+    assert out['unmerge']['ok'] and out['unmerge']['changed'] and out['after'] == ['tmpfs'], out
