@@ -79,9 +79,17 @@ finish_vm() {
     rm -f "$vm_log"
     return "$rc"
 }
-trap 'finish_vm || true' EXIT
+# what each step took, printed at the end (also when one fails)
+times=''
+suite_start=$SECONDS
+step_times() {
+    [ -n "$times" ] || return 0
+    printf '\n=== seconds per step:%s; total %d s\n' "$times" $((SECONDS - suite_start)) >&2
+}
+trap 'finish_vm || true; step_times' EXIT
 
 for step in $steps; do
+    step_start=$SECONDS
     case $step in
         sanity)
             stage_collection
@@ -124,4 +132,5 @@ for step in $steps; do
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/bench) ;;
         *) echo "unknown step $step" >&2; exit 2 ;;
     esac
+    times="$times $step $((SECONDS - step_start))"
 done
