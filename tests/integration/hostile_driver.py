@@ -239,33 +239,48 @@ def self_bind_submount():
 
 
 # ------------------------------------------------------------------ item 8 (refresh race)
-def refresh_race():
-    """Another tool remounts /usr the way systemd-sysext refreshes (unmount, then mount) while our
-    refresh is between its plan and its swap."""
+def remount_in_the_next(fn_name: str, usr: str) -> list:
+    """Make the next call of apply.FN_NAME first do what another tool's refresh does to ``usr``:
+    unmount the overlay there, and mount the same overlay again 0.3 s later (in a thread; the
+    returned list gets it, to join)."""
     import threading
     import time
     from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountapi
+    orig = getattr(apply, fn_name)
+    threads = []
+
+    def racing(*args, **kw):
+        top = mountapi.open_tree(usr)
+        mountapi.umount2(usr, mountapi.MNT_DETACH)
+
+        def remount():
+            time.sleep(0.3)
+            mountapi.move_mount_fd(top, usr)
+            os.close(top)
+        threads.append(threading.Thread(target=remount))
+        threads[0].start()
+        setattr(apply, fn_name, orig)
+        return orig(*args, **kw)
+    setattr(apply, fn_name, racing)
+    return threads
+
+
+def bind_onto_itself(path: str) -> None:
+    from ansible_collections.tucked.sysext.plugins.module_utils import mountapi
+    fd = mountapi.open_tree(path)
+    mountapi.move_mount_fd(fd, path)
+    os.close(fd)
+
+
+def refresh_race():
+    """Another tool remounts /usr the way systemd-sysext refreshes (unmount, then mount) while our
+    refresh is between its plan and its swap."""
     r = FakeRoot()
     r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
     out = {'merge': run(r)}
     r.add_dir('var/lib/extensions', 'bar', files={'usr/share/bar/hello': 'bar\n'})
     usr = r.p('usr')
-    orig_build = apply.build
-    threads = []
-
-    def build(req):
-        fd = mountapi.open_tree(usr)            # the same overlay, mounted again 0.3 s later
-        mountapi.umount2(usr, mountapi.MNT_DETACH)
-
-        def remount():
-            time.sleep(0.3)
-            mountapi.move_mount_fd(fd, usr)
-            os.close(fd)
-        threads.append(threading.Thread(target=remount))
-        threads[0].start()
-        apply.build = orig_build
-        return orig_build(req)
-    apply.build = build
+    threads = remount_in_the_next('build', usr)
     out['refresh'] = run(r)
     for t in threads:
         t.join()
@@ -280,37 +295,16 @@ def unmerge_race():
     """Another tool remounts /usr (unmount, then mount 0.3 s later) just as our unmerge is about
     to detach it, on a root whose /usr is a mount of its own (as on Flatcar): the base tree must
     stay, and the remounted merge be unmerged."""
-    import threading
-    import time
-    from ansible_collections.tucked.sysext.plugins.module_utils import apply, mountapi
     r = FakeRoot()
     usr = r.p('usr')
-    fd = mountapi.open_tree(usr)                # /usr a mount of its own: a bind of itself
-    mountapi.move_mount_fd(fd, usr)
-    os.close(fd)
+    bind_onto_itself(usr)                       # /usr a mount of its own
     sh('mount', '--make-private', usr)          # (its own, as Flatcar's /usr: no propagated copies)
     out = {'base': mounts_at(usr)}
     r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
     out['merge'] = run(r)
-    out['merged'] = mounts_at(usr)
-    orig_unmerge = apply.unmerge
-    threads = []
-
-    def unmerge(*args, **kw):
-        top = mountapi.open_tree(usr)           # the same overlay, mounted again 0.3 s later
-        mountapi.umount2(usr, mountapi.MNT_DETACH)
-
-        def remount():
-            time.sleep(0.3)
-            mountapi.move_mount_fd(top, usr)
-            os.close(top)
-        threads.append(threading.Thread(target=remount))
-        threads[0].start()
-        apply.unmerge = orig_unmerge
-        return orig_unmerge(*args, **kw)
-    apply.unmerge = unmerge
+    threads = remount_in_the_next('unmerge', usr)
     out['unmerge'] = run(r, state='unmerged')
-    out['unmerge_called'] = len(threads)
+    out['raced'] = len(threads)
     for t in threads:
         t.join()
     out['after'] = mounts_at(usr)
@@ -322,12 +316,9 @@ def self_bind_twice():
     """/usr a bind of itself under shared propagation: every overlay mounted on it gets a
     propagated copy below the bind (overlay, bind, overlay), which is one merge: a second run
     has nothing to do."""
-    from ansible_collections.tucked.sysext.plugins.module_utils import mountapi
     r = FakeRoot()
     usr = r.p('usr')
-    fd = mountapi.open_tree(usr)
-    mountapi.move_mount_fd(fd, usr)
-    os.close(fd)
+    bind_onto_itself(usr)
     r.add_dir('var/lib/extensions', 'foo', files={'usr/share/foo/hello': 'foo\n'})
     out = {'merge': run(r), 'stack': mounts_at(usr)}
     out['again'] = run(r)

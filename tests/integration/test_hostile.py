@@ -101,6 +101,7 @@ def test_unmerge_in_another_tools_unmount_mount_gap_keeps_the_base_and_is_retrie
     out = run_driver('hostile_driver.py', 'unmerge-race')
     base = out['base']
     assert len(base) == 1 and out['merge']['ok'], out       # /usr's own mount (a bind of itself)
+    assert out['raced'] == 1, 'the other tool\'s remount did not happen'
     res = out['unmerge']
     assert res['ok'] and res['changed'], res
     assert any('another tool' in w and 'retried' in w for w in res['warnings']), res['warnings']
