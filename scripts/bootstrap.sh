@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
 # Idempotent: every step is skipped when its result is already there.
-#   scripts/bootstrap.sh [venv] [test-venv] [test-venv-216] [debs] [sid-root] [podman-collection] [test-hosts] [vm]
+#   scripts/bootstrap.sh [venv] [test-venv] [test-venv-216] [debs] [python-debs] [sid-root] [podman-collection] [test-hosts] [vm]
 #   (default: all but vm; vm installs qemu and builds the QEMU test VM image, a few minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,12 +14,12 @@ CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
 SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
 # the `ansible` release whose wheel the containers.podman collection is taken from
 ANSIBLE_PACKAGE=12.3.0
-steps=${*:-venv test-venv test-venv-216 debs sid-root podman-collection test-hosts}
+steps=${*:-venv test-venv test-venv-216 debs python-debs sid-root podman-collection test-hosts}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 debs() {
-    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin podman runc)
+    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin podman runc patchelf)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,6 +30,56 @@ debs() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+# The .deb files tucked.sysext.sysext_python builds its Python image from (the tests use them):
+# bookworm's python3.11, its standard library and, following Depends and Pre-Depends (the first
+# of alternatives), every package they need, except glibc (libc6 and what it depends on) and
+# packages of data or configuration only (mime types, time zones, inputrc, /etc/netconfig).
+# Into glibc/ below it goes libc6 alone, an input of the tests only: they run the built image
+# on nothing but that glibc. Cached; a cache made with other lists is made again.
+PY_DEBS_DIR=$CACHE/debs/python3.11-bookworm
+PY_DEBS_ROOTS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib"
+PY_DEBS_EXCLUDE="libc6 libgcc-s1 gcc-12-base media-types mime-support mailcap tzdata readline-common libtirpc-common"
+
+python_deb_closure() {
+    local todo=($PY_DEBS_ROOTS) seen=" " p
+    while [ ${#todo[@]} -gt 0 ]; do
+        p=${todo[0]}
+        todo=("${todo[@]:1}")
+        case "$seen $PY_DEBS_EXCLUDE " in *" $p "*) continue ;; esac
+        seen+="$p "
+        # apt-cache marks all but the last of alternatives with '|': take the first only
+        todo+=($(apt-cache depends --important "$p" | awk '/Depends:/ { if (!alt) print $2; alt = ($1 ~ /^\|/) }' \
+                 | sed 's/:any$//' | grep -v '^<'))
+    done
+    echo $seen
+}
+
+python_debs() {
+    local stamp="$PY_DEBS_DIR/.tucked-complete" want="$PY_DEBS_ROOTS / $PY_DEBS_EXCLUDE" tmp="$PY_DEBS_DIR.tmp" pkgs
+    [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+    # shellcheck disable=SC1091
+    if [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" != bookworm ]; then
+        echo "python-debs downloads Debian 12 (bookworm) packages with this machine's apt: run it on Debian 12" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    pkgs=$(python_deb_closure)
+    log "apt-get download $pkgs (into $PY_DEBS_DIR), libc6 (into $PY_DEBS_DIR/glibc)"
+    rm -rf "$tmp"
+    mkdir -p "$tmp/glibc"
+    # shellcheck disable=SC2086
+    (cd "$tmp" && apt-get download -qq $pkgs 2>&1 | grep -v 'unsandboxed' >&2 || true)
+    (cd "$tmp/glibc" && apt-get download -qq libc6 2>&1 | grep -v 'unsandboxed' >&2 || true)
+    for p in $pkgs; do
+        ls "$tmp/${p}_"*.deb >/dev/null 2>&1 || { echo "apt-get download $p failed" >&2; return 1; }
+    done
+    ls "$tmp/glibc/libc6_"*.deb >/dev/null 2>&1 || { echo "apt-get download libc6 failed" >&2; return 1; }
+    rm -rf "$PY_DEBS_DIR"
+    mv "$tmp" "$PY_DEBS_DIR"
+    echo "$want" > "$stamp"
 }
 
 venv() {
@@ -158,6 +208,7 @@ for s in $steps; do
         test-venv) test_venv ;;
         test-venv-216) test_venv_216 ;;
         debs) debs ;;
+        python-debs) python_debs ;;
         sid-root) debs; sid_root ;;
         podman-collection) podman_collection ;;
         test-hosts) debs; test_hosts ;;
