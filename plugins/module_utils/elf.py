@@ -153,11 +153,11 @@ def _offset(r: _Reader, loads: list, vaddr: int) -> int:
 
 def _verneed(r: _Reader, off: int, count: int, strtab: int, strsz: int) -> dict:
     out: dict = {}
-    for _ in range(min(count, MAX_VERNEED)):
+    for _entry in range(min(count, MAX_VERNEED)):
         _vn_version, vn_cnt, vn_file, vn_aux, vn_next = r.unpack('HHIII', off)
         names = []
         aux = off + vn_aux
-        for _ in range(min(vn_cnt, MAX_VERNEED)):
+        for _aux in range(min(vn_cnt, MAX_VERNEED)):
             _hash, _flags, _other, vna_name, vna_next = r.unpack('IHHII', aux)
             names.append(r.cstring(strtab + vna_name, strtab + strsz))
             if not vna_next:

@@ -20,6 +20,7 @@ xattr. A later run with the same digest unpacks nothing and reports changed=fals
 from __future__ import annotations
 
 import compileall
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,7 +53,7 @@ class Options:
     version: str | None = None          # default: the Debian version of python3.X-minimal, mangled
     format: str = 'squashfs'
     compression: str | None = None      # default: sysext_build's (squashfs gzip)
-    source_date_epoch: int | None = None  # default: the interpreter's mtime in its package
+    source_date_epoch: int | None = None  # default: $SOURCE_DATE_EPOCH, else the interpreter's mtime in its package
     force: bool = False
     check_mode: bool = False
 
@@ -325,6 +326,8 @@ def run(opts: Options) -> Result:
     minor, deb = pydebs.interpreter(debs, opts.debs)
     version = opts.version if opts.version is not None else pydebs.image_version(deb.version)
     buildrequest.release_fields(buildrequest.Options(src='', dest='', version=version))
+    if opts.source_date_epoch is not None or os.environ.get('SOURCE_DATE_EPOCH', '').strip():
+        opts = dataclasses.replace(opts, source_date_epoch=buildrequest.check_epoch(opts.source_date_epoch))
     dest = dest_path(opts.dest, opts.name, version)
     if not os.path.isdir(os.path.dirname(dest)):
         raise BuildError('the directory of dest, %s, does not exist; create it first' % os.path.dirname(dest))

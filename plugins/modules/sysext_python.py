@@ -104,8 +104,8 @@ options:
   source_date_epoch:
     description:
       - Seconds since 1970 used for every timestamp in the image.
-      - Default the modification time of the interpreter in its package (the time Debian built it), so the
-        default does not depend on the controller's environment.
+      - Default the C(SOURCE_DATE_EPOCH) environment variable of the module (set it with the task's
+        C(environment)), else the modification time of the interpreter in its package (the time Debian built it).
     type: int
   force:
     description: Build even when the record says the inputs are unchanged; O(dest) is still only replaced when the new image differs.

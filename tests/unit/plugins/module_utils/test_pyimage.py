@@ -197,6 +197,7 @@ def debs_dir_fixture(tmp_path):
     ({'version': '3.11 2'}, "version '3.11 2': start with a letter or digit"),
     ({'dest': '/nonexistent-dir/x/'}, 'the directory of dest, /nonexistent-dir/x, does not exist'),
     ({'format': 'ext4'}, 'format must be one of squashfs, erofs'),
+    ({'source_date_epoch': -1}, 'source_date_epoch -1: give seconds since 1970'),
 ])
 def test_bad_requests_fail_before_anything_is_written(tmp_path, debs_dir, change, message):
     opts = dict(debs=str(debs_dir), dest=str(tmp_path / 'out') + '/')
@@ -204,6 +205,12 @@ def test_bad_requests_fail_before_anything_is_written(tmp_path, debs_dir, change
     with pytest.raises(BuildError, match=message):
         pyimage.run(pyimage.Options(**opts))
     assert os.listdir(str(tmp_path / 'out')) == []
+
+
+def test_source_date_epoch_from_the_environment_is_checked(tmp_path, debs_dir, monkeypatch):
+    monkeypatch.setenv('SOURCE_DATE_EPOCH', 'yesterday')
+    with pytest.raises(BuildError, match="SOURCE_DATE_EPOCH='yesterday' in the environment is not a number"):
+        pyimage.run(pyimage.Options(debs=str(debs_dir), dest=str(tmp_path / 'out')))
 
 
 def test_an_interpreter_without_its_binary_is_named(tmp_path, debs_dir):
