@@ -235,8 +235,9 @@ def refresh_refusal(snap, actions: dict, executable: str | None = None) -> Refus
     if providers:
         src = 'the %s %s provides it there (%s)' % (it.cls, providers[0].name, providers[0].host_path)
     else:
-        src = ('it comes from %s, whose image%s cannot be read any more, and the base tree below the overlay lacks it'
-               % (' or '.join(unknown), 's' if len(unknown) > 1 else ''))
+        src = ('it comes from %s, whose image%s cannot be read any more (%s), and the base tree below the overlay lacks '
+               'it' % (' or '.join(unknown), 's' if len(unknown) > 1 else '',
+                       ', '.join(rec[n]['path'] if isinstance(rec.get(n), dict) else 'not recorded' for n in unknown)))
     verb = 'unmerge' if unmerging else 'refresh'
     what = '%s %s' % (verb, h.host_path)
     if unmerging:
@@ -247,8 +248,11 @@ def refresh_refusal(snap, actions: dict, executable: str | None = None) -> Refus
             ', '.join('%s %s' % (n, 'would be merged from an image that lacks it' if n in kept else
                                  'would no longer be merged' if n in found else 'is no longer in the search path')
                       for n in names))
-    keep = 'keep %s in a search directory (%s)%s' % (
-        ' and '.join(names), ', '.join(cs.discovery.search_dirs), ' and use state=merged' if unmerging else '')
+    if unmerging:
+        other = 'confext' if it.cls == 'sysext' else 'sysext'
+        keep = 'leave %s merged (classes: [%s] unmerges the other class only)' % (h.hierarchy, other)
+    else:
+        keep = 'keep %s in a search directory (%s)' % (' and '.join(names), ', '.join(cs.discovery.search_dirs))
     msg = ('refusing to %s: this task runs on the interpreter %s, and %s; %s, so its files would vanish under this '
            'task and every later one. Nothing was changed. To fix: %s, %s'
            % (what, it.shown(), src, why, keep, FIX))

@@ -196,7 +196,7 @@ def test_unmerge_is_refused_naming_the_interpreter_and_the_extension(host):
     assert r.msg.startswith('refusing to unmerge %s: this task runs on the interpreter %s (%s)'
                             % (host.p('usr'), host.exe, host.p(REAL))), r.msg
     assert 'the sysext tucked-python provides it there (%s)' % host.p('store/tucked-python-1') in r.msg
-    assert 'Nothing was changed' in r.msg and 'keep tucked-python in a search directory' in r.msg
+    assert 'Nothing was changed' in r.msg and 'leave /usr merged (classes: [confext]' in r.msg
     assert 'ansible_python_interpreter' in r.msg and 'force: true' in r.msg
     assert r.details == {'executable': host.exe, 'path': host.p(REAL), 'hierarchy': '/usr', 'class': 'sysext',
                          'extensions': ['tucked-python'], 'image': host.p('store/tucked-python-1')}
@@ -221,6 +221,7 @@ def test_refresh_without_the_extension_is_refused(host, reads):
     r = _refusal(host, {'sysext': 'refresh'})
     assert r.msg.startswith('refusing to refresh %s' % host.p('usr'))
     assert 'tucked-python is no longer in the search path' in r.msg
+    assert 'keep tucked-python in a search directory (/etc/extensions, /run/extensions, /var/lib/extensions)' in r.msg
     assert r.details['image'] == host.p('store/tucked-python-1')
     assert reads == ['tucked-python', 'foo'], 'the image merged now, then what stays'
 
@@ -259,8 +260,8 @@ def test_a_deleted_image_leaves_the_decision_to_the_base_tree(host, monkeypatch)
     monkeypatch.setattr(interpreter, 'base_has', lambda root, it: asked.append(it.inpath) or False)
     r = _refusal(host, {'sysext': 'refresh'})
     assert asked == ['/' + REAL]
-    assert 'it comes from tucked-python, whose image cannot be read any more, and the base tree below the overlay ' \
-           'lacks it' in r.msg and r.details['image'] is None
+    assert 'it comes from tucked-python, whose image cannot be read any more (/store/tucked-python-1), and the base ' \
+           'tree below the overlay lacks it' in r.msg and r.details['image'] is None
     monkeypatch.setattr(interpreter, 'base_has', lambda root, it: True)
     assert _refusal(host, {'sysext': 'refresh'}) is None
 

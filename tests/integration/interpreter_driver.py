@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+"""The interpreter stays available (issue 17, item 3), inside a private mount namespace:
+
+    unshare -m --propagation private python3 interpreter_driver.py
+
+A scratch copy of the sid root gets a directory extension ``tucked-python`` holding this
+machine's Debian Python 3.11 under /usr/lib/tucked-sysext/python (the executable and its
+standard library, which it finds relative to itself), merged into the root's /usr by our
+engine. Then real ansible-playbook runs sysext_refresh *on that interpreter*: the local
+connection starts ``chroot ROOT /usr/lib/tucked-sysext/python/bin/python3`` (pipelining: the
+AnsiballZ payload on its stdin), so the task's own interpreter lies in the overlay the task
+replaces, and root=/ inside the chroot is the root being changed. Meanwhile a reader process
+loops stat() and open() over the interpreter's files and counts misses. Printed: one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from lib.ansible_run import run_tasks  # noqa: E402
+from lib.nsroot import SidRoot, emit, engine  # noqa: E402
+
+PREFIX = '/usr/lib/tucked-sysext/python'
+PYTHON = PREFIX + '/bin/python3'
+HOST_PYTHON = '/usr/bin/python3.11'
+HOST_STDLIB = '/usr/lib/python3.11'
+# files of the interpreter the reader keeps looking at (relative to PREFIX)
+WATCHED = ('bin/python3.11', 'lib/python3.11/os.py', 'lib/python3.11/json/__init__.py',
+           'lib/python3.11/encodings/__init__.py', 'lib/python3.11/ctypes/__init__.py',
+           'lib/python3.11/zipfile.py', 'lib/python3.11/subprocess.py')
+
+CONTROL_REFRESHES = 30
+
+READER = r'''
+import json, os, sys
+stop, paths = sys.argv[1], sys.argv[2:]
+reads = misses = 0
+while not os.path.exists(stop):
+    for p in paths:
+        reads += 1
+        try:
+            os.stat(p)
+            with open(p, 'rb') as f:
+                f.read(1)
+        except OSError:
+            misses += 1
+print(json.dumps({'reads': reads, 'misses': misses}))
+'''
+
+
+def python_extension(r, name='tucked-python') -> str:
+    """A directory extension with this machine's Debian python3.11 relocated under PREFIX."""
+    top = r.p('var/lib/extensions/' + name)
+    rel = os.path.join(top, 'usr/lib/extension-release.d')
+    os.makedirs(rel)
+    with open(os.path.join(rel, 'extension-release.' + name), 'w') as f:
+        f.write('ID=_any\n')
+    prefix = os.path.join(top, PREFIX.lstrip('/'))
+    os.makedirs(os.path.join(prefix, 'bin'))
+    shutil.copy2(HOST_PYTHON, os.path.join(prefix, 'bin/python3.11'))
+    os.symlink('python3.11', os.path.join(prefix, 'bin/python3'))
+    shutil.copytree(HOST_STDLIB, os.path.join(prefix, 'lib/python3.11'), symlinks=True,
+                    ignore=shutil.ignore_patterns('config-3.11-*', 'EXTERNALLY-MANAGED'))
+    return top
+
+
+class Reader:
+    """A process of its own that stat()s and reads the interpreter's files until stopped."""
+
+    def __init__(self, r):
+        self.stop = tempfile.mktemp(prefix='tucked-reader-stop-')
+        paths = [r.p(os.path.join(PREFIX, p)) for p in WATCHED]
+        self.proc = subprocess.Popen([sys.executable, '-c', READER, self.stop] + paths, stdout=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+
+    def result(self) -> dict:
+        with open(self.stop, 'w'):
+            pass
+        out = json.loads(self.proc.communicate(timeout=60)[0])
+        os.unlink(self.stop)
+        return out
+
+
+def on_the_interpreter(r, tasks: list, check_mode: bool = False) -> list:
+    """Run ``tasks`` with ansible-playbook, each on the interpreter merged into the root's /usr."""
+    inv = os.path.join(r.scratch, 'inventory.ini')
+    enter = os.path.join(r.scratch, 'python-in-root')    # (an interpreter setting is one word)
+    with open(enter, 'w') as f:
+        f.write('#!/bin/sh\nexec chroot %s %s "$@"\n' % (r.path, PYTHON))
+    os.chmod(enter, 0o755)
+    with open(inv, 'w') as f:
+        f.write('target ansible_connection=local ansible_python_interpreter=%s\n' % enter)
+    return run_tasks(tasks, check_mode=check_mode, inventory=inv, hosts='target',
+                     extra_env={'ANSIBLE_PIPELINING': '1'})
+
+
+def refresh_task(**args):
+    return {'tucked.sysext.sysext_refresh': dict({'classes': ['sysext'], 'reload': False}, **args)}
+
+
+def brief(res):
+    return {k: res.get(k) for k in ('changed', 'failed', 'msg', 'atomic', 'skipped_reason', 'interpreter',
+                                    'warnings', 'hierarchies')}
+
+
+def main() -> dict:
+    from ansible_collections.tucked.sysext.plugins.module_utils import refresh as api
+    r = SidRoot()
+    for d in ('var/cache', 'var/tmp', 'root'):     # what a module may write there stays out of the cached root
+        subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', r.p(d)], check=True)
+    python_extension(r)
+    merged = api.run(api.Options(root=r.path, classes=('sysext',), reload=False))
+    out = {'merged': merged.changed and merged.atomic}
+    runs = subprocess.run(['chroot', r.path, PYTHON, '-c', 'import sys, ctypes, json; print(sys.prefix)'],
+                          capture_output=True, text=True, check=False)
+    out['prefix'] = (runs.stdout + runs.stderr).strip()
+
+    # 1. the refresh that adds a second extension, on the interpreter it keeps merged
+    r.add_dir('var/lib/extensions', 'extra')
+    usr_before = r.mount_id('/usr')
+    reader = Reader(r)
+    t0 = time.perf_counter()
+    setup, add = on_the_interpreter(r, [{'ansible.builtin.setup': {'gather_subset': ['!all', '!min', 'python']}},
+                                        refresh_task()])
+    out['add_seconds'] = round(time.perf_counter() - t0, 2)
+    out['reader'] = reader.result()
+    out['task_python'] = setup.get('ansible_facts', {}).get('ansible_python', {}).get('executable')
+    out['add'] = brief(add)
+    out['usr_swapped'] = r.mount_id('/usr') != usr_before
+    out['extra'] = os.path.exists(r.p('usr/share/extra/hello'))
+
+    # 2. unmerging /usr under the interpreter is refused (in check mode too), nothing changes
+    usr_now = r.mount_id('/usr')
+    out['unmerge_check'] = brief(on_the_interpreter(r, [refresh_task(state='unmerged')], check_mode=True)[0])
+    out['unmerge'] = brief(on_the_interpreter(r, [refresh_task(state='unmerged')])[0])
+    out['unmerge_kept'] = r.mount_id('/usr') == usr_now
+
+    # 3. the extension gone from the search path (and from where it was merged from): the base
+    # tree below the overlay decides, read in a namespace of the module's own
+    # (renamed to a temporary name systemd ignores: deleting it would delete the files merged)
+    os.rename(r.p('var/lib/extensions/tucked-python'), r.p('var/lib/extensions/.#tucked-python'))
+    out['gone'] = brief(on_the_interpreter(r, [refresh_task()])[0])
+    out['gone_kept'] = r.mount_id('/usr') == usr_now
+    os.rename(r.p('var/lib/extensions/.#tucked-python'), r.p('var/lib/extensions/tucked-python'))
+
+    # 4. force: true unmerges anyway
+    out['forced'] = brief(on_the_interpreter(r, [refresh_task(state='unmerged', force=True)])[0])
+    out['forced_python_left'] = os.path.exists(r.p(PYTHON))
+
+    # 5. the control: the same reader sees the gaps of refreshes that unmount, then mount (our
+    # atomic=never: the new overlay is built first, so each gap is short; hence several)
+    api.run(api.Options(root=r.path, classes=('sysext',), reload=False))
+    reader = Reader(r)
+    for _i in range(CONTROL_REFRESHES):
+        api.run(api.Options(root=r.path, classes=('sysext',), reload=False, always_refresh=True, atomic='never'))
+    out['control'] = dict(reader.result(), refreshes=CONTROL_REFRESHES)
+    api.run(api.Options(root=r.path, classes=('sysext',), reload=False, state='unmerged'))
+    return out
+
+
+if __name__ == '__main__':
+    engine()  # puts the collection on sys.path
+    emit(main())
