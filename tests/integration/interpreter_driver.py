@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from lib.ansible_run import run_tasks  # noqa: E402
+from lib.ansible_run import BIN, CALLBACKS, REPO, ansible_env, run_tasks  # noqa: E402
 from lib.nsroot import SidRoot, emit, engine  # noqa: E402
 
 PREFIX = '/usr/lib/tucked-sysext/python'
@@ -88,8 +88,8 @@ class Reader:
         return out
 
 
-def on_the_interpreter(r, tasks: list, check_mode: bool = False) -> list:
-    """Run ``tasks`` with ansible-playbook, each on the interpreter merged into the root's /usr."""
+def inventory(r) -> str:
+    """An inventory whose one host runs its modules on the interpreter merged into the root's /usr."""
     inv = os.path.join(r.scratch, 'inventory.ini')
     enter = os.path.join(r.scratch, 'python-in-root')    # (an interpreter setting is one word)
     with open(enter, 'w') as f:
@@ -97,8 +97,31 @@ def on_the_interpreter(r, tasks: list, check_mode: bool = False) -> list:
     os.chmod(enter, 0o755)
     with open(inv, 'w') as f:
         f.write('target ansible_connection=local ansible_python_interpreter=%s\n' % enter)
-    return run_tasks(tasks, check_mode=check_mode, inventory=inv, hosts='target',
+    return inv
+
+
+def on_the_interpreter(r, tasks: list, check_mode: bool = False) -> list:
+    """Run ``tasks`` with ansible-playbook, each on the interpreter merged into the root's /usr."""
+    return run_tasks(tasks, check_mode=check_mode, inventory=inventory(r), hosts='target',
                      extra_env={'ANSIBLE_PIPELINING': '1'})
+
+
+def role_on_the_interpreter(r, role_vars: dict) -> dict:
+    """The role tucked.sysext.sysext on that host: task name -> the results of that name."""
+    pb = os.path.join(r.scratch, 'role.yml')
+    with open(pb, 'w') as f:
+        json.dump([{'hosts': 'target', 'gather_facts': False, 'roles': [{'role': 'tucked.sysext.sysext', 'vars': role_vars}]}],
+                  f)
+    results = os.path.join(r.scratch, 'role-results.json')
+    env = ansible_env({'ANSIBLE_PIPELINING': '1', 'TASK_RESULTS_FILE': results, 'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS,
+                       'ANSIBLE_CALLBACKS_ENABLED': 'task_results'})
+    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory(r), pb], cwd=REPO, env=env, text=True,
+                         capture_output=True, check=False)
+    out = {'rc': res.returncode, 'traceback': 'Traceback' in res.stdout + res.stderr, 'tasks': {}}
+    with open(results) as f:
+        for entry in json.load(f):
+            out['tasks'].setdefault(entry['task'].split(' : ', 1)[-1], []).append(entry['result'])
+    return out
 
 
 def refresh_task(**args):
@@ -112,7 +135,7 @@ def brief(res):
 
 def main() -> dict:
     from ansible_collections.tucked.sysext.plugins.module_utils import refresh as api
-    r = SidRoot()
+    r = SidRoot(writable_var_lib=True)     # (the role's store goes to /var/lib/tucked-sysext)
     for d in ('var/cache', 'var/tmp', 'root'):     # what a module may write there stays out of the cached root
         subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', r.p(d)], check=True)
     python_extension(r)
@@ -150,11 +173,35 @@ def main() -> dict:
     out['gone_kept'] = r.mount_id('/usr') == usr_now
     os.rename(r.p('var/lib/extensions/.#tucked-python'), r.p('var/lib/extensions/tucked-python'))
 
-    # 4. force: true unmerges anyway
+    # 4. the role stores and selects a tucked-python of its own (an image of the same tree, in
+    # /etc/extensions: it shadows the directory), the refresh swaps the interpreter's extension
+    # to it, the verification fails: the rollback would remove tucked-python, new in this run,
+    # but keeps it (the module refuses), and the host fails naming it
+    subprocess.run(['mksquashfs', r.p('var/lib/extensions/tucked-python'), r.p('tmp/tucked-python-1.raw'), '-quiet',
+                    '-noappend', '-all-root', '-comp', 'lz4'], check=True)
+    role = role_on_the_interpreter(r, {
+        'sysext_images': [{'name': 'tucked-python', 'version': '1', 'src': '/tmp/tucked-python-1.raw', 'remote_src': True}],
+        'sysext_link_dir': '/etc/extensions', 'sysext_verify_paths': ['/usr/share/missing'],
+        'sysext_refresh_options': {'reload': False}})
+    rollback = role['tasks'].get('Select the previous versions again', [{}])[0].get('results', [{}])[0]
+    out['role'] = {'rc': role['rc'], 'traceback': role['traceback'],
+                   'refreshed': [brief(x) for x in role['tasks'].get('Merge or refresh the extensions (nothing is '
+                                                                     'remounted when nothing changed)', [])],
+                   'rollback': {k: rollback.get(k) for k in ('failed', 'msg', 'interpreter')},
+                   'failure': role['tasks'].get('Fail the host', [{}])[0].get('msg')}
+    out['role_link'] = os.readlink(r.p('etc/extensions/tucked-python.raw'))
+    out['role_merged'] = r.facts(('sysext',))['hierarchies']['/usr']['origins']['tucked-python']['path']
+    # what sysext_remove: [tucked-python] asks for: refused, nothing removed
+    out['remove'] = brief(on_the_interpreter(r, [{'tucked.sysext.sysext_image': {
+        'name': 'tucked-python', 'state': 'absent', 'link_dir': '/etc/extensions',
+        'store_dir': '/var/lib/tucked-sysext/store'}}])[0])
+    out['remove_kept'] = os.path.exists(r.p('var/lib/tucked-sysext/store/tucked-python/tucked-python-1.raw'))
+
+    # 5. force: true unmerges anyway
     out['forced'] = brief(on_the_interpreter(r, [refresh_task(state='unmerged', force=True)])[0])
     out['forced_python_left'] = os.path.exists(r.p(PYTHON))
 
-    # 5. the control: the same reader sees the gaps of refreshes that unmount, then mount (our
+    # 6. the control: the same reader sees the gaps of refreshes that unmount, then mount (our
     # atomic=never: the new overlay is built first, so each gap is short; hence several)
     api.run(api.Options(root=r.path, classes=('sysext',), reload=False))
     reader = Reader(r)

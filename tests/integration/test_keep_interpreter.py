@@ -55,3 +55,25 @@ def test_force_unmerges_anyway(kept):
     assert res['hierarchies']['/usr']['merged_by_after'] == 'none'
     assert any(w.startswith('force: true: unmerging /usr') and 'tucked-python' in w for w in res['warnings'])
     assert kept['forced_python_left'] is False, 'and the interpreter is gone from /usr'
+
+
+def test_the_role_swaps_the_interpreters_extension_and_its_rollback_keeps_it(kept):
+    role = kept['role']
+    assert role['rc'] == 2 and not role['traceback'], 'the verification failed the host, nothing crashed'
+    swap = role['refreshed'][0]
+    assert swap['changed'] and swap['atomic'] and not swap['failed'], swap
+    assert kept['role_merged'] == '/var/lib/tucked-sysext/store/tucked-python/tucked-python-1.raw', \
+        'the interpreter running the role now comes from the image the role stored'
+    rb = role['rollback']
+    assert rb['failed'] is False and rb['interpreter']['extensions'] == ['tucked-python'], rb
+    assert rb['msg'].startswith('refusing to remove sysext tucked-python: this task runs on the interpreter ' + PYTHON)
+    assert 'Rolled back: nothing to roll back.' in role['failure']
+    assert 'Kept tucked-python, new in this run: refusing to remove sysext tucked-python' in role['failure']
+    assert kept['role_link'] == '../../var/lib/tucked-sysext/store/tucked-python/tucked-python-1.raw', 'still selected'
+
+
+def test_sysext_remove_of_the_interpreters_extension_is_refused(kept):
+    res = kept['remove']
+    assert res['failed'] and 'refusing to remove sysext tucked-python' in res['msg'] and 'sysext_remove' in res['msg']
+    assert res['interpreter']['image'] == '/var/lib/tucked-sysext/store/tucked-python/tucked-python-1.raw'
+    assert kept['remove_kept'], 'nothing was removed'
