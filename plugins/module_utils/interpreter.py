@@ -67,6 +67,9 @@ def locate(root: str, classes, executable: str | None = None) -> Interpreter | N
     if not exe:
         return None
     real = os.path.realpath(exe)
+    top = os.path.realpath(root).rstrip('/') + '/'
+    if not real.startswith(top):
+        return None     # (a hierarchy resolved inside the root never leads out of it)
     for cls in classes:
         for h in state.HIERARCHIES[cls]:
             try:
