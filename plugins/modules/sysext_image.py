@@ -316,7 +316,7 @@ sidecars:
   sample: [/opt/extensions/docker/docker-27.3.1.roothash, /opt/extensions/docker/docker-27.3.1.verity]
 interpreter:
   description:
-    - When the removal was refused because it would take away the interpreter this task runs on (see O(force)):
+    - When the removal was refused because it would take away the interpreter this task runs on (see O(force)), this holds
       the interpreter (C(executable), resolved C(path)), its C(hierarchy) and C(class), the C(extensions) it
       comes from and the C(image) merged now.
   returned: when refused for that reason

@@ -285,7 +285,7 @@ timing:
   type: dict
 interpreter:
   description:
-    - When the change was refused because it would remove the interpreter this task runs on (see O(force)):
+    - When the change was refused because it would remove the interpreter this task runs on (see O(force)), this holds
       the interpreter (C(executable), resolved C(path)), its C(hierarchy) and C(class), the C(extensions)
       it comes from and the C(image) it was found in (V(null) when that image is gone).
   returned: when refused for that reason

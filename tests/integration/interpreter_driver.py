@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
@@ -75,7 +74,7 @@ class Reader:
     """A process of its own that stat()s and reads the interpreter's files until stopped."""
 
     def __init__(self, r):
-        self.stop = tempfile.mktemp(prefix='tucked-reader-stop-')
+        self.stop = os.path.join(r.scratch, 'reader-stop-%d' % time.monotonic_ns())   # (created to stop it)
         paths = [r.p(os.path.join(PREFIX, p)) for p in WATCHED]
         self.proc = subprocess.Popen([sys.executable, '-c', READER, self.stop] + paths, stdout=subprocess.PIPE, text=True)
         time.sleep(0.2)
