@@ -3,10 +3,11 @@
 
     unshare -m --propagation private python3 interpreter_driver.py
 
-A scratch copy of the sid root gets a directory extension ``tucked-python`` holding this
-machine's Debian Python 3.11 under /usr/lib/tucked-sysext/python (the executable and its
-standard library, which it finds relative to itself), merged into the root's /usr by our
-engine. Then real ansible-playbook runs sysext_refresh *on that interpreter*: the local
+A scratch copy of the sid root gets an extension ``tucked-python`` with a Python 3.11 under
+/usr/lib/tucked-sysext/python, merged into the root's /usr by our engine: the image
+sysext_python builds from the cached bookworm debs when the collection has that module, else a
+directory extension holding this machine's Debian python3.11 and its standard library (which it
+finds relative to itself). Then real ansible-playbook runs sysext_refresh *on that interpreter*: the local
 connection starts ``chroot ROOT /usr/lib/tucked-sysext/python/bin/python3`` (pipelining: the
 AnsiballZ payload on its stdin), so the task's own interpreter lies in the overlay the task
 replaces, and root=/ inside the chroot is the root being changed. Meanwhile a reader process
@@ -36,6 +37,7 @@ WATCHED = ('bin/python3.11', 'lib/python3.11/os.py', 'lib/python3.11/json/__init
            'lib/python3.11/zipfile.py', 'lib/python3.11/subprocess.py')
 
 CONTROL_REFRESHES = 30
+DEBS = os.path.join(os.environ.get('TUCKED_CACHE', '/var/cache/tucked-sysext'), 'debs', 'python3.11-bookworm')
 
 READER = r'''
 import json, os, sys
@@ -55,7 +57,15 @@ print(json.dumps({'reads': reads, 'misses': misses}))
 
 
 def python_extension(r, name='tucked-python') -> str:
-    """A directory extension with this machine's Debian python3.11 relocated under PREFIX."""
+    """The interpreter's extension in ROOT/var/lib/extensions: the image sysext_python builds from
+    the cached bookworm debs, when this collection has that module and the debs are there; else a
+    directory extension with this machine's Debian python3.11 relocated under PREFIX."""
+    if os.path.exists(os.path.join(REPO, 'plugins/modules/sysext_python.py')) and os.path.isdir(DEBS):
+        dest = r.p('var/lib/extensions/%s.raw' % name)
+        res = run_tasks([{'tucked.sysext.sysext_python': {'debs': DEBS, 'dest': dest, 'name': name}}])[0]
+        if res.get('failed'):
+            raise SystemExit('sysext_python failed: %s' % res.get('msg'))
+        return dest
     top = r.p('var/lib/extensions/' + name)
     rel = os.path.join(top, 'usr/lib/extension-release.d')
     os.makedirs(rel)
@@ -137,9 +147,10 @@ def main() -> dict:
     r = SidRoot(writable_var_lib=True)     # (the role's store goes to /var/lib/tucked-sysext)
     for d in ('var/cache', 'var/tmp', 'root'):     # what a module may write there stays out of the cached root
         subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', r.p(d)], check=True)
-    python_extension(r)
+    ext = python_extension(r)
+    out = {'extension': 'image' if ext.endswith('.raw') else 'directory'}
     merged = api.run(api.Options(root=r.path, classes=('sysext',), reload=False))
-    out = {'merged': merged.changed and merged.atomic}
+    out['merged'] = merged.changed and merged.atomic
     runs = subprocess.run(['chroot', r.path, PYTHON, '-c', 'import sys, ctypes, json; print(sys.prefix)'],
                           capture_output=True, text=True, check=False)
     out['prefix'] = (runs.stdout + runs.stderr).strip()
@@ -167,17 +178,21 @@ def main() -> dict:
     # 3. the extension gone from the search path (and from where it was merged from): the base
     # tree below the overlay decides, read in a namespace of the module's own
     # (renamed to a temporary name systemd ignores: deleting it would delete the files merged)
-    os.rename(r.p('var/lib/extensions/tucked-python'), r.p('var/lib/extensions/.#tucked-python'))
+    hidden = os.path.join(os.path.dirname(ext), '.#' + os.path.basename(ext))
+    os.rename(ext, hidden)
     out['gone'] = brief(on_the_interpreter(r, [refresh_task()])[0])
     out['gone_kept'] = r.mount_id('/usr') == usr_now
-    os.rename(r.p('var/lib/extensions/.#tucked-python'), r.p('var/lib/extensions/tucked-python'))
+    os.rename(hidden, ext)
 
     # 4. the role stores and selects a tucked-python of its own (an image of the same tree, in
     # /etc/extensions: it shadows the directory), the refresh swaps the interpreter's extension
     # to it, the verification fails: the rollback would remove tucked-python, new in this run,
     # but keeps it (the module refuses), and the host fails naming it
-    subprocess.run(['mksquashfs', r.p('var/lib/extensions/tucked-python'), r.p('tmp/tucked-python-1.raw'), '-quiet',
-                    '-noappend', '-all-root', '-comp', 'lz4'], check=True)
+    if ext.endswith('.raw'):
+        shutil.copy(ext, r.p('tmp/tucked-python-1.raw'))
+    else:
+        subprocess.run(['mksquashfs', ext, r.p('tmp/tucked-python-1.raw'), '-quiet', '-noappend', '-all-root',
+                        '-comp', 'lz4'], check=True)
     role = role_on_the_interpreter(r, {
         'sysext_images': [{'name': 'tucked-python', 'version': '1', 'src': '/tmp/tucked-python-1.raw', 'remote_src': True}],
         'sysext_link_dir': '/etc/extensions', 'sysext_verify_paths': ['/usr/share/missing'],

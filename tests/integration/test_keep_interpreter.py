@@ -14,6 +14,7 @@ def kept(sid_root):
 
 
 def test_the_extension_holds_a_working_interpreter(kept):
+    assert kept['extension'] in ('image', 'directory'), 'sysext_python\'s image when the collection has it'
     assert kept['merged'] is True
     assert kept['prefix'] == '/usr/lib/tucked-sysext/python', 'Debian python finds its stdlib relative to itself'
     assert kept['task_python'] == PYTHON, 'the tasks ran on the interpreter merged into the root /usr'
