@@ -32,6 +32,15 @@ class UnsupportedOption(engine.EngineError):
     """A parameter value this release cannot honour; raised before anything is touched."""
 
 
+class InterpreterInUse(engine.EngineError):
+    """The change would remove the interpreter the task runs on; raised before anything is touched.
+    ``details``: the interpreter and the extension that provides it (interpreter.Refusal)."""
+
+    def __init__(self, msg: str, details: dict):
+        super().__init__(msg)
+        self.details = details
+
+
 @dataclass
 class Options:
     root: str = '/'
@@ -46,6 +55,7 @@ class Options:
     check_mode: bool = False
     overlay_options: str | None = None  # None: systemd's defaults (none read-only, mutable.OPTIONS writable)
     legacy_mount: bool = False
+    force: bool = False                 # go ahead even when the change removes the task's own interpreter
 
 
 @dataclass
@@ -111,6 +121,7 @@ def run(opts: Options) -> Outcome:
     out.timing['plan_ms'] = _ms(t0)
 
     todo = _decide(snap, opts, out)
+    _keep_interpreter(snap, todo, opts, out)
     if not todo:
         out.skipped_reason = out.skipped_reason or 'no change was found'
         out.timing['total_ms'] = _ms(t0)
@@ -140,6 +151,7 @@ def run(opts: Options) -> Outcome:
                                  cache='create')
             out.classes, out.hierarchies, out.diff = {}, {}, {}
             todo = _decide(snap, opts, out)
+            _keep_interpreter(snap, todo, opts, out)
             if not todo:
                 out.changed = bool(fixed)
                 out.skipped_reason = None if fixed else 'another run made the change first'
@@ -156,6 +168,7 @@ def run(opts: Options) -> Outcome:
                                  cache='create')
             out.classes, out.hierarchies, out.diff = {}, {}, {}
             todo = _decide(snap, opts, out)
+            _keep_interpreter(snap, todo, opts, out)
             _apply_classes(snap, todo, opts, atomic, out)
             out.changed = out.changed and bool(todo)
     out.timing['apply_ms'] = _ms(t1)
@@ -298,6 +311,20 @@ def _decide(snap: engine.Snapshot, opts: Options, out: Outcome) -> list:
         if action != 'none':
             todo.append(cls)
     return todo
+
+
+def _keep_interpreter(snap: engine.Snapshot, todo: list, opts: Options, out: Outcome) -> None:
+    """Refuse a change that would remove the interpreter this task runs on (unless forced).
+    Nothing to do means nothing to check: the no-change path reads no image and imports nothing."""
+    if not todo:
+        return
+    from . import interpreter  # pylint: disable=import-outside-toplevel
+    refusal = interpreter.refresh_refusal(snap, {cls: out.classes[cls]['action'] for cls in todo})
+    if refusal is None:
+        return
+    if not opts.force:
+        raise InterpreterInUse(refusal.msg, refusal.details)
+    out.warnings.append(refusal.forced)
 
 
 def _atomic_mode(opts: Options, out: Outcome) -> bool:

@@ -51,6 +51,7 @@ class Options:
     image_policy: str | None = None  # None: the root's sysext.conf / confext.conf, else systemd's default
     sidecar_checksums: dict | None = None   # suffix -> 'sha256:HEX' the stored sidecars must have (None: any)
     check_mode: bool = False
+    force: bool = False              # remove also the image the task's own interpreter comes from
 
 
 @dataclass
@@ -82,6 +83,15 @@ class Result:
                 'stored', 'copied', 'removed', 'checksum', 'release', 'compatible', 'compatibility', 'unmanaged',
                 'shadowed_by', 'sidecars')
         return {k: getattr(self, k) for k in keys}
+
+
+class InterpreterInUse(StoreError):
+    """The removal would take away the interpreter the task runs on; nothing was changed.
+    ``details``: the interpreter and the extension (interpreter.Refusal)."""
+
+    def __init__(self, msg: str, details: dict):
+        super().__init__(msg)
+        self.details = details
 
 
 # ----------------------------------------------------------------------------- writing
@@ -466,14 +476,43 @@ def _select(opts, lay, res) -> None:
 
 
 def _prune(opts, lay, res) -> None:
-    """Keep the selected version, every newer one (staged) and the ``keep`` newest older ones."""
+    """Keep the selected version, every newer one (staged) and the ``keep`` newest older ones;
+    also an older one that is merged now and provides the task's interpreter while the selected
+    one lacks it (the rollback target when the next refresh is refused for that)."""
     if not res.selected:
         return
     versions = stored_versions(lay)
     if opts.check_mode and res.copied and opts.version not in versions:
         versions = sorted(versions + [opts.version], key=version_key)
     older = [v for v in versions if strverscmp_improved(v, res.selected) < 0]
-    _remove(opts, lay, res, [lay.file_for(v) for v in older[:max(0, len(older) - opts.keep)]])
+    doomed = [lay.file_for(v) for v in older[:max(0, len(older) - opts.keep)]]
+    refusal = _interpreter_refusal(opts, lay, doomed, False, res.selected, res)
+    if refusal is not None:
+        kept = [p for p in doomed if os.path.realpath(lay.host(p)) == os.path.realpath(refusal.details['image'])]
+        doomed = [p for p in doomed if p not in kept]
+        res.warnings.append('kept %s beyond keep=%d: it is merged now and holds %s, the interpreter this task runs '
+                            'on, which the selected version %s lacks' % (', '.join(kept), opts.keep,
+                                                                         refusal.details['path'], res.selected))
+    _remove(opts, lay, res, doomed)
+
+
+def _interpreter_refusal(opts, lay, doomed: list, link_goes: bool, selected: str | None, res):
+    """interpreter.removal_refusal() for removing the in-root paths ``doomed`` (with the link
+    when ``link_goes``); with force, a warning instead (None)."""
+    if not doomed and not link_goes:
+        return None
+    from . import interpreter  # pylint: disable=import-outside-toplevel
+    remaining = None
+    if selected and not link_goes:
+        # in check mode a version to be copied is not in the store yet: its source is
+        new = opts.check_mode and res.copied and selected == res.version
+        remaining = (opts.src if opts.src else None) if new else lay.host(lay.file_for(selected))
+    refusal = interpreter.removal_refusal(opts.root, opts.kind, opts.name, [lay.host(p) for p in doomed],
+                                          link_goes, remaining)
+    if refusal is not None and opts.force:
+        res.warnings.append(refusal.forced)
+        return None
+    return refusal
 
 
 def _remove(opts, lay, res, doomed: list) -> None:
@@ -504,6 +543,11 @@ def _absent(opts, lay, res, versions, selected, foreign) -> None:
         if foreign:
             raise StoreError('%s; it was not made by this module, remove it yourself' % foreign)
         doomed = ([lay.link] if selected else []) + [lay.file_for(v) for v in versions]
+    files = [p for p in doomed if p != lay.link]
+    refusal = _interpreter_refusal(opts, lay, files, lay.link in doomed, selected, res)
+    if refusal is not None:
+        raise InterpreterInUse(refusal.msg, refusal.details)
+    if not opts.version:
         res.selected = None
     _remove(opts, lay, res, doomed)
     if not opts.version and not opts.check_mode:

@@ -76,6 +76,7 @@ options:
       - V(selected) the version is in the store and the link points to it.
       - V(absent) with O(version), that version is removed from the store (refused while it is
         selected); without O(version), the link and every stored version of O(name) are removed.
+        Removing the extension the task's own interpreter comes from is refused unless O(force=true).
     type: str
     choices: [present, selected, absent]
     default: selected
@@ -131,6 +132,18 @@ options:
         it, by suffix (C(.verity), C(.roothash), C(.roothash.p7s), C(.usrhash), C(.usrhash.p7s)).
       - Set by the action plugin from the sidecars beside a controller O(src); there is no need to set it.
     type: dict
+  force:
+    description:
+      - Remove also the extension that provides the interpreter this task runs on.
+      - Without it, O(state=absent) of an extension that is merged now and whose image holds the task's
+        interpreter (C(sys.executable), symlinks resolved, in a hierarchy under O(root)) fails before anything
+        is changed, naming the interpreter and the fix, unless a version that stays selected or another
+        merged extension holds it too. That is the case on a host without Python of its own (Flatcar,
+        Fedora CoreOS), where the interpreter comes from an extension such as C(tucked-python).
+      - Pruning (O(keep)) never removes the selected version; without O(force) it also keeps an older version
+        that is merged now and holds the interpreter while the selected one does not, with a warning.
+    type: bool
+    default: false
   root:
     description: The root the directories are in, like C(systemd-sysext --root=).
     type: path
@@ -208,6 +221,12 @@ EXAMPLES = r"""
   tucked.sysext.sysext_image:
     name: monitor
     state: absent
+
+- name: Remove the Python extension too, although this play's tasks run on it (the last task on this host)
+  tucked.sysext.sysext_image:
+    name: tucked-python
+    state: absent
+    force: true
 """
 
 RETURN = r"""
@@ -295,6 +314,16 @@ sidecars:
   type: list
   elements: str
   sample: [/opt/extensions/docker/docker-27.3.1.roothash, /opt/extensions/docker/docker-27.3.1.verity]
+interpreter:
+  description:
+    - When the removal was refused because it would take away the interpreter this task runs on (see O(force)), this holds
+      the interpreter (C(executable), resolved C(path)), its C(hierarchy) and C(class), the C(extensions) it
+      comes from and the C(image) merged now.
+  returned: when refused for that reason
+  type: dict
+  sample: {"executable": "/usr/lib/tucked-sysext/python/bin/python3", "path": "/usr/lib/tucked-sysext/python/bin/python3.11",
+           "hierarchy": "/usr", "class": "sysext", "extensions": ["tucked-python"],
+           "image": "/var/lib/tucked-sysext/store/tucked-python/tucked-python-3.11.2-6.deb12u6.raw"}
 shadowed_by:
   description:
     - An entry of the same name in a directory systemd searches before the link's (sysext
@@ -328,6 +357,7 @@ ARGUMENT_SPEC = {
     'rollback': {'type': 'bool', 'default': False},
     'image_policy': {'type': 'str'},
     'sidecar_checksums': {'type': 'dict'},
+    'force': {'type': 'bool', 'default': False},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -353,9 +383,11 @@ def main():
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
                          link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
                          image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
-                         check_mode=module.check_mode)
+                         force=p['force'], check_mode=module.check_mode)
     try:
         res = store.ensure(opts, opener)
+    except store.InterpreterInUse as e:
+        module.fail_json(msg=str(e), stored=e.stored, interpreter=e.details)
     except store.StoreError as e:
         module.fail_json(msg=str(e), stored=e.stored)
     for w in res.warnings:

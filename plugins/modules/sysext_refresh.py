@@ -127,6 +127,20 @@ options:
     type: str
     choices: [auto, required, never]
     default: auto
+  force:
+    description:
+      - Go ahead with a change that removes the interpreter this task runs on.
+      - Without it, when C(sys.executable) of the task (symlinks resolved) lies in a hierarchy under O(root)
+        that the change would unmerge, or refresh with no extension left that holds that path while an
+        extension merged now does, the task fails before anything is changed, naming the interpreter,
+        the extension that provides it and the fix. That is the case on a host without Python of its own
+        (Flatcar, Fedora CoreOS), where the interpreter comes from an extension such as C(tucked-python).
+      - An extension holds the path when its own tree does (a directory extension's directory, an image
+        file read with the collection's image readers); when the image it was merged from is gone, the
+        base tree below the overlay decides. A refresh that keeps every extension merged now, unchanged,
+        is never refused and reads no image for this.
+    type: bool
+    default: false
   backend:
     description:
       - V(native) does the mount work itself (atomic, see O(atomic)).
@@ -186,6 +200,11 @@ EXAMPLES = r"""
 - name: Remove all overlays
   tucked.sysext.sysext_refresh:
     state: unmerged
+
+- name: Remove all overlays, also the one the task's interpreter comes from (later tasks need another one)
+  tucked.sysext.sysext_refresh:
+    state: unmerged
+    force: true
 
 # Ad hoc, across a fleet:
 #   ansible all -b -m tucked.sysext.sysext_refresh
@@ -264,6 +283,16 @@ timing:
   description: Milliseconds spent deciding (C(plan_ms)), mounting (C(apply_ms)) and in all (C(total_ms)).
   returned: always
   type: dict
+interpreter:
+  description:
+    - When the change was refused because it would remove the interpreter this task runs on (see O(force)), this holds
+      the interpreter (C(executable), resolved C(path)), its C(hierarchy) and C(class), the C(extensions)
+      it comes from and the C(image) it was found in (V(null) when that image is gone).
+  returned: when refused for that reason
+  type: dict
+  sample: {"executable": "/usr/lib/tucked-sysext/python/bin/python3", "path": "/usr/lib/tucked-sysext/python/bin/python3.11",
+           "hierarchy": "/usr", "class": "sysext", "extensions": ["tucked-python"],
+           "image": "/var/lib/tucked-sysext/store/tucked-python/tucked-python-3.11.2-6.deb12u6.raw"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -284,6 +313,7 @@ ARGUMENT_SPEC = {
     'reload': {'type': 'bool', 'default': True},
     'atomic': {'type': 'str', 'choices': list(refresh.ATOMIC_CHOICES), 'default': 'auto'},
     'backend': {'type': 'str', 'choices': list(refresh.BACKENDS), 'default': 'native'},
+    'force': {'type': 'bool', 'default': False},
 }
 
 
@@ -293,9 +323,11 @@ def main():
     opts = refresh.Options(root=p['root'], classes=tuple(dict.fromkeys(p['classes'])), state=p['state'],
                            always_refresh=p['always_refresh'], mutable=p['mutable'], image_policy=p['image_policy'],
                            overlay_options=p['overlay_options'], reload=p['reload'],
-                           atomic=p['atomic'], backend=p['backend'], check_mode=module.check_mode)
+                           atomic=p['atomic'], backend=p['backend'], force=p['force'], check_mode=module.check_mode)
     try:
         out = refresh.run(opts)
+    except refresh.InterpreterInUse as e:
+        module.fail_json(msg=str(e), interpreter=e.details, partial=False)
     except engine.EngineError as e:
         module.fail_json(msg=str(e), partial=getattr(e, 'partial', False))
     for w in out.warnings:
