@@ -194,7 +194,7 @@ def parse_probe(stdout: str, nonce: str) -> dict:
     current = None
     for key, arg, lines in sections:
         if key == 'interpreter':
-            current = {'path': arg, 'body': []}
+            current = {'path': arg, 'body': [('output', '', lines)]}   # what it printed comes first
             res['interpreters'].append(current)
         elif key in ('missing', 'not-executable', 'python', 'rc') and current is not None:
             current['body'].append((key, arg, lines))
@@ -224,8 +224,7 @@ def parse_probe(stdout: str, nonce: str) -> dict:
 def parse_interpreter_output(stdout: str, nonce: str, path: str) -> dict:
     """The result of interpreter_script(): the candidate dict (state 'unknown' when cut short)."""
     sections, _ended = sections_of(stdout, nonce)
-    body = [s for s in sections if s[0] != 'interpreter']
-    return parse_candidate(path, body)
+    return parse_candidate(path, [('output', '', s[2]) if s[0] == 'interpreter' else s for s in sections])
 
 
 # ----------------------------------------------------------------------------- decisions

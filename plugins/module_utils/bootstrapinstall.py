@@ -209,7 +209,13 @@ def parse_prepare(stdout: str, nonce: str, paths: dict, sha256: str) -> dict:
 
 
 def temp_file(paths: dict) -> str:
+    """STORE/.#NAME-VERSION.raw.bootstrap, where the image arrives."""
     return '%s/%s%s.%s' % (paths['store'], TMP_PREFIX, paths['file'], TMP_TAG)
+
+
+def link_temp(paths: dict) -> str:
+    """.#NAME.raw.bootstrap, the new link before it is renamed over LINK_DIR/NAME.raw."""
+    return '%s%s%s.%s' % (TMP_PREFIX, paths['name'], SUFFIX, TMP_TAG)
 
 
 def activate_script(nonce: str, paths: dict, target: str, sha256: str | None, interpreter: str,
@@ -220,8 +226,7 @@ def activate_script(nonce: str, paths: dict, target: str, sha256: str | None, in
     A step that fails prints ``failed STEP`` and its output, and stops the script."""
     lines = bootstrap.preamble(nonce) + [
         's=%s; f=%s; t=%s; l=%s' % (_q(paths['store']), _q(paths['file']), _q(temp_file(paths)), _q(paths['link_dir'])),
-        'link="$l"/%s; lt="$l"/%s' % (_q(paths['name'] + SUFFIX), _q('%s%s%s.%s' % (TMP_PREFIX, paths['name'], SUFFIX,
-                                                                                   TMP_TAG))),
+        'link="$l"/%s; lt="$l"/%s' % (_q(paths['name'] + SUFFIX), _q(link_temp(paths))),
         'fail() { m failed "$1"; printf \'%s\\n\' "$2"; m end; exit 0; }',
     ]
     if copy_from is not None:
@@ -250,8 +255,7 @@ def undo_script(nonce: str, paths: dict, previous: str | None, remove_stored: bo
     """Select what was selected before (or nothing), drop the stored file when this run stored
     it, and refresh again."""
     lines = bootstrap.preamble(nonce) + [
-        'l=%s; link="$l"/%s; lt="$l"/%s' % (_q(paths['link_dir']), _q(paths['name'] + SUFFIX),
-                                           _q('%s%s%s.%s' % (TMP_PREFIX, paths['name'], SUFFIX, TMP_TAG))),
+        'l=%s; link="$l"/%s; lt="$l"/%s' % (_q(paths['link_dir']), _q(paths['name'] + SUFFIX), _q(link_temp(paths))),
         'm unlink',
     ]
     if previous:
@@ -273,6 +277,7 @@ def parse_steps(stdout: str, nonce: str) -> dict:
     for key, arg, lines in sections:
         if key == 'interpreter':
             path = arg
+            body.append(('output', '', lines))
         elif path is not None and key in ('missing', 'not-executable', 'python', 'rc'):
             body.append((key, arg, lines))
         else:
