@@ -36,13 +36,13 @@ def test_the_interpreter_runs_what_the_modules_need(node):
 
 
 def test_it_is_stored_as_sysext_image_stores_its_images(node):
+    stored = node.check_output('ls -A %s', STORE)
+    assert stored.startswith('tucked-python-') and stored.endswith('.raw') and '\n' not in stored
     link = node.file('/var/lib/extensions/tucked-python.raw')
-    assert link.is_symlink
-    assert link.linked_to == STORE + '/tucked-python-3.11-standin.raw'
+    assert link.is_symlink and link.linked_to == STORE + '/' + stored
     # the relative form store.set_link writes
     assert node.check_output('readlink /var/lib/extensions/tucked-python.raw') == \
-        '../tucked-sysext/store/tucked-python/tucked-python-3.11-standin.raw'
-    assert node.check_output('ls -A %s', STORE) == 'tucked-python-3.11-standin.raw'
+        '../tucked-sysext/store/tucked-python/' + stored
 
 
 def test_nothing_python_like_outside_the_prefix(node):
