@@ -127,7 +127,7 @@ def sections_of(stdout: str, nonce: str) -> tuple[list, bool]:
     for line in stdout.splitlines():
         line = line.rstrip('\r')        # a tty (ssh -tt for become) turns \n into \r\n
         if line.startswith(prefix):
-            key, _, arg = line[len(prefix):].partition(' ')
+            key, _sep, arg = line[len(prefix):].partition(' ')
             if key == 'begin':
                 if arg.strip() != PROTOCOL:
                     raise ProbeError('the probe speaks protocol %r, this controller %s' % (arg, PROTOCOL))

@@ -98,6 +98,7 @@ attributes:
     description: Probes (one round trip), checks the image on the controller, and reports what it would install. Writes nothing.
   diff_mode:
     support: none
+    description: The selection it changes is reported in RV(image) instead.
 notes:
   - Run it with C(gather_facts=false) in the play (fact gathering is a module and needs Python); gather
     facts afterwards with M(ansible.builtin.setup) if needed.
@@ -114,25 +115,23 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Bootstrap hosts without Python (Flatcar, Fedora CoreOS)
-  hosts: coreos
-  gather_facts: false
+# The first task of a play with gather_facts: false on hosts without Python (Flatcar, Fedora CoreOS)
+- name: Make sure a Python interpreter is there
+  tucked.sysext.sysext_bootstrap:
+    src: files/tucked-python-3.11.2-6.deb12u9.raw
+    checksum: "sha256:5b0a1c0e0e5f8c3d2a7b9e1f4c6d8a0b2c4e6f8a1b3d5f7092a4c6e8b0d2f4a6"
+    glibc_min: "2.36"
   become: true
-  tasks:
-    - name: Make sure a Python interpreter is there
-      tucked.sysext.sysext_bootstrap:
-        src: files/tucked-python-3.11.2-6.deb12u6.raw
-        checksum: "sha256:5b0a1c0e0e5f8c3d2a7b9e1f4c6d8a0b2c4e6f8a1b3d5f7092a4c6e8b0d2f4a6"
-        glibc_min: "2.35"
 
-    - name: Every later task runs its modules with it
-      tucked.sysext.sysext_facts:
+- name: Every later task runs its modules with it
+  tucked.sysext.sysext_facts:
 
-- name: Flatcar's own Python extension, already downloaded to the controller
+- name: Flatcar's own Python extension, downloaded to the controller before
   tucked.sysext.sysext_bootstrap:
     src: files/flatcar-python-4081.2.0.raw
     name: flatcar-python
     interpreter: /usr/bin/python3
+  become: true
 
 - name: Which hosts need an image? (changes nothing)
   tucked.sysext.sysext_bootstrap:
