@@ -95,7 +95,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Probes (one round trip), checks the image on the controller, and reports what it would install. Writes nothing.
+    description:
+      - Probes (one round trip), checks the image on the controller, and reports what it would install. Writes nothing.
+      - A host that would get the image has no interpreter in check mode, so later module tasks fail there.
   diff_mode:
     support: none
     description: The selection it changes is reported in RV(image) instead.
