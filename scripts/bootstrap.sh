@@ -198,8 +198,9 @@ vm() {
 }
 
 test_hosts() {
-    # localhost/tucked-host:bookworm and :sid, the molecule scenarios' hosts (cached)
-    "$here/scripts/testhosts.sh" image bookworm sid
+    # localhost/tucked-host:bookworm and :sid, the molecule scenarios' hosts, and the same
+    # without Python (the bootstrap scenario's), all cached
+    "$here/scripts/testhosts.sh" image bookworm sid bookworm-nopython sid-nopython
 }
 
 for s in $steps; do

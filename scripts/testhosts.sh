@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Disposable test hosts with systemd as PID 1: rootful podman containers booted from
-# debootstrapped Debian roots (bookworm -> systemd 252, sid -> systemd 262). Nothing comes
+# debootstrapped Debian roots (bookworm -> systemd 252, sid -> systemd 262; bookworm-nopython
+# and sid-nopython: the same without any Python, like Flatcar and Fedora CoreOS). Nothing comes
 # from an image registry: the roots are made with debootstrap from the Debian mirror apt
 # already uses, cached under $TUCKED_CACHE/hosts, and turned into local images with
 # `podman import`.
@@ -54,24 +55,63 @@ mirror() {
 
 check_platform() {
     case $1 in
-        bookworm|sid) ;;
-        *) echo "unknown platform '$1' (bookworm or sid)" >&2; exit 2 ;;
+        bookworm|sid|bookworm-nopython|sid-nopython) ;;
+        *) echo "unknown platform '$1' (bookworm, sid, bookworm-nopython or sid-nopython)" >&2; exit 2 ;;
+    esac
+}
+
+# PLATFORM is SUITE or SUITE-nopython: the same recipe, with or without python3
+suite_of() { echo "${1%-nopython}"; }
+packages_of() {
+    case $1 in
+        *-nopython) echo "$PACKAGES" | sed 's/,python3,/,/' ;;
+        *) echo "$PACKAGES" ;;
     esac
 }
 
 root_of() { echo "$CACHE/hosts/$1"; }
-stamp_of() { echo "recipe=$RECIPE packages=$PACKAGES"; }
+stamp_of() { echo "recipe=$RECIPE packages=$(packages_of "$1")"; }
+
+# The Python files in ROOT a host without Python must not have (one a line; none: empty)
+pythons_in() {
+    find "$1/usr/bin" "$1/usr/local/bin" "$1/usr/sbin" "$1/bin" "$1/sbin" "$1/usr/libexec" -maxdepth 1 \
+        -name 'python*' 2>/dev/null || true
+    find "$1/usr/lib" -maxdepth 1 -name 'python3*' 2>/dev/null || true
+}
+
+# A host without Python has none: if a dependency of the recipe pulled Python in, purge the
+# packages that ship it (their dependents keep working without it or are not our concern:
+# the host must be one without Python), then check again.
+purge_python() {
+    local root=$1 found pkgs
+    found=$(pythons_in "$root")
+    [ -n "$found" ] || return 0
+    pkgs=$(for f in $found; do chroot "$root" dpkg-query -S "${f#"$root"}" 2>/dev/null || true; done | cut -d: -f1 | tr ',' '\n' \
+        | sed 's/^ *//' | sort -u | tr '\n' ' ')
+    log "debootstrap pulled Python into $root ($pkgs): purging it"
+    [ -z "$pkgs" ] || chroot "$root" dpkg --purge --force-depends $pkgs >/dev/null
+    found=$(pythons_in "$root")
+    if [ -n "$found" ]; then
+        log "Python is still in $root after the purge:"
+        echo "$found" >&2
+        return 1
+    fi
+}
 
 build_root() {
     local platform=$1 root
     root=$(root_of "$platform")
-    if [ "$(cat "$root/.tucked-host" 2>/dev/null)" = "$(stamp_of)" ]; then
+    if [ "$(cat "$root/.tucked-host" 2>/dev/null)" = "$(stamp_of "$platform")" ]; then
         return 0
     fi
     log "debootstrap $platform into $root (about a minute)"
     rm -rf "$root.tmp"
     mkdir -p "$(dirname "$root")"
-    debootstrap --variant=minbase --include="$PACKAGES" "$platform" "$root.tmp" "$(mirror)" >/dev/null
+    debootstrap --variant=minbase --include="$(packages_of "$platform")" "$(suite_of "$platform")" "$root.tmp" \
+        "$(mirror)" >/dev/null
+    case $platform in
+        *-nopython) purge_python "$root.tmp" ;;
+    esac
     # A privileged container shares this machine's kernel: mask every unit that would change
     # kernel-wide state (udev acting on our devices, sysctl and binfmt_misc settings that are
     # not namespaced, module loading, pstore records) and the gettys (nothing logs in).
@@ -81,7 +121,7 @@ build_root() {
     : > "$root.tmp/etc/machine-id"
     rm -f "$root.tmp/etc/hostname"
     rm -rf "$root.tmp/var/cache/apt/archives/"*.deb "$root.tmp/var/lib/apt/lists/"*
-    stamp_of > "$root.tmp/.tucked-host"
+    stamp_of "$platform" > "$root.tmp/.tucked-host"
     rm -rf "$root"
     mv "$root.tmp" "$root"
 }
@@ -91,7 +131,7 @@ image() {
     check_platform "$platform"
     build_root "$platform"
     root=$(root_of "$platform")
-    want="tucked-host $(stamp_of) $(stat -c %Y "$root/.tucked-host")"
+    want="tucked-host $(stamp_of "$platform") $(stat -c %Y "$root/.tucked-host")"
     have=$(podman image inspect --format '{{.Comment}}' "$IMAGE:$platform" 2>/dev/null || true)
     if [ "$have" = "$want" ]; then
         return 0
