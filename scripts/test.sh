@@ -104,7 +104,10 @@ for step in $steps; do
             (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" units --local --python 3.11 --color no --requirements)
             (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" sanity --local --python 3.11 --color no --requirements) ;;
         lint)
-            (cd "$here" && run ansible-lint --profile production --offline) ;;
+            (cd "$here" && run ansible-lint --profile production --offline)
+            # what users copy: the plugins' EXAMPLES and the README's playbooks, each linted as a playbook
+            (cd "$here" && run python scripts/lint-examples.py)
+            (cd "$here" && run antsibull-changelog lint) ;;
         integration)
             # the differential scenarios are independent (each in a namespace of its own, on a
             # scratch root of its own) and mostly ansible-playbook start-up: one worker per core
