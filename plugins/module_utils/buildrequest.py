@@ -90,7 +90,10 @@ def check_name(name: str) -> None:
 
 
 def _str_value(key: str, value) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, float):
+        raise BuildError('release field %s: %r is a float, not a string: quote it (%s: "..."); YAML reads an '
+                         'unquoted 1.10 as the number 1.1' % (key, value, key))
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BuildError('release field %s: %r is not a string; quote it in YAML (%s: "...")' % (key, value, key))
     value = str(value)
     if '\n' in value or '\r' in value or '\0' in value:

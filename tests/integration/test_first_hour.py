@@ -13,6 +13,7 @@ from conftest import run_driver
 from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
 
 IMAGE = 'tucked.sysext.sysext_image'
+BUILD = 'tucked.sysext.sysext_build'
 
 
 def play(tmp_path, plays: list, *args: str) -> subprocess.CompletedProcess:
@@ -23,12 +24,27 @@ def play(tmp_path, plays: list, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_unquoted_versions_are_refused_before_anything_is_done(tmp_path):
-    """version: 1.10 unquoted is the float 1.1: the module and the role refuse it and say to quote it."""
-    root = tmp_path / 'root'
+    """version: 1.10 unquoted is the float 1.1: the modules and the role refuse it and say to quote it
+    (sysext_build would otherwise write IMAGE_VERSION=1.1 into the image)."""
+    root, tree, out = tmp_path / 'root', tmp_path / 'tree', tmp_path / 'out'
     root.mkdir()
-    module, = run_tasks([
-        {IMAGE: {'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw'), 'root': str(root)}}])
+    (tree / 'usr/share/tool').mkdir(parents=True)
+    (tree / 'usr/share/tool/README').write_text('tool\n')
+    out.mkdir()
+    build = {'src': str(tree), 'dest': str(out / 'tool.raw')}
+    module, built, built_id, built_release, quoted = run_tasks([
+        {IMAGE: {'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw'), 'root': str(root)}},
+        {BUILD: dict(build, version=1.10)},
+        {BUILD: dict(build, version='1', id='debian', version_id=12)},
+        {BUILD: dict(build, release={'SYSEXT_LEVEL': 1.10})},
+        {BUILD: dict(build, version='1.10'), 'check_mode': True}])
     assert module['failed'] and module['msg'].startswith("version 1.1 is a float, not a string: quote it"), module
+    assert built['failed'] and not built['changed'], built
+    assert built['msg'].startswith('version 1.1 is a float, not a string: quote it (version: "1.1")'), built
+    assert built_id['failed'] and built_id['msg'].startswith('version_id 12 is an int, not a string'), built_id
+    assert built_release['failed'] and 'release field SYSEXT_LEVEL: 1.1 is a float' in built_release['msg']
+    assert quoted['changed'] and quoted['release']['IMAGE_VERSION'] == '1.10', quoted
+    assert os.listdir(out) == []
     res = play(tmp_path, [{'hosts': 'localhost', 'gather_facts': False, 'roles': [{
         'role': 'tucked.sysext.sysext', 'sysext_root': str(root),
         'sysext_images': [{'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw')}]}]}])
