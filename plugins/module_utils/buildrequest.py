@@ -77,8 +77,7 @@ def default_name(dest: str, kind: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not name or '/' in name or name.startswith('.') or not images.image_name_is_valid(name) \
-            or name.endswith(SUFFIX) or any(c.isspace() for c in name):
+    if not images.plain_extension_name(name):
         raise BuildError("invalid extension name %r: use a plain file name such as 'docker' (no '/', no leading '.', "
                          "no whitespace or control characters, without the .raw suffix)" % (name,))
     longest = images.NAME_MAX - len(RELEASE_PREFIX)
