@@ -143,8 +143,35 @@ def test_the_readme_playbook_with_module_defaults_runs_in_check_mode(first_hour)
     assert site['rc'] == 0 and 'Unsupported parameters' not in site['out'], site['out']
     assert 'files/images/tools-1.0.raw' in first_hour['project']
     assert site['recap']['node1']['changed'] >= 2 and site['recap']['node1']['failed'] == 0, site['recap']
-    adhoc = first_hour['adhoc']
-    assert adhoc['rc'] == 0 and adhoc['out'].count('"changed": false') == 2, adhoc['out']
+
+
+def test_the_readme_ad_hoc_lines_and_tasks_run_in_check_mode(first_hour):
+    """Every ad hoc line of the README (pointed at the scratch roots) and its sysext_refresh tasks."""
+    refresh, unmerge, facts = first_hour['adhoc']
+    assert refresh['argv'][:6] == ['ansible', 'all', '-i', 'inventory.yml', '-b', '-m'], refresh['argv']
+    assert 'state=unmerged classes=confext root=' in ' '.join(unmerge['argv']), unmerge['argv']
+    for r in (refresh, unmerge, facts):
+        assert r['rc'] == 0 and 'Traceback' not in r['out'], r['out']
+    for r in (refresh, unmerge):        # nothing is merged on the scratch roots, nothing to do
+        assert r['out'].count('"changed": false') == 2 and '"changed": true' not in r['out'], r['out']
+    assert facts['out'].count('"sysext": {') == 2, facts['out']
+    tasks = first_hour['refresh_tasks']
+    assert tasks['rc'] == 0 and tasks['recap']['node1'] == dict(tasks['recap']['node1'], ok=2, changed=0, failed=0), \
+        tasks['out']
+
+
+def test_the_readme_refresh_and_facts_report_commands_run_in_check_mode(first_hour):
+    refresh, report = first_hour['playbooks']
+    assert refresh['argv'][:2] == ['ansible-playbook', 'tucked.sysext.refresh'] and 'target_hosts=all' in refresh['argv']
+    assert report['argv'][:2] == ['ansible-playbook', 'tucked.sysext.facts_report'], report['argv']
+    for r in (refresh, report):
+        assert r['rc'] == 0 and set(r['recap']) == {'node1', 'node2'} and 'Traceback' not in r['out'], r['out']
+        assert all(v['failed'] == 0 for v in r['recap'].values()), r['recap']
+    assert [v['changed'] for v in refresh['recap'].values()] == [0, 0], refresh['recap']
+    assert 'changed=False' in refresh['out'] and 'needs_refresh=False' in report['out'], report['out']
+    # check mode: the report would be written once, on the controller, and is not
+    assert 'changed: [node1 -> localhost]' in report['out'].split('TASK [Write the facts of every host')[1], report['out']
+    assert 'facts.json' not in first_hour['project']
 
 
 def test_a_bare_refresh_playbook_run_asks_for_its_hosts(first_hour):
