@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """ansible-lint (production profile) over what a user copies: the EXAMPLES of every module,
 lookup and filter of the collection, and the README's playbooks and task lists. ansible-lint
@@ -6,7 +5,7 @@ on the checkout does not read them (EXAMPLES are strings in the plugins; the REA
 Markdown), so each becomes a playbook in a scratch project of its own, linted there with this
 checkout as the collection tucked.sysext (scripts/link-collection.sh).
 
-    scripts/lint-examples.py [--keep DIR]     # part of scripts/test.sh lint
+    .venv/bin/python scripts/lint-examples.py [--keep DIR]     # part of scripts/test.sh lint
 """
 
 from __future__ import annotations
