@@ -92,6 +92,16 @@ def listing(path: str) -> list:
     return sorted(out)
 
 
+def shipped_plugins(coll: str) -> dict:
+    """{ansible-doc type: [names]} of the modules, filters, lookups and roles in an installed collection."""
+    def stems(d, ext):
+        return sorted(f[:-len(ext)] for f in os.listdir(os.path.join(coll, d)) if f.endswith(ext) and f[0] != '_')
+    filters = stems('plugins/filter', '.yml') + [n for n in stems('plugins/filter', '.py') if n != 'sysext']
+    roles = [d for d in os.listdir(os.path.join(coll, 'roles')) if os.path.isdir(os.path.join(coll, 'roles', d))]
+    return {'module': stems('plugins/modules', '.py'), 'filter': sorted(filters),
+            'lookup': stems('plugins/lookup', '.py'), 'role': sorted(roles)}
+
+
 def main() -> dict:
     base = FakeRoot()
     work = os.path.join(base.scratch, 'work')
@@ -159,6 +169,14 @@ def main() -> dict:
     res['adhoc'] = [run(on_the_scratch_root(argv), project, env)
                     for argv in readme_commands('ansible all ', program='ansible')]
     res['roots_unchanged'] = {h: listing(v['sysext_root']) == before[h] for h, v in hosts.items()}
+    # what ansible-doc shows from the installed collection, for every plugin the tarball ships
+    res['docs'] = {}
+    for kind, names in shipped_plugins(os.path.join(collections, 'ansible_collections', 'tucked', 'sysext')).items():
+        doc = subprocess.run([os.path.join(BIN, 'ansible-doc'), '-t', kind, '--json']
+                             + ['tucked.sysext.' + n for n in names], cwd=project, env=env, text=True,
+                             capture_output=True, check=False)
+        res['docs'][kind] = {'names': names, 'rc': doc.returncode, 'stderr': doc.stderr[-3000:],
+                             'documented': sorted(json.loads(doc.stdout or '{}'))}
     res['project'] = listing(project)
     res['used_collection'] = subprocess.run(
         [os.path.join(BIN, 'ansible-galaxy'), 'collection', 'list', 'tucked.sysext', '--format', 'json'],

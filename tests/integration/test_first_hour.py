@@ -125,6 +125,15 @@ def test_the_tarball_ships_the_collection_and_not_the_development_tree(first_hou
     assert list(used) == [p for p in used if p.endswith('/work/collections/ansible_collections')] and len(used) == 1, used
 
 
+def test_ansible_doc_documents_every_plugin_of_the_installed_tarball(first_hour):
+    docs = first_hour['docs']
+    assert len(docs['module']['names']) == 4 and len(docs['filter']['names']) == 7, docs
+    assert docs['lookup']['names'] == ['sysext_digest'] and docs['role']['names'] == ['sysext'], docs
+    for kind, d in docs.items():
+        assert d['rc'] == 0 and 'WARNING' not in d['stderr'] and 'ERROR' not in d['stderr'], (kind, d)
+        assert d['documented'] == ['tucked.sysext.' + n for n in d['names']], (kind, d)
+
+
 def test_the_readme_rollout_and_status_run_in_check_mode_from_a_project(first_hour):
     rollout_check, rollout, status = first_hour['commands']
     for r in (rollout_check, rollout, status):
