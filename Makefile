@@ -11,14 +11,14 @@ demo:
 
 ## test: the whole suite (what CI runs)
 test:
-	scripts/bootstrap.sh debs python-debs venv test-venv test-venv-216 sid-root podman-collection test-hosts vm
+	scripts/bootstrap.sh debs python-debs venv test-venv test-venv-216 test-venv-newest sid-root podman-collection test-hosts vm
 	scripts/test.sh
 
 bootstrap:
 	scripts/bootstrap.sh
 
 units sanity compat corpus integration faults lint:
-	scripts/bootstrap.sh debs python-debs venv test-venv test-venv-216 sid-root
+	scripts/bootstrap.sh debs python-debs venv test-venv test-venv-216 test-venv-newest sid-root
 	scripts/test.sh $@
 
 ## molecule: the molecule scenarios on disposable systemd hosts (one: make molecule SCENARIO=upgrade)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian 12 machine (as root).
 # Idempotent: every step is skipped when its result is already there.
-#   scripts/bootstrap.sh [venv] [test-venv] [test-venv-216] [debs] [python-debs] [sid-root] [podman-collection] [test-hosts] [vm]
+#   scripts/bootstrap.sh [venv] [test-venv] [test-venv-216] [test-venv-newest] [debs] [python-debs] [sid-root] [podman-collection] [test-hosts] [vm]
 #   (default: all but vm; vm installs qemu and builds the QEMU test VM image, a few minutes)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,11 +10,15 @@ VENV=${VENV:-$here/.venv}
 # requirements into it (its --venv mode would download get-pip from a host we cannot reach).
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 TEST_VENV_216=${TEST_VENV_216:-$here/.venv-test-216}
+TEST_VENV_NEWEST=${TEST_VENV_NEWEST:-$here/.venv-test-newest}
+# the newest ansible-core release (requires_ansible has no upper bound, so it claims this one
+# too): raise the pin when a newer release comes out. 2.20+ needs Python 3.12+ on the controller.
+NEWEST_ANSIBLE_CORE='ansible-core>=2.21,<2.22'
 CACHE=${TUCKED_CACHE:-/var/cache/tucked-sysext}
 SID_ROOT=${SID_ROOT:-$CACHE/roots/sid}
 # the `ansible` release whose wheel the containers.podman collection is taken from
 ANSIBLE_PACKAGE=12.3.0
-steps=${*:-venv test-venv test-venv-216 debs python-debs sid-root podman-collection test-hosts}
+steps=${*:-venv test-venv test-venv-216 test-venv-newest debs python-debs sid-root podman-collection test-hosts}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -111,14 +115,32 @@ test_venv_216() {
     make_test_venv "$TEST_VENV_216" 'ansible-core>=2.16,<2.17'
 }
 
+# the newest ansible-core the collection claims (no upper bound in requires_ansible): the
+# compat step runs its ansible-test units and sanity too, with the Python 3.12 it needs
+test_venv_newest() {
+    local py='' c
+    # (a pyenv shim such as python3.12 fails unless that version is selected: try the real paths first)
+    for c in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 python3.12 python3.13 python3; do
+        if "$c" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            py=$c
+            break
+        fi
+    done
+    if [ -z "$py" ]; then
+        echo "no Python 3.12 or later with venv for $NEWEST_ANSIBLE_CORE, which needs it: install python3.12" >&2
+        return 1
+    fi
+    make_test_venv "$TEST_VENV_NEWEST" "$NEWEST_ANSIBLE_CORE" "$py"
+}
+
 make_test_venv() {
-    local dir=$1 spec=$2
+    local dir=$1 spec=$2 python=${3:-python3}
     if [ -x "$dir/bin/ansible-test" ]; then
         get_pip_cache "$dir"
         return 0
     fi
-    log "creating $dir ($spec)"
-    python3 -m venv "$dir"
+    log "creating $dir ($spec, $("$python" --version 2>&1))"
+    "$python" -m venv "$dir"
     "$dir/bin/pip" install -q --disable-pip-version-check "$spec" 2>&1 | grep -v 'is ignored' >&2 || true
     "$dir/bin/ansible-test" --version >/dev/null
     get_pip_cache "$dir"
@@ -208,6 +230,7 @@ for s in $steps; do
         venv) venv ;;
         test-venv) test_venv ;;
         test-venv-216) test_venv_216 ;;
+        test-venv-newest) test_venv_newest ;;
         debs) debs ;;
         python-debs) python_debs ;;
         sid-root) debs; sid_root ;;

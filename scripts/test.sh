@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: sanity, units (also on ansible-core 2.16, the oldest claimed: compat), lint, then the integration suite (real mounts in
+# The whole test suite: sanity, units (also on ansible-core 2.16 and the newest release, the oldest and newest claimed: compat), lint, then the integration suite (real mounts in
 # private namespaces, real systemd-sysext 252 and 262, real ansible-playbook), the fault
 # injection (SIGKILL at every stage, concurrent runs), the molecule scenarios on real systemd
 # hosts (podman), dm-verity in a QEMU VM and the benchmarks in quick mode. Steps can be picked: scripts/test.sh units sanity ...
@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$here/.venv}
 TEST_VENV=${TEST_VENV:-$here/.venv-test}
 TEST_VENV_216=${TEST_VENV_216:-$here/.venv-test-216}
+TEST_VENV_NEWEST=${TEST_VENV_NEWEST:-$here/.venv-test-newest}
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$here/ansible.cfg"
 steps=${*:-sanity units compat lint corpus integration faults molecule vm bench}
@@ -18,7 +19,7 @@ coll="$here/.build/ansible_collections/tucked/sysext"
 stage_collection() {
     rm -rf "$coll"
     mkdir -p "$coll"
-    tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.venv-test-216 --exclude=./.build --exclude=./.git \
+    tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.venv-test-216 --exclude=./.venv-test-newest --exclude=./.build --exclude=./.git \
         --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$coll" -xf -
     # ansible-test sanity lists files with git when there is a repository; give it one.
     (cd "$coll" && git init -q && git add -A >/dev/null 2>&1) || true
@@ -98,13 +99,19 @@ for step in $steps; do
             stage_collection
             (cd "$coll" && run "$TEST_VENV/bin/ansible-test" units --local --python 3.11 --color no --requirements) ;;
         compat)
-            # the oldest ansible-core the collection claims (requires_ansible: >=2.16): its
-            # ansible-test units and sanity
+            # the oldest and the newest ansible-core the collection claims (requires_ansible:
+            # >=2.16, no upper bound): their ansible-test units and sanity, each with its venv's Python
             stage_collection
-            (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" units --local --python 3.11 --color no --requirements)
-            (cd "$coll" && run "$TEST_VENV_216/bin/ansible-test" sanity --local --python 3.11 --color no --requirements) ;;
+            for venv in "$TEST_VENV_216" "$TEST_VENV_NEWEST"; do
+                py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+                (cd "$coll" && run "$venv/bin/ansible-test" units --local --python "$py" --color no --requirements)
+                (cd "$coll" && run "$venv/bin/ansible-test" sanity --local --python "$py" --color no --requirements)
+            done ;;
         lint)
-            (cd "$here" && run ansible-lint --profile production --offline) ;;
+            (cd "$here" && run ansible-lint --profile production --offline)
+            # what users copy: the plugins' EXAMPLES and the README's playbooks, each linted as a playbook
+            (cd "$here" && run python scripts/lint-examples.py)
+            (cd "$here" && run antsibull-changelog lint) ;;
         integration)
             # the differential scenarios are independent (each in a namespace of its own, on a
             # scratch root of its own) and mostly ansible-playbook start-up: one worker per core

@@ -15,16 +15,9 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.tucked.sysext.plugins.module_utils import storefiles
+from ansible_collections.tucked.sysext.plugins.plugin_utils import quoting
 
 MODULE = 'tucked.sysext.sysext_image'
-
-
-def _a(value) -> str:
-    """'a float', 'an int' ... by isinstance (Ansible 2.19 passes tagged subclasses)."""
-    for kind, name in ((bool, 'a bool'), (int, 'an int'), (float, 'a float'), (dict, 'a dict'), (list, 'a list')):
-        if isinstance(value, kind):
-            return name
-    return 'a ' + type(value).__name__
 
 
 class ActionModule(ActionBase):
@@ -38,10 +31,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        version = args.get('version')
-        if version is not None and not isinstance(version, str):
-            result.update(failed=True, msg='version %r is %s, not a string: quote it (version: "%s"); YAML reads '
-                                           'an unquoted 1.10 as the number 1.1' % (version, _a(version), version))
+        unquoted = quoting.unquoted(args, ('version',))
+        if unquoted:
+            result.update(failed=True, msg=unquoted)
             return result
         if not args.get('src') or boolean(args.get('remote_src', False), strict=False) or args.get('state') == 'absent':
             result.update(self._module(args, task_vars))

@@ -54,7 +54,7 @@ EXAMPLES = r"""
     msg: "{{ ansible_facts.sysext | tucked.sysext.sysext_pending(wanted, store_dir='/var/lib/tucked-sysext/store') }}"
   vars:
     wanted:
-      - {name: docker, version: 27.3.1, checksum: "sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c"}
+      - {name: docker, version: "27.3.1", checksum: "sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c"}
 """
 
 RETURN = r"""

@@ -77,8 +77,7 @@ def default_name(dest: str, kind: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not name or '/' in name or name.startswith('.') or not images.image_name_is_valid(name) \
-            or name.endswith(SUFFIX) or any(c.isspace() for c in name):
+    if not images.plain_extension_name(name):
         raise BuildError("invalid extension name %r: use a plain file name such as 'docker' (no '/', no leading '.', "
                          "no whitespace or control characters, without the .raw suffix)" % (name,))
     longest = images.NAME_MAX - len(RELEASE_PREFIX)
@@ -90,7 +89,10 @@ def check_name(name: str) -> None:
 
 
 def _str_value(key: str, value) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, float):
+        raise BuildError('release field %s: %r is a float, not a string: quote it (%s: "..."); YAML reads an '
+                         'unquoted 1.10 as the number 1.1' % (key, value, key))
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BuildError('release field %s: %r is not a string; quote it in YAML (%s: "...")' % (key, value, key))
     value = str(value)
     if '\n' in value or '\r' in value or '\0' in value:

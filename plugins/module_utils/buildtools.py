@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 
+from . import proc
 from .fsutil import space_hint
 
 TOOLS = {'squashfs': ('mksquashfs', 'squashfs-tools'), 'erofs': ('mkfs.erofs', 'erofs-utils'),
@@ -115,7 +116,7 @@ def erofs_compressors(tool: str) -> tuple | None:
     out = ''
     for arg in ('-V', '--help'):
         try:
-            res = subprocess.run([tool, arg], capture_output=True, check=False, env=_tool_env(), timeout=60)
+            res = proc.run([tool, arg], capture_output=True, check=False, env=_tool_env(), timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             continue
         out += (res.stdout + res.stderr).decode('utf-8', 'replace') + '\n'
@@ -155,7 +156,7 @@ def tool_version(path: str, build_output: str = '') -> str:
     """A readable version: ``mksquashfs -version``, or the first line mkfs.erofs prints."""
     if os.path.basename(path) == 'mksquashfs':
         try:
-            out = subprocess.run([path, '-version'], capture_output=True, check=False, env=_tool_env()).stdout
+            out = proc.run([path, '-version'], capture_output=True, check=False, env=_tool_env()).stdout
             build_output = out.decode('utf-8', 'replace')
         except OSError:
             build_output = ''
@@ -217,7 +218,7 @@ def _tool_env() -> dict:
 
 def run_tool(cmd: list, what: str, where: str) -> str:
     try:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=_tool_env(), check=False)
+        res = proc.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=_tool_env(), check=False)
     except OSError as e:
         raise BuildError('%s: cannot run %s: %s' % (what, cmd[0], e.strerror)) from None
     out = (res.stdout + res.stderr).decode('utf-8', 'replace')

@@ -23,7 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from . import mountapi, rootfs, verity
+from . import mountapi, proc, rootfs, verity
 from .imagefs import image as imagefs
 from .engine import ApplyError
 
@@ -76,9 +76,9 @@ def verify_userspace(root: str, roothash: str, signature: bytes, work: str) -> t
         for c in certs:
             with open(c, 'rb') as f:
                 out.write(f.read().rstrip(b'\n') + b'\n')
-    res = subprocess.run([openssl, 'smime', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', content,
-                          '-certfile', bundle, '-nointern', '-noverify', '-out', os.devnull],
-                         capture_output=True, text=True, check=False)
+    res = proc.run([openssl, 'smime', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', content,
+                    '-certfile', bundle, '-nointern', '-noverify', '-out', os.devnull],
+                   capture_output=True, text=True, check=False)
     if res.returncode == 0:
         return True, 'signed by one of %s' % ', '.join(certs)
     return False, 'the signature is not made by any of %s (%s)' % (
@@ -98,7 +98,7 @@ def _open(tool: str, data: str, name: str, hash_dev: str, roothash: str, sig: st
     cmd = [tool, 'open', data, name, hash_dev, roothash]
     if sig:
         cmd.append('--root-hash-signature=' + sig)
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return proc.run(cmd, capture_output=True, text=True, check=False)
 
 
 def open_for(plan: verity.Plan, lay, fd: int, data_dev: str, shown: str, root: str, cleanup: list) -> str:
@@ -140,5 +140,5 @@ def open_for(plan: verity.Plan, lay, fd: int, data_dev: str, shown: str, root: s
     if res.returncode != 0:
         raise ApplyError('%s: veritysetup could not set up dm-verity (%s); the image or its root hash is wrong, '
                          'nothing was changed' % (shown, res.stderr.strip() or 'exit %d' % res.returncode))
-    cleanup.append(lambda: subprocess.run([tool, 'close', '--deferred', name], capture_output=True, check=False))
+    cleanup.append(lambda: proc.run([tool, 'close', '--deferred', name], capture_output=True, check=False))
     return '/dev/mapper/' + name

@@ -49,6 +49,13 @@ def image_name_is_valid(name: str) -> bool:
     return not name.startswith('.#')
 
 
+def plain_extension_name(name: str) -> bool:
+    """A name sysext_image and sysext_build accept for an extension: a valid image name that
+    is a plain file name (no '/', no leading '.', no whitespace) without the ``.raw`` suffix."""
+    return bool(name) and not name.startswith('.') and image_name_is_valid(name) \
+        and not name.endswith('.raw') and not any(c.isspace() for c in name)
+
+
 def extract_name(fname: str, cls: str, format_suffixes: tuple[str, ...] | None) -> str | None:
     """extract_image_basename(): strip a required format suffix (``.raw``), then the
     optional class suffix (``.sysext``/``.confext``); None if the rest is not a valid name."""

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import engine, mountapi, mountinfo, mutable, origin, release, rootfs, state, units
+from . import engine, mountapi, mountinfo, mutable, origin, proc, release, rootfs, state, units
 from .version import version_key
 
 ATOMIC_CHOICES = ('auto', 'required', 'never')
@@ -393,7 +393,7 @@ def systemd_version(tool: str) -> int | None:
     path = shutil.which(tool)
     if not path:
         return None
-    res = subprocess.run([path, '--version'], capture_output=True, text=True, check=False)
+    res = proc.run([path, '--version'], capture_output=True, text=True, check=False)
     m = re.match(r'systemd (\d+)', res.stdout)
     return int(m.group(1)) if m else None
 
@@ -426,7 +426,7 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
             env = dict(os.environ, **{OVERLAY_ENV[cls]: opts.overlay_options})
     if verb == 'refresh' and version >= 260:
         cmd.append('--always-refresh=yes')   # our plan already decided that something changed
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    res = proc.run(cmd, capture_output=True, text=True, check=False, env=env)
     if res.returncode != 0:
         raise engine.ApplyError('%s failed (exit %d): %s'
                                 % (' '.join(cmd), res.returncode, (res.stderr or res.stdout).strip()))

@@ -34,8 +34,7 @@ class StoreError(Exception):
 
 # ----------------------------------------------------------------------------- validation
 def check_name(name: str) -> None:
-    if not name or '/' in name or name.startswith('.') or not images.image_name_is_valid(name) \
-            or name.endswith(SUFFIX) or any(c.isspace() for c in name):
+    if not images.plain_extension_name(name):
         raise StoreError("invalid extension name %r: use a plain file name such as 'docker' (no '/', no "
                          "leading '.', no whitespace, without the .raw suffix)" % (name,))
 

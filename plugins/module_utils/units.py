@@ -20,7 +20,7 @@ import re
 import subprocess
 from typing import NamedTuple
 
-from . import release, rootfs
+from . import proc, release, rootfs
 
 RELOAD_MANAGER = 'EXTENSION_RELOAD_MANAGER'
 RESTART = 'EXTENSION_RESTART_UNITS'
@@ -84,7 +84,7 @@ def live(root: str) -> bool:
 
 
 def _systemctl(systemctl: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([systemctl] + list(args), capture_output=True, text=True, check=False)
+    return proc.run([systemctl] + list(args), capture_output=True, text=True, check=False)
 
 
 def apply(actions: Actions, systemctl: str) -> dict:

@@ -145,12 +145,15 @@ options:
       - Default V(_any), an image for every OS (systemd then ignores O(version_id) and O(level)).
     type: str
   version_id:
-    description: C(VERSION_ID), the os-release C(VERSION_ID) the image is for (checked when O(id) is not V(_any)).
+    description:
+      - C(VERSION_ID), the os-release C(VERSION_ID) the image is for (checked when O(id) is not V(_any)).
+      - A string; a number (an unquoted C(12) or C(12.10) in YAML) is refused, quote it.
     type: str
   level:
     description:
       - C(SYSEXT_LEVEL) (sysext) or C(CONFEXT_LEVEL) (confext); when both the image and the host
         declare one, it is compared instead of C(VERSION_ID).
+      - A string; a number is refused, quote it.
     type: str
   architecture:
     description:
@@ -166,11 +169,14 @@ options:
     description:
       - C(IMAGE_VERSION), the version of the extension itself (reported as the image's version by
         M(tucked.sysext.sysext_facts)). Letters, digits, C(.), C(~), C(^), C(-).
+      - A string; a number is refused with a message that says to quote it, since YAML reads an unquoted
+        C(1.10) as the number 1.1.
     type: str
   release:
     description:
       - Further release fields, a dictionary from field name to value (for example C(SYSEXT_IMAGE_ID) or C(EXTENSION_RELOAD_MANAGER)).
-        A key also set by an option above must have the same value.
+        A key also set by an option above must have the same value. Values are strings or integers; a
+        float (an unquoted C(1.10)) is refused, quote it.
     type: dict
   source_date_epoch:
     description:
@@ -251,7 +257,7 @@ EXAMPLES = r"""
     id: debian
     version_id: "12"
     architecture: x86-64
-    version: 27.3.1
+    version: "27.3.1"
     verity: true
   environment:
     SOURCE_DATE_EPOCH: "1700000000"
@@ -284,7 +290,7 @@ EXAMPLES = r"""
 - name: Store and select the image built above
   tucked.sysext.sysext_image:
     name: docker
-    version: 27.3.1
+    version: "27.3.1"
     src: /srv/images/docker-27.3.1.raw
     remote_src: true
     checksum: "{{ docker_image.checksum }}"

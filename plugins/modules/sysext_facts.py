@@ -61,7 +61,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: The module never changes anything, so it runs the same in check mode.
+    description:
+      - The module changes nothing on the host, so it gathers the same in check mode; of its caches
+        (see the description and the notes), check mode writes only the compiled code's.
   diff_mode:
     support: none
     description: Nothing is changed, so there is no diff.

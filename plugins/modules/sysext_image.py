@@ -183,14 +183,14 @@ EXAMPLES = r"""
 - name: Roll out docker 27.3.1 from the controller, keeping two older versions
   tucked.sysext.sysext_image:
     name: docker
-    version: 27.3.1
+    version: "27.3.1"
     src: images/docker-27.3.1.raw
   notify: Refresh extensions
 
 - name: Download a kubelet image, verified, without selecting it yet
   tucked.sysext.sysext_image:
     name: kubelet
-    version: 1.31.2
+    version: "1.31.2"
     url: https://example.com/sysext/kubelet-1.31.2-x86-64.raw
     checksum: sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c
     state: present
@@ -198,7 +198,7 @@ EXAMPLES = r"""
 - name: Roll back from a broken 27.3.1 (idempotent)
   tucked.sysext.sysext_image:
     name: docker
-    version: 27.3.1
+    version: "27.3.1"
     rollback: true
   notify: Refresh extensions
 

@@ -5,8 +5,9 @@
 
 The collection is built (ansible-galaxy collection build) and installed into a clean
 collections path; a project directory of its own (inventory, files/, ansible.cfg that knows
-only that path) runs the README's examples (wanted.yml, site.yml, the commands) with -b in
-check mode against two scratch roots. What each run printed, and what the roots hold after,
+only that path) runs the README's examples (wanted.yml, site.yml, the sysext_refresh tasks,
+every ansible-playbook and ad hoc command line of the user's sections) with -b in check mode
+against two scratch roots. What each run printed, and what the roots hold after,
 is printed as one JSON line.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -37,14 +39,34 @@ def readme_block(first_line: str) -> str:
     raise SystemExit('README.md has no block starting with %r' % first_line)
 
 
-def readme_commands(prefix: str) -> list[list[str]]:
-    """The ``ansible-playbook tucked.sysext...`` lines of the README block that starts with ``prefix``."""
+def readme_commands(prefix: str, program: str = 'ansible-playbook') -> list[list[str]]:
+    """The ``program ...`` lines of the README block that starts with ``prefix``."""
     out = []
     for line in readme_block(prefix).splitlines():
-        line = line.split('#', 1)[0].strip()
-        if line.startswith('ansible-playbook'):
-            out.append(line.split())
+        line = line.split(' # ', 1)[0].strip()
+        if line.startswith(program + ' '):
+            out.append(shlex.split(line))
+    if not out:
+        raise SystemExit('README.md: the block starting with %r has no %s line' % (prefix, program))
     return out
+
+
+def on_the_scratch_root(argv: list) -> list:
+    """An ad hoc line of the README, pointed at each host's scratch root (the README's lines act
+    on /, the real root of a real host) and run in check mode."""
+    argv = list(argv)
+    if '-a' in argv:
+        argv[argv.index('-a') + 1] += ' root={{ sysext_root }}'
+    else:
+        argv += ['-a', 'root={{ sysext_root }}']
+    return argv + ['--check']
+
+
+def as_play(tasks_text: str) -> str:
+    """A README block of tasks in a play of its own, with the group's root set as in site.yml."""
+    body = ''.join('    ' + line + '\n' if line.strip() else '\n' for line in tasks_text.strip('\n').splitlines())
+    return ('- name: The README tasks\n  hosts: all\n  gather_facts: false\n  module_defaults:\n'
+            '    group/tucked.sysext.sysext:\n      root: "{{ sysext_root }}"\n  tasks:\n' + body)
 
 
 def env_for(project: str, collections: str) -> dict:
@@ -68,6 +90,16 @@ def listing(path: str) -> list:
     for d, _dirs, files in os.walk(path):
         out += [os.path.relpath(os.path.join(d, f), path) for f in files]
     return sorted(out)
+
+
+def shipped_plugins(coll: str) -> dict:
+    """{ansible-doc type: [names]} of the modules, filters, lookups and roles in an installed collection."""
+    def stems(d, ext):
+        return sorted(f[:-len(ext)] for f in os.listdir(os.path.join(coll, d)) if f.endswith(ext) and f[0] != '_')
+    filters = stems('plugins/filter', '.yml') + [n for n in stems('plugins/filter', '.py') if n != 'sysext']
+    roles = [d for d in os.listdir(os.path.join(coll, 'roles')) if os.path.isdir(os.path.join(coll, 'roles', d))]
+    return {'module': stems('plugins/modules', '.py'), 'filter': sorted(filters),
+            'lookup': stems('plugins/lookup', '.py'), 'role': sorted(roles)}
 
 
 def main() -> dict:
@@ -127,10 +159,24 @@ def main() -> dict:
             argv = argv + ['--check']
         res['commands'].append(run(argv, project, env))
     res['site'] = run(['ansible-playbook', 'site.yml', '-i', 'inventory.yml', '-b', '--check'], project, env)
+    with open(os.path.join(project, 'refresh-tasks.yml'), 'w') as f:
+        f.write(as_play(readme_block('- name: Merge or refresh, only when something changed')))
+    res['refresh_tasks'] = run(['ansible-playbook', 'refresh-tasks.yml', '-i', 'inventory.yml', '-b', '--check'],
+                               project, env)
+    res['playbooks'] = [run(argv + ['--check'], project, env)
+                        for argv in readme_commands('ansible-playbook tucked.sysext.refresh')]
     res['bare_refresh'] = run(['ansible-playbook', 'tucked.sysext.refresh', '-i', 'inventory.yml', '-b'], project, env)
-    res['adhoc'] = run(['ansible', 'all', '-i', 'inventory.yml', '-b', '-m', 'tucked.sysext.sysext_refresh', '--check',
-                        '-a', 'root={{ sysext_root }}'], project, env)
+    res['adhoc'] = [run(on_the_scratch_root(argv), project, env)
+                    for argv in readme_commands('ansible all ', program='ansible')]
     res['roots_unchanged'] = {h: listing(v['sysext_root']) == before[h] for h, v in hosts.items()}
+    # what ansible-doc shows from the installed collection, for every plugin the tarball ships
+    res['docs'] = {}
+    for kind, names in shipped_plugins(os.path.join(collections, 'ansible_collections', 'tucked', 'sysext')).items():
+        doc = subprocess.run([os.path.join(BIN, 'ansible-doc'), '-t', kind, '--json']
+                             + ['tucked.sysext.' + n for n in names], cwd=project, env=env, text=True,
+                             capture_output=True, check=False)
+        res['docs'][kind] = {'names': names, 'rc': doc.returncode, 'stderr': doc.stderr[-3000:],
+                             'documented': sorted(json.loads(doc.stdout or '{}'))}
     res['project'] = listing(project)
     res['used_collection'] = subprocess.run(
         [os.path.join(BIN, 'ansible-galaxy'), 'collection', 'list', 'tucked.sysext', '--format', 'json'],

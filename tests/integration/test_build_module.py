@@ -118,6 +118,29 @@ def test_bad_input_fails_clearly_and_writes_nothing(tmp_path):
     assert listing(out) == []
 
 
+def test_what_the_build_returns_is_what_sysext_image_takes(tmp_path):
+    """One vocabulary (issue 16 item 7): ``class`` in both modules (``kind`` an alias), and the
+    build's ``checksum`` (ALGO:HEX) goes straight into sysext_image's ``checksum``."""
+    src, root = tmp_path / 'src', tmp_path / 'root'
+    (src / 'etc/site').mkdir(parents=True)
+    (src / 'etc/site/site.conf').write_text('site 7\n')
+    (root / 'usr/lib').mkdir(parents=True)
+    (root / 'usr/lib/os-release').write_text('ID=debian\nVERSION_ID=12\n')
+    dest = tmp_path / 'site-7.raw'
+    image = {'name': 'site', 'version': '7', 'class': 'confext', 'src': str(dest), 'remote_src': True,
+             'root': str(root)}
+    built, stored, wrong = run_tasks([
+        {BUILD: {'src': str(src), 'dest': str(dest), 'name': 'site', 'class': 'confext', 'version': '7'}},
+        {'tucked.sysext.sysext_image': dict(image, checksum='{{ r0.checksum }}')},
+        {'tucked.sysext.sysext_image': dict(image, version='8', checksum='sha256:' + '0' * 64)}])
+    assert built['checksum'] == 'sha256:' + sha(dest) == 'sha256:' + built['sha256'], built
+    assert built['class'] == built['kind'] == 'confext' and built['release_file'].startswith('/etc/'), built
+    assert stored['changed'] and not stored.get('failed') and stored['class'] == 'confext', stored
+    assert os.readlink(root / 'var/lib/confexts/site.raw').endswith('/site/site-7.raw'), stored
+    assert wrong['failed'] and 'sha256:' + '0' * 64 in wrong['msg'], wrong     # the checksum is checked
+    assert sorted(os.listdir(root / 'opt/extensions/site')) == ['site-7.raw']
+
+
 def test_verity(tmp_path):
     if not (shutil.which('veritysetup') or shutil.which('veritysetup', path='/usr/sbin:/sbin')):
         pytest.skip('veritysetup is not installed: scripts/bootstrap.sh debs installs cryptsetup-bin')

@@ -13,6 +13,7 @@ from conftest import run_driver
 from lib.ansible_run import BIN, REPO, ansible_env, run_tasks
 
 IMAGE = 'tucked.sysext.sysext_image'
+BUILD = 'tucked.sysext.sysext_build'
 
 
 def play(tmp_path, plays: list, *args: str) -> subprocess.CompletedProcess:
@@ -23,12 +24,27 @@ def play(tmp_path, plays: list, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_unquoted_versions_are_refused_before_anything_is_done(tmp_path):
-    """version: 1.10 unquoted is the float 1.1: the module and the role refuse it and say to quote it."""
-    root = tmp_path / 'root'
+    """version: 1.10 unquoted is the float 1.1: the modules and the role refuse it and say to quote it
+    (sysext_build would otherwise write IMAGE_VERSION=1.1 into the image)."""
+    root, tree, out = tmp_path / 'root', tmp_path / 'tree', tmp_path / 'out'
     root.mkdir()
-    module, = run_tasks([
-        {IMAGE: {'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw'), 'root': str(root)}}])
+    (tree / 'usr/share/tool').mkdir(parents=True)
+    (tree / 'usr/share/tool/README').write_text('tool\n')
+    out.mkdir()
+    build = {'src': str(tree), 'dest': str(out / 'tool.raw')}
+    module, built, built_id, built_release, quoted = run_tasks([
+        {IMAGE: {'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw'), 'root': str(root)}},
+        {BUILD: dict(build, version=1.10)},
+        {BUILD: dict(build, version='1', id='debian', version_id=12)},
+        {BUILD: dict(build, release={'SYSEXT_LEVEL': 1.10})},
+        {BUILD: dict(build, version='1.10'), 'check_mode': True}])
     assert module['failed'] and module['msg'].startswith("version 1.1 is a float, not a string: quote it"), module
+    assert built['failed'] and not built['changed'], built
+    assert built['msg'].startswith('version 1.1 is a float, not a string: quote it (version: "1.1")'), built
+    assert built_id['failed'] and built_id['msg'].startswith('version_id 12 is an int, not a string'), built_id
+    assert built_release['failed'] and 'release field SYSEXT_LEVEL: 1.1 is a float' in built_release['msg']
+    assert quoted['changed'] and quoted['release']['IMAGE_VERSION'] == '1.10', quoted
+    assert os.listdir(out) == []
     res = play(tmp_path, [{'hosts': 'localhost', 'gather_facts': False, 'roles': [{
         'role': 'tucked.sysext.sysext', 'sysext_root': str(root),
         'sysext_images': [{'name': 'tool', 'version': 1.10, 'src': str(tmp_path / 'missing.raw')}]}]}])
@@ -109,6 +125,15 @@ def test_the_tarball_ships_the_collection_and_not_the_development_tree(first_hou
     assert list(used) == [p for p in used if p.endswith('/work/collections/ansible_collections')] and len(used) == 1, used
 
 
+def test_ansible_doc_documents_every_plugin_of_the_installed_tarball(first_hour):
+    docs = first_hour['docs']
+    assert len(docs['module']['names']) == 4 and len(docs['filter']['names']) == 7, docs
+    assert docs['lookup']['names'] == ['sysext_digest'] and docs['role']['names'] == ['sysext'], docs
+    for kind, d in docs.items():
+        assert d['rc'] == 0 and 'WARNING' not in d['stderr'] and 'ERROR' not in d['stderr'], (kind, d)
+        assert d['documented'] == ['tucked.sysext.' + n for n in d['names']], (kind, d)
+
+
 def test_the_readme_rollout_and_status_run_in_check_mode_from_a_project(first_hour):
     rollout_check, rollout, status = first_hour['commands']
     for r in (rollout_check, rollout, status):
@@ -127,8 +152,35 @@ def test_the_readme_playbook_with_module_defaults_runs_in_check_mode(first_hour)
     assert site['rc'] == 0 and 'Unsupported parameters' not in site['out'], site['out']
     assert 'files/images/tools-1.0.raw' in first_hour['project']
     assert site['recap']['node1']['changed'] >= 2 and site['recap']['node1']['failed'] == 0, site['recap']
-    adhoc = first_hour['adhoc']
-    assert adhoc['rc'] == 0 and adhoc['out'].count('"changed": false') == 2, adhoc['out']
+
+
+def test_the_readme_ad_hoc_lines_and_tasks_run_in_check_mode(first_hour):
+    """Every ad hoc line of the README (pointed at the scratch roots) and its sysext_refresh tasks."""
+    refresh, unmerge, facts = first_hour['adhoc']
+    assert refresh['argv'][:6] == ['ansible', 'all', '-i', 'inventory.yml', '-b', '-m'], refresh['argv']
+    assert 'state=unmerged classes=confext root=' in ' '.join(unmerge['argv']), unmerge['argv']
+    for r in (refresh, unmerge, facts):
+        assert r['rc'] == 0 and 'Traceback' not in r['out'], r['out']
+    for r in (refresh, unmerge):        # nothing is merged on the scratch roots, nothing to do
+        assert r['out'].count('"changed": false') == 2 and '"changed": true' not in r['out'], r['out']
+    assert facts['out'].count('"sysext": {') == 2, facts['out']
+    tasks = first_hour['refresh_tasks']
+    assert tasks['rc'] == 0 and tasks['recap']['node1'] == dict(tasks['recap']['node1'], ok=2, changed=0, failed=0), \
+        tasks['out']
+
+
+def test_the_readme_refresh_and_facts_report_commands_run_in_check_mode(first_hour):
+    refresh, report = first_hour['playbooks']
+    assert refresh['argv'][:2] == ['ansible-playbook', 'tucked.sysext.refresh'] and 'target_hosts=all' in refresh['argv']
+    assert report['argv'][:2] == ['ansible-playbook', 'tucked.sysext.facts_report'], report['argv']
+    for r in (refresh, report):
+        assert r['rc'] == 0 and set(r['recap']) == {'node1', 'node2'} and 'Traceback' not in r['out'], r['out']
+        assert all(v['failed'] == 0 for v in r['recap'].values()), r['recap']
+    assert [v['changed'] for v in refresh['recap'].values()] == [0, 0], refresh['recap']
+    assert 'changed=False' in refresh['out'] and 'needs_refresh=False' in report['out'], report['out']
+    # check mode: the report would be written once, on the controller, and is not
+    assert 'changed: [node1 -> localhost]' in report['out'].split('TASK [Write the facts of every host')[1], report['out']
+    assert 'facts.json' not in first_hour['project']
 
 
 def test_a_bare_refresh_playbook_run_asks_for_its_hosts(first_hour):

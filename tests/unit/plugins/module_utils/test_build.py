@@ -109,6 +109,7 @@ def test_release_defaults_and_confext_keys():
     ({'version': ''}, 'version must not be empty'),
     ({'release': {'NAME': 'a\nb'}}, 'line break'),
     ({'release': {'FLAG': True}}, 'not a string'),
+    ({'release': {'SYSEXT_LEVEL': 1.10}}, r'release field SYSEXT_LEVEL: 1.1 is a float, not a string: quote it'),
     ({'release': {'bad-key': 'x'}}, "release field name 'bad-key'"),
     ({'release': {'ID': 'fedora'}}, 'conflicts with the option id'),
     ({'id': 'debian', 'release': {'ID': 'fedora'}}, 'ID=fedora conflicts'),
@@ -116,6 +117,11 @@ def test_release_defaults_and_confext_keys():
 def test_bad_release_fields_are_refused(kw, match):
     with pytest.raises(BuildError, match=match):
         build.release_text(build.release_fields(Options(src='/s', dest='/d/x.raw', **kw)))
+
+
+def test_integers_in_release_are_written_as_they_read():
+    fields = build.release_fields(Options(src='/s', dest='/d/x.raw', release={'EXTENSION_RELOAD_MANAGER': 1}))
+    assert fields['EXTENSION_RELOAD_MANAGER'] == '1'
 
 
 def test_same_value_in_release_and_option_is_fine():

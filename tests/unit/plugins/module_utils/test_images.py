@@ -20,6 +20,20 @@ def test_image_name_is_valid(name, ok):
     assert image_name_is_valid(name) is ok
 
 
+@pytest.mark.parametrize('name,ok', [('docker', True), ('docker-27.3.1', True), ('a.b_c', True), ('.hidden', False),
+                                     ('a/b', False), ('x.raw', False), ('two words', False), ('tab\tx', False),
+                                     ('', False), ('.#tmp', False), ('x' * 256, False)])
+def test_plain_extension_name_is_what_sysext_image_and_sysext_build_take(name, ok):
+    from ansible_collections.tucked.sysext.plugins.module_utils import buildrequest, storelayout
+    assert images.plain_extension_name(name) is ok
+    for module, error in ((storelayout, storelayout.StoreError), (buildrequest, buildrequest.BuildError)):
+        if ok:
+            module.check_name(name)
+        else:
+            with pytest.raises(error, match='invalid extension name'):
+                module.check_name(name)
+
+
 def test_extract_name():
     assert extract_name('foo.raw', 'sysext', ('.raw',)) == 'foo'
     assert extract_name('foo.sysext.raw', 'sysext', ('.raw',)) == 'foo'
