@@ -58,8 +58,9 @@ pytestmark = pytest.mark.skipif(bool(load('changelogs', 'changelog.yaml').get('r
 
 def test_the_tree_ships_what_these_tests_look_at():
     have = shipped()
-    assert have['module'] == ['sysext_build', 'sysext_facts', 'sysext_image', 'sysext_refresh'], have
-    assert len(have['filter']) == 7 and have['role'] == ['sysext'] and len(have['playbook']) == 4, have
+    assert have['module'] == ['sysext_bootstrap', 'sysext_build', 'sysext_facts', 'sysext_image', 'sysext_python',
+                              'sysext_refresh'], have
+    assert len(have['filter']) == 7 and have['role'] == ['bootstrap', 'sysext'] and len(have['playbook']) == 4, have
 
 
 def test_one_release_summary_naming_everything_the_collection_ships():
