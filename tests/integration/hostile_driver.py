@@ -328,7 +328,54 @@ def self_bind_twice():
     return out
 
 
+# ------------------------------------------------------------------ item 6 (squashfs xattr)
+def _kernel_xattr(path: str) -> str:
+    try:
+        return os.getxattr(path, 'user.extension-release.strict').decode('utf-8', 'replace')
+    except OSError as e:
+        return 'error: %s' % e.strerror
+
+
+def xattr_kernel():
+    """user.extension-release.strict stored out of line and patched (tests/lib/squashxattr.py):
+    the kernel (the image loop-mounted, getxattr) and our reader, in place and through a
+    detached mount, read the same value or all fail; the facts say which file was passed over."""
+    from lib import squashxattr
+    from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import image as imagefs
+    r = FakeRoot()
+    rel = 'usr/lib/extension-release.d/extension-release.orig'
+    out = {}
+    for variant in squashxattr.VARIANTS:
+        tree = r.make_tree(r.p('tmp/t-' + variant), 'orig')
+        img = squashxattr.build(tree, rel, r.p('var/lib/extensions/%s.raw' % variant), variant)
+        mnt = r.p('tmp/m-' + variant)
+        os.mkdir(mnt)
+        sh('mount', '-t', 'squashfs', '-o', 'loop,ro', img, mnt)
+        try:
+            seen = {'kernel': _kernel_xattr(os.path.join(mnt, rel))}
+        finally:
+            sh('umount', mnt)
+        fd = os.open(img, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for how, mount in (('in place', False), ('mounted', True)):
+                def get(mount=mount):
+                    with imagefs.open_image(fd, mount=mount) as t:
+                        return t.get_xattr('/' + rel, 'user.extension-release.strict')
+                res = call(get)
+                if not res.get('ok'):
+                    seen[how] = 'error: ' + res['error']
+                else:
+                    seen[how] = 'absent' if res['value'] is None else res['value'].decode('utf-8', 'replace')
+        finally:
+            os.close(fd)
+        out[variant] = seen
+    out['facts'] = facts(r)
+    out['loops'] = [ln for ln in sh('losetup', '-a').stdout.splitlines() if r.path in ln]
+    return out
+
+
 CASES = {
+    'xattr-kernel': xattr_kernel,
     'unmerge-race': unmerge_race,
     'self-bind-twice': self_bind_twice,
     'refresh-race': refresh_race,

@@ -116,3 +116,23 @@ def test_a_propagated_copy_below_a_self_bind_is_one_merge_not_an_interrupted_swa
     assert again['ok'] and again['changed'] is False and again['warnings'] == [], again
     assert out['hello'] == 'foo'
     assert out['unmerge']['ok'] and out['unmerge']['changed'] and out['after'] == ['tmpfs'], out
+
+
+def test_squashfs_out_of_line_xattr_is_read_as_the_kernel_reads_it():
+    out = run_driver('hostile_driver.py', 'xattr-kernel')
+    for variant, value in (('false', 'false'), ('short-reference', 'false'), ('value-short', None),
+                           ('reference-beyond', None)):
+        seen = out[variant]
+        if value is None:
+            assert all(v.startswith('error: ') for v in seen.values()), (variant, seen)
+            assert seen['kernel'] == 'error: Input/output error', (variant, seen)
+        else:
+            assert set(seen.values()) == {value}, (variant, seen)
+    images = out['facts']['images']
+    assert images['false']['compatible'] and images['short-reference']['compatible'], images
+    for variant in ('value-short', 'reference-beyond'):
+        img = images[variant]
+        assert img['compatible'] is False and '%s.raw has no' % variant in img['reason'], img
+        assert ('extension-release.orig in it was passed over, as systemd passes it over: its '
+                'user.extension-release.strict xattr cannot be read (corrupt') in img['reason'], img
+    assert out['loops'] == []
