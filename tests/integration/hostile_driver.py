@@ -328,6 +328,24 @@ def self_bind_twice():
     return out
 
 
+# ------------------------------------------------------------------ item 6 (deep origin)
+def deep_origin():
+    """A merge (/usr a mount: bound onto itself, with systemd's metadata) whose origin is JSON
+    nested 200,000 levels deep: the facts name the file, and the merge is unmerged, as systemd
+    unmerges it (it does not need the origin for that)."""
+    r = FakeRoot()
+    usr = r.p('usr')
+    bind_onto_itself(usr)
+    _fake_meta(r)
+    with open(r.p('usr/.systemd-sysext/origin'), 'wb') as f:
+        f.write(b'{"mutable": {"mode": "no"}, "extensions": {"old": {"path": "/x", "n": ' + b'[' * 200000
+                + b']' * 200000 + b'}}}')
+    out = {'facts': facts(r), 'before': mounts_at(usr)}
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = mounts_at(usr)
+    return out
+
+
 # ------------------------------------------------------------------ item 6 (squashfs xattr)
 def _kernel_xattr(path: str) -> str:
     try:
@@ -375,6 +393,7 @@ def xattr_kernel():
 
 
 CASES = {
+    'deep-origin': deep_origin,
     'xattr-kernel': xattr_kernel,
     'unmerge-race': unmerge_race,
     'self-bind-twice': self_bind_twice,

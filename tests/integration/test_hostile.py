@@ -136,3 +136,14 @@ def test_squashfs_out_of_line_xattr_is_read_as_the_kernel_reads_it():
         assert ('extension-release.orig in it was passed over, as systemd passes it over: its '
                 'user.extension-release.strict xattr cannot be read (corrupt') in img['reason'], img
     assert out['loops'] == []
+
+
+def test_a_merge_with_a_deeply_nested_origin_is_named_and_can_be_unmerged():
+    out = run_driver('hostile_driver.py', 'deep-origin')
+    assert out['facts']['ok'] and out['unmerge']['ok'], out
+    h = out['facts']['hierarchies']['/usr']
+    assert h['merged_by'] == 'systemd' and h['extensions'] == ['old'], out['facts']
+    assert any('.systemd-sysext/origin is not an origin record: its JSON is nested too deeply' in p
+               for p in h['problems']), h['problems']
+    assert out['before'] == ['tmpfs'], out
+    assert out['unmerge']['changed'] and out['after'] == [], out
