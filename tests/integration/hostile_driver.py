@@ -219,6 +219,29 @@ def backend_exit_zero():
     return out
 
 
+# ------------------------------------------------------------------ no blocking open (done-when)
+def record_fifo():
+    """backend=systemd with this machine's systemd-sysext 252 (< 260: we keep a record of the
+    origin): a FIFO at the record's temporary name is replaced, never opened; a directory there
+    is a message naming it, after the merge (partial)."""
+    r = FakeRoot()
+    r.add_dir('var/lib/extensions', 'foo', release={'ID': 'debian', 'VERSION_ID': '12'})
+    tmp = r.p('run/tucked-sysext/record-sysext.json.tmp')
+    os.makedirs(os.path.dirname(tmp))
+    os.mkfifo(tmp)
+    out = {'merge': run(r, backend='systemd')}
+    out['record'] = {'tmp_left': os.path.lexists(tmp), 'written': os.path.isfile(r.p('run/tucked-sysext/record-sysext.json'))}
+    out['again'] = run(r, backend='systemd')
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.mkdir(tmp)
+    r.add_dir('var/lib/extensions', 'bar', release={'ID': 'debian', 'VERSION_ID': '12'})
+    out['in_the_way'] = run(r, backend='systemd')
+    out['unmerge'] = run(r, state='unmerged', backend='systemd')
+    out['mounts'] = mounts_at(r.p('usr'))
+    return out
+
+
 # ------------------------------------------------------------------ item 5
 def self_bind_submount():
     """The root bind-mounted onto itself under shared propagation (arch-chroot): a tmpfs in a
@@ -393,6 +416,7 @@ def xattr_kernel():
 
 
 CASES = {
+    'record-fifo': record_fifo,
     'deep-origin': deep_origin,
     'xattr-kernel': xattr_kernel,
     'unmerge-race': unmerge_race,

@@ -147,3 +147,15 @@ def test_a_merge_with_a_deeply_nested_origin_is_named_and_can_be_unmerged():
                for p in h['problems']), h['problems']
     assert out['before'] == ['tmpfs'], out
     assert out['unmerge']['changed'] and out['after'] == [], out
+
+
+def test_a_fifo_at_the_record_s_temporary_name_never_blocks_backend_systemd():
+    out = run_driver('hostile_driver.py', 'record-fifo')
+    assert out['merge']['ok'] and out['merge']['changed'], out['merge']
+    assert out['record'] == {'tmp_left': False, 'written': True}, out
+    assert out['again']['ok'] and out['again']['changed'] is False, 'the record lets 252\'s merge be skipped'
+    res = out['in_the_way']
+    assert not res['ok'] and res['partial'] is True, res
+    assert ('systemd-sysext merged, but the record of what it merged cannot be written to' in res['error']
+            and 'record-sysext.json.tmp: File exists; remove it and run again' in res['error']), res
+    assert out['unmerge']['ok'] and out['mounts'] == [], out
