@@ -66,19 +66,27 @@ def make_scratch() -> str:
     return scratch
 
 
+def mounts_under(path: str) -> list:
+    """(mount point, fstype, st_dev as 'major:minor', mount options, super options) of every
+    mount at or below ``path`` in this namespace, in mount order."""
+    out = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            left, _sep, right = line.partition(' - ')
+            fields = left.split()
+            mp = fields[4].replace('\\040', ' ')
+            if mp == path or mp.startswith(path + '/'):
+                rfields = right.split()
+                out.append((mp, rfields[0], fields[2], fields[5], rfields[2] if len(rfields) > 2 else ''))
+    return out
+
+
 def scratch_identity(r) -> dict:
     """What tells the loop devices of ``r``'s scratch root from the other loop devices of this
     shared machine, also after its namespace is gone (see ``loops_of``): the root's path, and
     the devices of the tmpfs mounts the root's files live on. Call it inside the namespace."""
-    devs = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            fields, _sep, right = line.partition(' - ')
-            fields = fields.split()
-            mp = fields[4].replace('\\040', ' ')
-            if right.split()[0] == 'tmpfs' and (mp == r.scratch or mp.startswith(r.scratch + '/')):
-                devs.append(fields[2])
-    return {'root': r.path, 'devs': sorted(set(devs))}
+    devs = {dev for _mp, fstype, dev, _mo, _so in mounts_under(r.scratch) if fstype == 'tmpfs'}
+    return {'root': r.path, 'devs': sorted(devs)}
 
 
 def loops_of(ident: dict, wait: float = 0.0) -> list:
