@@ -15,6 +15,7 @@ from .imagefs import image as imagefs
 from .buildtools import hash_file
 from .buildtree import release_path
 from .fsutil import pid_alive
+from .rootfs import read_regular
 
 RECORD_XATTR = 'user.tucked.build'
 RECORD_VERSION = 1        # bump when the tool flags change, so that old records no longer match
@@ -62,9 +63,10 @@ def sidecars(dest: str) -> tuple[str, str]:
 
 
 def _read_roothash(path: str) -> str | None:
+    """The root hash sidecar's text; None when it cannot be read or is not a regular file (a FIFO
+    there never blocks us: read_regular opens it O_NONBLOCK)."""
     try:
-        with open(path, 'r', encoding='ascii', errors='replace') as f:
-            return f.read(4096).strip()
+        return read_regular(path, 4096).decode('ascii', 'replace').strip()
     except OSError:
         return None
 

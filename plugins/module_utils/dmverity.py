@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from . import mountapi, proc, rootfs, verity
@@ -33,26 +34,26 @@ DM_PREFIX = 'tucked-verity-'
 
 def certificates(root: str) -> list:
     """conf_files_list(".crt", root, verity.d): one file per name, the first directory wins,
-    an empty file or a link to /dev/null masks the name."""
+    an empty file or a link to /dev/null masks the name. Each name is resolved inside the root
+    (a link to an absolute path leads into the root, never to this machine's own files)."""
     found = {}
     for d in CERT_DIRS:
         try:
-            host = rootfs.resolve(root, d)
-            names = os.listdir(host)
+            names = os.listdir(rootfs.resolve(root, d))
         except OSError:
             continue
         for n in names:
             if n.endswith('.crt') and n not in found:
-                found[n] = os.path.join(host, n)
+                found[n] = '%s/%s' % (d, n)
     out = []
     for n in sorted(found):
-        p = found[n]
         try:
-            if os.path.realpath(p) == '/dev/null' or not os.path.isfile(p) or os.path.getsize(p) == 0:
-                continue
+            p = rootfs.resolve(root, found[n])
+            st = os.stat(p)
         except OSError:
             continue
-        out.append(p)
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:     # (/dev/null, in the root or not, masks it)
+            out.append(p)
     return out
 
 
@@ -74,7 +75,7 @@ def verify_userspace(root: str, roothash: str, signature: bytes, work: str) -> t
         f.write(signature)
     with open(bundle, 'wb') as out:
         for c in certs:
-            with open(c, 'rb') as f:
+            with rootfs.open_regular(c) as f:
                 out.write(f.read().rstrip(b'\n') + b'\n')
     res = proc.run([openssl, 'smime', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', content,
                     '-certfile', bundle, '-nointern', '-noverify', '-out', os.devnull],
@@ -114,7 +115,7 @@ def open_for(plan: verity.Plan, lay, fd: int, data_dev: str, shown: str, root: s
         hash_dev = dev
     signature = None
     if plan.signature:
-        with open(plan.signature, 'rb') as f:
+        with rootfs.open_regular(plan.signature) as f:      # (a FIFO put there since the plan never blocks us)
             signature = f.read()
     elif lay is not None and lay.signature is not None:
         try:

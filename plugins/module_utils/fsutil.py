@@ -2,8 +2,9 @@
 # Copyright: (c) 2026, tucked.sysext contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """File-system helpers the store, the builder and the state readers share: fsync, the free
-space for an ENOSPC message, whether the process of a temporary file still runs, and bounded
-reads of small metadata files that never block on a FIFO or a device."""
+space for an ENOSPC message, whether the process of a temporary file still runs, bounded
+reads of small metadata files that never block on a FIFO or a device, and temporary files
+created fresh (never an existing FIFO, device or symlink opened for writing)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,21 @@ def fsync_path(path: str, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def create_new(path: str, mode: int) -> int:
+    """A descriptor of a new, empty file at ``path`` (a temporary of ours), open for writing.
+    Whatever was left there (by an interrupted run, or a FIFO, device or symlink put in its place)
+    is removed first, and O_EXCL then never opens an existing file: a FIFO cannot block us, a
+    symlink cannot lead the write elsewhere. When it cannot be removed (a directory), the open
+    fails with EEXIST naming ``path``."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass            # (O_EXCL refuses it below)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
 
 
 def space_hint(path: str) -> str:

@@ -41,6 +41,15 @@ class NotRegular(imagefs.ImageError):
     """A release file that is not a regular file."""
 
 
+class NoReleaseFile(FileNotFoundError):
+    """No release file for the image; ``unreadable`` lists the candidates passed over because
+    their user.extension-release.strict xattr could not be read ((path, error) pairs)."""
+
+    def __init__(self, wanted: str, unreadable: list):
+        super().__init__(errno.ENOENT, 'no %s' % wanted)
+        self.unreadable = unreadable
+
+
 def base_name(name: str) -> str:
     """path_extract_image_name(): the name without image suffixes and without the version or
     tries counter that follow the first ``_`` or ``+`` (``foo_1.2`` -> ``foo``)."""
@@ -65,7 +74,10 @@ def find_release(tree: imagefs.Tree, name: str, cls: str) -> str:
     ``extension-release.NAME`` first; if it is missing (a renamed image), the single file
     ``extension-release.*`` named after NAME without its version (``foo`` for ``foo_1.2`` or
     ``foo+3``, path_extract_image_name()) or whose user.extension-release.strict xattr is false.
-    Raises FileNotFoundError when there is none and ReleaseError when several qualify.
+    Raises FileNotFoundError (NoReleaseFile) when there is none and ReleaseError when several
+    qualify. A candidate whose xattr cannot be read is passed over, as systemd passes it over
+    (extension_release_strict_xattr_value() logs it at debug level only); NoReleaseFile names
+    it, so that the reason can say why a release file that is there was not taken.
     """
     rdir = RELEASE_DIR[cls]
     wanted = '%s/extension-release.%s' % (rdir, name)
@@ -76,6 +88,7 @@ def find_release(tree: imagefs.Tree, name: str, cls: str) -> str:
     except (OSError, imagefs.ImageError):
         raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted) from None
     found = None
+    unreadable = []
     base = base_name(name)
     for fname in candidates:
         other = fname[len('extension-release.'):] if fname.startswith('extension-release.') else None
@@ -92,8 +105,9 @@ def find_release(tree: imagefs.Tree, name: str, cls: str) -> str:
                 xv = tree.get_xattr(path, STRICT_XATTR)
             except imagefs.NeedsMount:
                 raise
-            except (OSError, imagefs.ImageError):
-                xv = None
+            except (OSError, imagefs.ImageError) as e:
+                unreadable.append((path, str(e)))
+                continue
             if xv is None or parse_boolean(xv.decode('utf-8', 'replace')) is not False:
                 continue
         if found is not None:
@@ -101,7 +115,7 @@ def find_release(tree: imagefs.Tree, name: str, cls: str) -> str:
                                '%s, %s); keep one' % (rdir, name, 'extension-release.' + base, STRICT_XATTR, found, path))
         found = path
     if found is None:
-        raise FileNotFoundError(errno.ENOENT, 'no %s' % wanted)
+        raise NoReleaseFile(wanted, unreadable)
     return found
 
 
@@ -306,6 +320,9 @@ def load(img, cache: Cache | None, architecture: str) -> None:
         img.reason = ('%s has no %s/extension-release.%s; add one (or set %s=false on a renamed image\'s '
                       'release file)' % (shown, RELEASE_DIR[img.cls].lstrip('/'), ' or extension-release.'.join(names),
                                          STRICT_XATTR))
+        for path, why in getattr(e, 'unreadable', ()):
+            img.reason += ('; %s in it was passed over, as systemd passes it over: its %s xattr cannot be read (%s): '
+                           'is the image corrupt?' % (path, STRICT_XATTR, why))
     except imagefs.TooLarge:
         img.readable = False
         img.reason = ('%s: its release file %s is larger than %d bytes; a release file holds a few KEY=VALUE '

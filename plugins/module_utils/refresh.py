@@ -11,6 +11,7 @@ systemd-confext).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -436,7 +437,14 @@ def _apply_systemd(snap: engine.Snapshot, cls: str, opts: Options) -> None:
         state.drop_record(snap.root, cls)
     elif version < 260:
         # systemd < 260 writes no origin: keep the one we planned with, bound to its overlays
-        state.write_record(snap.root, cls, now, origin.document(cs.mode, {w.name: w.origin for w in cs.wanted}))
+        try:
+            state.write_record(snap.root, cls, now, origin.document(cs.mode, {w.name: w.origin for w in cs.wanted}))
+        except OSError as e:
+            where = e.filename or state.RECORD_FILE % cls
+            raise engine.ApplyError('%s merged, but the record of what it merged cannot be written to %s: %s; %s and '
+                                    'run again (until then every run merges again)'
+                                    % (cmd[0], where, e.strerror, 'remove it' if e.errno == errno.EEXIST
+                                       else 'fix that'), partial=True) from None
 
 
 def _check_backend_result(cmd: list, res: subprocess.CompletedProcess, cs: engine.ClassSnapshot, now: list,

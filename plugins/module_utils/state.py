@@ -205,7 +205,7 @@ def write_record(root: str, cls: str, hierarchies: list, doc: dict) -> None:
     path = rootfs.inside(root, RECORD_FILE % cls)
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     tmp = path + '.tmp'
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = fsutil.create_new(tmp, 0o600)      # (a FIFO left at tmp is removed, never opened)
     with os.fdopen(fd, 'w', encoding='utf-8') as f:
         json.dump({'hierarchies': bound, 'origin': doc}, f)
     os.replace(tmp, path)

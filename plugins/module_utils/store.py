@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from . import config, engine, imagecheck, imagemeta, images, release, rootfs
-from .fsutil import fsync_path, space_hint
+from .fsutil import create_new, fsync_path, space_hint
 from .release import CONFEXT, SYSEXT
 from .storefiles import (CHUNK, DEFAULT_STORE_DIR, SUFFIX, VERITY_SIDECARS, ChecksumError, cache_digest, file_digest,
                          parse_checksum, sidecar_digests, sidecars_of)
@@ -122,8 +122,11 @@ def copy_in(reader, host_dir: str, final_name: str, algo: str, source: str) -> t
     h = hashlib.new(algo)
     try:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = create_new(tmp, 0o644)     # (whatever is left at tmp is removed, never opened)
         except OSError as e:
+            if e.errno == errno.EEXIST:
+                raise StoreError('storing %s: %s is in the way of the temporary file; remove it' % (final_name, tmp)) \
+                    from None
             raise _write_error(e, 'storing %s' % final_name, host_dir) from None
         try:
             while True:
@@ -442,7 +445,7 @@ def _stage_sidecars(opts, tmp: str, host_dir: str) -> dict:
         try:
             with rootfs.open_regular(path) as f:
                 data = f.read()
-            fd = os.open(tmp + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = create_new(tmp + suffix, 0o644)
             try:
                 view = memoryview(data)
                 while view:

@@ -87,17 +87,37 @@ def sidecars(host_path: str, is_block: bool) -> Sidecars:
             raise VerityError('cannot read %s: %s' % (path, e.strerror)) from None
         found = (_hex(text, path), designator, path, suffix)
         break
-    hash_tree = base + '.verity' if os.path.exists(base + '.verity') else None
+    hash_tree = base + '.verity'
+    st = _stat(hash_tree)
+    if st is None:
+        hash_tree = None
+    elif not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        # (veritysetup would open it, and block on a FIFO)
+        raise VerityError('%s is %s; a dm-verity hash tree is a regular file or a block device: remove it or '
+                          'put the hash tree there' % (hash_tree, rootfs.kind(st.st_mode)))
     if found is None:
         return Sidecars(None, None, None, hash_tree)
     roothash, designator, source, suffix = found
     sig = '%s.%s.p7s' % (base, suffix)
-    if os.path.exists(sig):
-        if os.path.getsize(sig) == 0:
-            raise VerityError('%s is empty; remove it or put the PKCS#7 signature of the root hash there' % sig)
-    else:
+    st = _stat(sig)
+    if st is None:
         sig = None
+    elif not stat.S_ISREG(st.st_mode):
+        raise VerityError('%s is %s, not a regular file; remove it or put the PKCS#7 signature of the root hash '
+                          'there' % (sig, rootfs.kind(st.st_mode)))
+    elif st.st_size == 0:
+        raise VerityError('%s is empty; remove it or put the PKCS#7 signature of the root hash there' % sig)
     return Sidecars(roothash, designator, sig, hash_tree, source)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """stat() of a sidecar (a symlink followed, as systemd opens it); None when there is none."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise VerityError('cannot read %s: %s' % (path, e.strerror)) from None
 
 
 def signature_json(src, part) -> dict:

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from lib import gptimage
+from lib import gptimage, squashxattr
 from lib.treedigest import tree_digest
 
 R = 'usr/lib/extension-release.d/extension-release.'
@@ -110,6 +110,15 @@ def _garbage_lz4(root, work):
         f.write(bytes(data))
 
 
+def xattr_ool(variant):
+    """bad.raw, a renamed image: its only release file is extension-release.orig, with
+    user.extension-release.strict stored out of line and patched (tests/lib/squashxattr.py)."""
+    def make(root, work):
+        t = tree(os.path.join(work, 't'), 'orig', files={'usr/share/p': b'payload\n'})
+        squashxattr.build(t, R + 'orig', os.path.join(root, 'var/lib/extensions/bad.raw'), variant)
+    return make
+
+
 def symlink(target, name='bad'):
     return lambda root, work: os.symlink(target, os.path.join(root, 'etc/extensions', name))
 
@@ -190,6 +199,15 @@ CASES = {
     'squashfs-truncated-half': (raw_bytes(lambda d: d[:len(d) // 2]), 'image', 'corrupt'),
     'squashfs-truncated-header': (raw_bytes(lambda d: d[:60]), 'image', 'beyond the end'),
     'squashfs-garbage-tables': (raw_bytes(lambda d: d[:96] + os.urandom(len(d) - 96)), 'image', 'bad.raw'),
+    # user.extension-release.strict stored out of line, read as the kernel reads it; an xattr that
+    # cannot be read passes its file over (systemd: debug message only), and the reason says so
+    'squashfs-xattr-out-of-line-false': (xattr_ool('false'), 'compatible', None),
+    'squashfs-xattr-out-of-line-short-reference': (xattr_ool('short-reference'), 'compatible', None),
+    'squashfs-xattr-out-of-line-value-short': (xattr_ool('value-short'), 'image',
+                                               'extension-release.orig in it was passed over, as systemd passes it '
+                                               'over: its user.extension-release.strict xattr cannot be read (corrupt'),
+    'squashfs-xattr-out-of-line-reference-beyond': (xattr_ool('reference-beyond'), 'image',
+                                                    'xattr cannot be read (corrupt squashfs metadata offset)'),
     'squashfs-bad-version': (raw_bytes(lambda d: d[:28] + b'\x09\x00' + d[30:]), 'image', 'version 9'),
     'erofs-truncated': (erofs_bytes(lambda d: d[:2048]), 'image', 'bad.raw'),
     'erofs-garbage-meta': (erofs_bytes(lambda d: d[:1152] + os.urandom(len(d) - 1152)), 'image', 'bad.raw'),

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from lib.nsroot import SidRoot, emit, engine  # noqa: E402
+from lib.nsroot import SidRoot, emit, engine, scratch_identity  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -189,6 +189,7 @@ def main(kills: int, mode: str) -> dict:
     refresh.run(refresh.Options(root=r.path, state='unmerged', reload=False))
     results['loops_after_unmerge'] = loops_of(r)
     results['mode'] = mode
+    results['scratch'] = scratch_identity(r)
     return results
 
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from lib.ansible_run import run_module, run_tasks  # noqa: E402
-from lib.nsroot import SidRoot, _Root, sh  # noqa: E402
+from lib.nsroot import SidRoot, _Root, mounts_under, sh  # noqa: E402
 
 HIERARCHIES = {'sysext': ('usr', 'opt'), 'confext': ('etc',)}
 TOOLS = {'sysext': 'systemd-sysext', 'confext': 'systemd-confext'}
@@ -146,16 +146,7 @@ def walk(top: str, skip: tuple = ()) -> dict:
 def _mounts_under(path: str) -> list:
     """(mount point, fstype, mount options, super options) of every mount at or below ``path``,
     in mount order."""
-    out = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            left, _sep, right = line.partition(' - ')
-            fields = left.split()
-            mp = fields[4].replace('\\040', ' ')
-            if mp == path or mp.startswith(path + '/'):
-                rfields = right.split()
-                out.append((mp, rfields[0], fields[5], rfields[2] if len(rfields) > 2 else ''))
-    return out
+    return [(mp, fstype, mo, so) for mp, fstype, _dev, mo, so in mounts_under(path)]
 
 
 def _options(top) -> dict | None:

@@ -219,6 +219,29 @@ def backend_exit_zero():
     return out
 
 
+# ------------------------------------------------------------------ no blocking open (done-when)
+def record_fifo():
+    """backend=systemd with this machine's systemd-sysext 252 (< 260: we keep a record of the
+    origin): a FIFO at the record's temporary name is replaced, never opened; a directory there
+    is a message naming it, after the merge (partial)."""
+    r = FakeRoot()
+    r.add_dir('var/lib/extensions', 'foo', release={'ID': 'debian', 'VERSION_ID': '12'})
+    tmp = r.p('run/tucked-sysext/record-sysext.json.tmp')
+    os.makedirs(os.path.dirname(tmp))
+    os.mkfifo(tmp)
+    out = {'merge': run(r, backend='systemd')}
+    out['record'] = {'tmp_left': os.path.lexists(tmp), 'written': os.path.isfile(r.p('run/tucked-sysext/record-sysext.json'))}
+    out['again'] = run(r, backend='systemd')
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.mkdir(tmp)
+    r.add_dir('var/lib/extensions', 'bar', release={'ID': 'debian', 'VERSION_ID': '12'})
+    out['in_the_way'] = run(r, backend='systemd')
+    out['unmerge'] = run(r, state='unmerged', backend='systemd')
+    out['mounts'] = mounts_at(r.p('usr'))
+    return out
+
+
 # ------------------------------------------------------------------ item 5
 def self_bind_submount():
     """The root bind-mounted onto itself under shared propagation (arch-chroot): a tmpfs in a
@@ -328,7 +351,74 @@ def self_bind_twice():
     return out
 
 
+# ------------------------------------------------------------------ item 6 (deep origin)
+def deep_origin():
+    """A merge (/usr a mount: bound onto itself, with systemd's metadata) whose origin is JSON
+    nested 200,000 levels deep: the facts name the file, and the merge is unmerged, as systemd
+    unmerges it (it does not need the origin for that)."""
+    r = FakeRoot()
+    usr = r.p('usr')
+    bind_onto_itself(usr)
+    _fake_meta(r)
+    with open(r.p('usr/.systemd-sysext/origin'), 'wb') as f:
+        f.write(b'{"mutable": {"mode": "no"}, "extensions": {"old": {"path": "/x", "n": ' + b'[' * 200000
+                + b']' * 200000 + b'}}}')
+    out = {'facts': facts(r), 'before': mounts_at(usr)}
+    out['unmerge'] = run(r, state='unmerged')
+    out['after'] = mounts_at(usr)
+    return out
+
+
+# ------------------------------------------------------------------ item 6 (squashfs xattr)
+def _kernel_xattr(path: str) -> str:
+    try:
+        return os.getxattr(path, 'user.extension-release.strict').decode('utf-8', 'replace')
+    except OSError as e:
+        return 'error: %s' % e.strerror
+
+
+def xattr_kernel():
+    """user.extension-release.strict stored out of line and patched (tests/lib/squashxattr.py):
+    the kernel (the image loop-mounted, getxattr) and our reader, in place and through a
+    detached mount, read the same value or all fail; the facts say which file was passed over."""
+    from lib import squashxattr
+    from ansible_collections.tucked.sysext.plugins.module_utils.imagefs import image as imagefs
+    r = FakeRoot()
+    rel = 'usr/lib/extension-release.d/extension-release.orig'
+    out = {}
+    for variant in squashxattr.VARIANTS:
+        tree = r.make_tree(r.p('tmp/t-' + variant), 'orig')
+        img = squashxattr.build(tree, rel, r.p('var/lib/extensions/%s.raw' % variant), variant)
+        mnt = r.p('tmp/m-' + variant)
+        os.mkdir(mnt)
+        sh('mount', '-t', 'squashfs', '-o', 'loop,ro', img, mnt)
+        try:
+            seen = {'kernel': _kernel_xattr(os.path.join(mnt, rel))}
+        finally:
+            sh('umount', mnt)
+        fd = os.open(img, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for how, mount in (('in place', False), ('mounted', True)):
+                def get(mount=mount):
+                    with imagefs.open_image(fd, mount=mount) as t:
+                        return t.get_xattr('/' + rel, 'user.extension-release.strict')
+                res = call(get)
+                if not res.get('ok'):
+                    seen[how] = 'error: ' + res['error']
+                else:
+                    seen[how] = 'absent' if res['value'] is None else res['value'].decode('utf-8', 'replace')
+        finally:
+            os.close(fd)
+        out[variant] = seen
+    out['facts'] = facts(r)
+    out['loops'] = [ln for ln in sh('losetup', '-a').stdout.splitlines() if r.path in ln]
+    return out
+
+
 CASES = {
+    'record-fifo': record_fifo,
+    'deep-origin': deep_origin,
+    'xattr-kernel': xattr_kernel,
     'unmerge-race': unmerge_race,
     'self-bind-twice': self_bind_twice,
     'refresh-race': refresh_race,

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from lib.ansible_run import run_tasks  # noqa: E402
-from lib.nsroot import FakeRoot, SidRoot, emit, engine  # noqa: E402
+from lib.nsroot import FakeRoot, SidRoot, emit, engine, scratch_identity  # noqa: E402
 
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 
@@ -111,6 +111,7 @@ def interop_262():
     out['systemd_unmerge'] = r.systemd('systemd-sysext', 'unmerge', '--no-reload').stderr.strip()
     out['systemd_confext_unmerge'] = r.systemd('systemd-confext', 'unmerge', '--no-reload').stderr.strip()
     out['after'] = {h: d['merged_by'] for h, d in r.facts()['hierarchies'].items()}
+    out['scratch'] = scratch_identity(r)
     return out
 
 
@@ -266,6 +267,7 @@ def faults():
     out['good_id'] = good_id
     api.run(api.Options(root=r.path, classes=('sysext',), state='unmerged'))
     out['loops'] = loops(r)
+    out['scratch'] = scratch_identity(r)
     return out
 
 

@@ -116,3 +116,46 @@ def test_a_propagated_copy_below_a_self_bind_is_one_merge_not_an_interrupted_swa
     assert again['ok'] and again['changed'] is False and again['warnings'] == [], again
     assert out['hello'] == 'foo'
     assert out['unmerge']['ok'] and out['unmerge']['changed'] and out['after'] == ['tmpfs'], out
+
+
+def test_squashfs_out_of_line_xattr_is_read_as_the_kernel_reads_it():
+    out = run_driver('hostile_driver.py', 'xattr-kernel')
+    for variant, value in (('false', 'false'), ('short-reference', 'false'), ('value-short', None),
+                           ('reference-beyond', None)):
+        seen = out[variant]
+        if value is None:
+            assert all(v.startswith('error: ') for v in seen.values()), (variant, seen)
+            assert seen['kernel'] == 'error: Input/output error', (variant, seen)
+        else:
+            assert set(seen.values()) == {value}, (variant, seen)
+    images = out['facts']['images']
+    assert images['false']['compatible'] and images['short-reference']['compatible'], images
+    for variant in ('value-short', 'reference-beyond'):
+        img = images[variant]
+        assert img['compatible'] is False and '%s.raw has no' % variant in img['reason'], img
+        assert ('extension-release.orig in it was passed over, as systemd passes it over: its '
+                'user.extension-release.strict xattr cannot be read (corrupt') in img['reason'], img
+    assert out['loops'] == []
+
+
+def test_a_merge_with_a_deeply_nested_origin_is_named_and_can_be_unmerged():
+    out = run_driver('hostile_driver.py', 'deep-origin')
+    assert out['facts']['ok'] and out['unmerge']['ok'], out
+    h = out['facts']['hierarchies']['/usr']
+    assert h['merged_by'] == 'systemd' and h['extensions'] == ['old'], out['facts']
+    assert any('.systemd-sysext/origin is not an origin record: its JSON is nested too deeply' in p
+               for p in h['problems']), h['problems']
+    assert out['before'] == ['tmpfs'], out
+    assert out['unmerge']['changed'] and out['after'] == [], out
+
+
+def test_a_fifo_at_the_record_s_temporary_name_never_blocks_backend_systemd():
+    out = run_driver('hostile_driver.py', 'record-fifo')
+    assert out['merge']['ok'] and out['merge']['changed'], out['merge']
+    assert out['record'] == {'tmp_left': False, 'written': True}, out
+    assert out['again']['ok'] and out['again']['changed'] is False, 'the record lets 252\'s merge be skipped'
+    res = out['in_the_way']
+    assert not res['ok'] and res['partial'] is True, res
+    assert ('systemd-sysext merged, but the record of what it merged cannot be written to' in res['error']
+            and 'record-sysext.json.tmp: File exists; remove it and run again' in res['error']), res
+    assert out['unmerge']['ok'] and out['mounts'] == [], out

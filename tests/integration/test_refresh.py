@@ -2,18 +2,51 @@
 """sysext_refresh end to end, each scenario in its own private mount namespace."""
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
 from conftest import run_driver
+from lib import nsroot
 
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 
 
 def loops_of(out):
-    return [ln for ln in subprocess.run(['losetup', '-a'], capture_output=True, text=True, check=False).stdout.splitlines()
-            if 'tucked-ns-' in ln]
+    """The loop devices of the driver's scratch root that outlived its namespace (the other loop
+    devices of this shared machine, other runs' included, are not ours to count)."""
+    return nsroot.loops_of(out['scratch'], wait=5.0)
+
+
+LEAK = r"""
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from lib.nsroot import FakeRoot, loops_of, scratch_identity
+r = FakeRoot()
+img = r.add_raw('var/lib/extensions', 'leak')
+loop = subprocess.run(['losetup', '--find', '--show', '--read-only', img], check=True, capture_output=True,
+                      text=True).stdout.strip()
+print(json.dumps({'scratch': scratch_identity(r), 'loop': loop, 'inside': loops_of(scratch_identity(r))}))
+"""
+
+
+def test_the_loop_check_sees_a_loop_device_that_outlives_its_namespace():
+    """loops_of() must be able to fail: a loop device left behind by a namespace that is gone
+    (its backing file then shows only as /root/var/lib/extensions/leak.raw) is found by its
+    scratch identity, and not by another root's."""
+    res = nsroot.run_in_ns([sys.executable, '-c', LEAK, os.path.dirname(nsroot.HERE)], timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    try:
+        assert [ln.split()[0] for ln in out['inside']] == [out['loop']], out
+        found = nsroot.loops_of(out['scratch'])
+        assert [ln.split()[0] for ln in found] == [out['loop']], (found, out)
+        other = dict(out['scratch'], root='/tmp/tucked-ns-elsewhere/root', devs=['0:1'])
+        assert out['loop'] not in ' '.join(nsroot.loops_of(other))
+    finally:
+        subprocess.run(['losetup', '-d', out['loop']], check=False)
 
 
 @pytest.fixture(scope='module')

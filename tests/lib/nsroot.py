@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -63,6 +64,51 @@ def make_scratch() -> str:
             pass
     atexit.register(cleanup)
     return scratch
+
+
+def mounts_under(path: str) -> list:
+    """(mount point, fstype, st_dev as 'major:minor', mount options, super options) of every
+    mount at or below ``path`` in this namespace, in mount order."""
+    out = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            left, _sep, right = line.partition(' - ')
+            fields = left.split()
+            mp = fields[4].replace('\\040', ' ')
+            if mp == path or mp.startswith(path + '/'):
+                rfields = right.split()
+                out.append((mp, rfields[0], fields[2], fields[5], rfields[2] if len(rfields) > 2 else ''))
+    return out
+
+
+def scratch_identity(r) -> dict:
+    """What tells the loop devices of ``r``'s scratch root from the other loop devices of this
+    shared machine, also after its namespace is gone (see ``loops_of``): the root's path, and
+    the devices of the tmpfs mounts the root's files live on. Call it inside the namespace."""
+    devs = {dev for _mp, fstype, dev, _mo, _so in mounts_under(r.scratch) if fstype == 'tmpfs'}
+    return {'root': r.path, 'devs': sorted(devs)}
+
+
+def loops_of(ident: dict, wait: float = 0.0) -> list:
+    """The loop devices backed by a file of the scratch root ``ident`` (``scratch_identity``),
+    as 'NAME BACKING-FILE' lines. While the namespace lives, the kernel shows the backing file's
+    whole path (the root's path is in it: other runs' roots are not); once the namespace is
+    gone, only its path inside the detached tmpfs ('/sqx.raw'), so the tmpfs's device tells it,
+    which no other mounted file system has while a loop device keeps ours alive. ``wait``:
+    seconds to wait for loop devices that are still being released (a namespace just ended)."""
+    deadline = time.time() + wait
+    while True:
+        res = subprocess.run(['losetup', '--list', '--json', '-O', 'NAME,BACK-FILE,BACK-MAJ:MIN'], capture_output=True,
+                             text=True, check=False)
+        found = []
+        for d in (json.loads(res.stdout).get('loopdevices', []) if res.stdout.strip() else []):
+            back = d.get('back-file') or ''
+            dev = (d.get('back-maj:min') or '').strip()
+            if ident['root'] in back or (dev in ident['devs'] and not back.startswith('/tmp/')):
+                found.append('%s %s' % (d.get('name'), back))
+        if not found or time.time() >= deadline:
+            return found
+        time.sleep(0.1)
 
 
 def engine():

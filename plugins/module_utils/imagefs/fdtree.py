@@ -8,6 +8,7 @@ neither a symlink nor a FIFO in the extension can lead outside it or hang the re
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -15,6 +16,8 @@ from .. import mountapi
 from .tree import ImageError, NotFound, TooLarge, Tree
 
 _OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+# getxattr(2) errors that mean "no such attribute" (systemd's ERRNO_IS_XATTR_ABSENT())
+XATTR_ABSENT = frozenset((errno.ENODATA, errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS))
 # the path given was resolved by the walker: no symlink may appear on it now
 _RESOLVE = mountapi.RESOLVE_NO_SYMLINKS | mountapi.RESOLVE_NO_MAGICLINKS | mountapi.RESOLVE_BENEATH
 
@@ -88,18 +91,22 @@ class FdTree(Tree):
             os.close(fd)
 
     def xattr(self, inode, name: bytes) -> bytes | None:
-        if stat.S_ISLNK(inode[1]):
-            path = '/proc/self/fd/%d/%s' % (self.dirfd, os.fsdecode(inode[0]))
-            try:
-                return os.getxattr(path, name, follow_symlinks=False)
-            except OSError:
-                return None
-        if not (stat.S_ISREG(inode[1]) or stat.S_ISDIR(inode[1])):
+        """None when the attribute is absent or the file system has none (systemd's
+        ERRNO_IS_XATTR_ABSENT()); any other failure (EIO from a corrupt image) is an ImageError."""
+        if not (stat.S_ISREG(inode[1]) or stat.S_ISDIR(inode[1]) or stat.S_ISLNK(inode[1])):
             return None
-        fd = self._open(inode[0])
+        fd = None
         try:
+            if stat.S_ISLNK(inode[1]):
+                return os.getxattr('/proc/self/fd/%d/%s' % (self.dirfd, os.fsdecode(inode[0])), name,
+                                   follow_symlinks=False)
+            fd = self._open(inode[0])
             return os.getxattr(fd, name)
-        except OSError:
-            return None
+        except OSError as e:
+            if e.errno in XATTR_ABSENT:
+                return None
+            raise ImageError('cannot read the xattr %s of %s: %s'
+                             % (os.fsdecode(name), os.fsdecode(inode[0]), e.strerror)) from None
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)

@@ -181,9 +181,12 @@ class Squashfs(Tree):
 
     XATTR_PREFIX = {0: b'user.', 1: b'trusted.', 2: b'security.'}
     XATTR_VALUE_OOL = 0x100
+    XATTR_SIZE_MAX = 65536      # the most getxattr(2) returns (E2BIG beyond)
 
     def xattr(self, inode, name: bytes) -> bytes | None:
-        """Extended attributes of the inodes that carry an xattr index (extended ones)."""
+        """Extended attributes of the inodes that carry an xattr index (extended ones), read as
+        the kernel's squashfs_xattr_get() reads them: for an entry whose value is stored out of
+        line, the 8 bytes after its value size are the reference, whatever that size says."""
         idx = inode.get('xattr', 0xFFFFFFFF)
         if idx == 0xFFFFFFFF or self.xattr_id_table == NO_XATTRS:
             return None
@@ -199,19 +202,20 @@ class Squashfs(Tree):
             key, pos, off = self._meta_read(pos, off, nsize)
             vhead, pos, off = self._meta_read(pos, off, 4)
             (vsize,) = struct.unpack('<I', vhead)
-            if vsize > 65536:
+            if self.XATTR_PREFIX.get(xtype & 0xFF, b'?') + key == name:
+                what = 'value'
+                if xtype & self.XATTR_VALUE_OOL:
+                    (vref,) = struct.unpack('<Q', self._meta_bytes(pos, off, 8))
+                    vh, pos, off = self._meta_read(table_start + (vref >> 16), vref & 0xFFFF, 4)
+                    (vsize,) = struct.unpack('<I', vh)
+                    what = 'out-of-line value'
+                if vsize > self.XATTR_SIZE_MAX:
+                    raise ImageError('corrupt squashfs xattr: its %s is %d bytes, more than the %d an xattr may hold'
+                                     % (what, vsize, self.XATTR_SIZE_MAX))
+                return self._meta_bytes(pos, off, vsize)
+            if vsize > self.XATTR_SIZE_MAX:
                 raise ImageError('corrupt squashfs xattr value size %d' % vsize)
-            value, pos, off = self._meta_read(pos, off, vsize)
-            if self.XATTR_PREFIX.get(xtype & 0xFF, b'?') + key != name:
-                continue
-            if xtype & self.XATTR_VALUE_OOL:
-                if len(value) != 8:
-                    raise ImageError('corrupt squashfs xattr: an out-of-line value reference of %d bytes, not 8'
-                                     % len(value))
-                (vref,) = struct.unpack('<Q', value)
-                vh, p2, o2 = self._meta_read(table_start + (vref >> 16), vref & 0xFFFF, 4)
-                value = self._meta_bytes(p2, o2, min(struct.unpack('<I', vh)[0], 65536))
-            return value
+            _value, pos, off = self._meta_read(pos, off, vsize)
         return None
 
     def read_data(self, inode, limit: int) -> bytes:
