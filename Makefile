@@ -21,7 +21,7 @@ units sanity compat corpus integration faults lint:
 	scripts/bootstrap.sh debs python-debs venv test-venv test-venv-216 test-venv-newest sid-root
 	scripts/test.sh $@
 
-## molecule: the molecule scenarios on disposable systemd hosts (one: make molecule SCENARIO=upgrade)
+## molecule: the molecule scenarios on disposable systemd hosts (one: make molecule SCENARIO=bootstrap)
 molecule:
 	scripts/bootstrap.sh debs venv podman-collection test-hosts
 	scripts/link-collection.sh
