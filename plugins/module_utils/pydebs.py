@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 
+from . import proc
 from .buildtools import BuildError, hash_file
 
 DEB_SUFFIX = '.deb'
@@ -49,7 +49,7 @@ def find_tool(name: str) -> str:
 
 def _run(cmd: list, what: str) -> str:
     try:
-        res = subprocess.run(cmd, capture_output=True, check=False, env=dict(os.environ, LC_ALL='C'))
+        res = proc.run(cmd, capture_output=True, check=False, env=dict(os.environ, LC_ALL='C'))
     except OSError as e:
         raise BuildError('cannot run %s: %s' % (cmd[0], e.strerror)) from None
     if res.returncode != 0:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from . import build, buildrequest, elf, pydebs, pytree
+from . import build, buildrequest, elf, proc, pydebs, pytree
 from .buildfiles import SUFFIX, read_record, write_record
 from .buildtools import BuildError, find_tool, tool_identity
 from .fsutil import pid_alive
@@ -174,7 +174,7 @@ def _patch(patchelf: str, objects: dict, tree: str) -> None:
         want = pytree.runpath(rel)
         host = os.path.join(tree, rel)
         try:
-            res = subprocess.run([patchelf, '--set-rpath', want, host], capture_output=True, check=False)
+            res = proc.run([patchelf, '--set-rpath', want, host], capture_output=True, check=False)
         except OSError as e:
             raise BuildError('cannot run %s: %s' % (patchelf, e.strerror)) from None
         if res.returncode != 0:
@@ -200,15 +200,15 @@ def compile_stdlib(tree: str, lay: pytree.Layout, arch: str | None) -> str:
     stdlib = os.path.join(tree, pytree.PREFIX, 'lib', 'python3.%d' % lay.minor)
     binary = os.path.join(tree, lay.binary)
     try:
-        probe = subprocess.run([binary, '-I', '-S', '-B', '-c', 'import sys; print(sys.version.split()[0])'],
-                               capture_output=True, check=False, env=_tool_env(), timeout=60)
+        probe = proc.run([binary, '-I', '-S', '-B', '-c', 'import sys; print(sys.version.split()[0])'],
+                         capture_output=True, check=False, env=_tool_env(), timeout=60)
         runs = probe.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         probe, runs = None, False
     if runs:
         cmd = [binary, '-I', '-S', '-B', '-m', 'compileall', '-q', '-f', '-j', '1', '-o', '0',
                '--invalidation-mode', 'unchecked-hash', '-s', tree, '-p', '/', stdlib]
-        res = subprocess.run(cmd, capture_output=True, check=False, env=_tool_env())
+        res = proc.run(cmd, capture_output=True, check=False, env=_tool_env())
         if res.returncode != 0:
             raise BuildError('compiling the standard library with the bundled interpreter failed (%d): %s' % (
                 res.returncode, (res.stdout + res.stderr).decode('utf-8', 'replace').strip()[-2000:]))
