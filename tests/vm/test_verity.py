@@ -7,22 +7,34 @@ systemd-repart --make-ddi=sysext with a key, repart verity definitions without o
 with veritysetup sidecars), and one by our own sysext_build (a signed erofs lz4hc DDI). Each
 test merges with our sysext_refresh (reached through Ansible's plain ssh connection, root: /)
 and with the VM's own systemd-sysext 262, side by side, and leaves the VM unmerged with no dm
-device behind."""
+device behind.
+
+Each test runs its steps (module calls, systemd-sysext, looks at what is merged) in their order
+as one ansible-playbook play (lib/vmplay.py), then asserts on what each step gave: on the
+emulated CPU every playbook run and every ssh round trip costs seconds."""
 
 from __future__ import annotations
 
-import json
+import base64
 import os
-import time
+import shlex
 
 import pytest
 
-from lib.ansible_run import run_tasks
 from lib.testvm import UNAVAILABLE, TestVM, available
+from lib.vmplay import DM_WAIT, Group, dm_devices, dm_names, module, play, sh, state, systemd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 EXT = '/var/lib/extensions'
+SIGNED_ONLY = 'root=signed+absent:usr=signed+absent'
+
+
+def _put(local: str, remote: str, mode: int) -> str:
+    """A shell command that writes the file ``local`` to ``remote`` in the VM."""
+    with open(local, 'rb') as f:
+        data = base64.b64encode(f.read()).decode()
+    return "base64 -d > %s <<'EOF'\n%s\nEOF\nchmod %o %s\n" % (remote, data, mode, remote)
 
 
 @pytest.fixture(scope='module')
@@ -30,200 +42,171 @@ def vm():
     if not available():
         pytest.fail(UNAVAILABLE)
     with TestVM('verity') as machine:
-        machine.copy_to(os.path.join(HERE, 'build-images.sh'), '/root/build-images.sh', mode=0o755)
-        machine.ssh('/root/build-images.sh')
+        # one ssh round trip: the script, the images (what build-images.sh says goes to stderr),
+        # then NAME HASH lines for /root/images/NAME.hash
+        cmd = 'set -e\n'
+        cmd += _put(os.path.join(HERE, 'build-images.sh'), '/root/build-images.sh', 0o755)
+        cmd += '/root/build-images.sh >&2\n'
+        cmd += 'for f in /root/images/*.hash; do printf "%s %s\\n" "$(basename "$f" .hash)" "$(cat "$f")"; done'
+        out = machine.ssh(cmd).stdout
+        machine.roothashes = {n: h.strip().lower() for n, _, h in (ln.partition(' ') for ln in out.splitlines() if ln.strip())}
         yield machine
+
+
+@pytest.fixture(scope='module')
+def hashes(vm) -> dict:
+    """NAME -> the root hash of /root/images/NAME.raw (lowercase hex)."""
+    return vm.roothashes
 
 
 @pytest.fixture(autouse=True)
 def clean(vm):
     yield
-    vm.ssh('systemd-sysext unmerge >/dev/null 2>&1; rm -rf %s/* /etc/verity.d; true' % EXT)
-    assert _dm_devices(vm) == [], 'dm devices left after the unmerge'
+    # the dm devices are looked for by a shell started after the unmerge (exec): one started
+    # while /usr was merged keeps the old overlay, and with it the layers and their dm devices,
+    # for as long as it runs
+    left = vm.ssh('systemd-sysext unmerge >/dev/null 2>&1; rm -rf %s/* /etc/verity.d; exec /bin/sh -c %s'
+                  % (EXT, shlex.quote(DM_WAIT))).stdout
+    assert dm_names(left) == [], 'dm devices left after the unmerge'
 
 
-def _dm_devices(vm, wait: float = 10) -> list:
-    """The dm devices in the VM (deferred removal may take a moment after an unmount)."""
-    deadline = time.monotonic() + wait
-    while True:
-        out = vm.ssh('dmsetup ls --target verity 2>/dev/null || true').stdout
-        names = [ln.split()[0] for ln in out.splitlines() if ln.strip() and 'No devices found' not in ln]
-        if not names or time.monotonic() > deadline:
-            return names
-        time.sleep(0.5)
-
-
-def roothash(vm, name: str) -> str:
-    return vm.ssh(['cat', '/root/images/%s.hash' % name]).stdout.strip().lower()
-
-
-def install(vm, *names, trust: bool = False) -> None:
+def install(*names, trust: bool = False):
     """Copy images (with their sidecars) from /root/images into /var/lib/extensions."""
-    for n in names:
-        vm.ssh('for f in /root/images/%s.raw /root/images/%s.verity /root/images/%s.roothash '
-               '/root/images/%s.roothash.p7s; do [ -e "$f" ] && cp "$f" %s/; done; true' % (n, n, n, n, EXT))
-    if trust:
-        vm.ssh('mkdir -p /etc/verity.d && cp /root/keys/test.crt /etc/verity.d/test.crt')
+    cmd = ''.join('for f in /root/images/%s.raw /root/images/%s.verity /root/images/%s.roothash '
+                  '/root/images/%s.roothash.p7s; do [ -e "$f" ] && cp "$f" %s/; done; ' % (n, n, n, n, EXT) for n in names)
+    cmd += 'mkdir -p /etc/verity.d && cp /root/keys/test.crt /etc/verity.d/test.crt' if trust else 'true'
+    return sh(cmd)
 
 
-def ours(vm, **args) -> dict:
+def ours(**args):
     args = dict({'root': '/', 'classes': ['sysext'], 'state': 'merged'}, **args)
-    return run_tasks([{'tucked.sysext.sysext_refresh': args}], inventory=vm.inventory_path, hosts='all')[0]
+    return module('tucked.sysext.sysext_refresh', **args)
 
 
-def facts(vm) -> dict:
-    return run_tasks([{'tucked.sysext.sysext_facts': {'root': '/'}}], inventory=vm.inventory_path, hosts='all')[0]
+def facts():
+    return module('tucked.sysext.sysext_facts', root='/')
 
 
-def systemd(vm, verb: str, *args):
-    res = vm.ssh(['systemd-sysext', verb, '--no-pager'] + list(args), check=False)
-    return res.returncode, res.stdout + res.stderr
+def images(f: dict, name: str) -> list:
+    return [i for i in f['ansible_facts']['sysext']['images'] if i['name'] == name]
 
 
-def merged(vm) -> list:
-    out = vm.ssh('systemd-sysext status --json=short --no-pager').stdout
-    for h in json.loads(out):
-        if h.get('hierarchy') == '/usr':
-            return [] if h.get('extensions') in (None, 'none') else list(h['extensions'])
-    return []
+def both(policy: str | None = None):
+    """Merge with systemd, then (after its unmerge) with ours: (systemd ok, what it said, our result)."""
+    def combine(merge, seen, _unmerge, left, r):
+        rc, said = merge
+        assert left == [], 'dm devices left after systemd-sysext unmerge: %s' % left
+        return rc == 0 and seen.merged != [], said, r
+    return Group([systemd('merge', *(['--image-policy=' + policy] if policy else [])), state(), systemd('unmerge'),
+                  dm_devices(), ours(**({'image_policy': policy} if policy else {}))], combine)
 
 
-def origin(vm) -> dict:
-    res = vm.ssh('cat /usr/.systemd-sysext/origin', check=False)
-    return json.loads(res.stdout) if res.returncode == 0 else {}
-
-
-def content(vm, name: str) -> str | None:
-    res = vm.ssh(['cat', '/usr/share/tucked-vm/' + name], check=False)
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
-def verity_backed(vm) -> list:
-    """The dm devices with a verity table (what backs the merged layers)."""
-    out = vm.ssh('dmsetup table 2>/dev/null || true').stdout
-    return [ln.split(':')[0] for ln in out.splitlines() if ' verity ' in ln]
-
-
-def test_signed_ddi_merged_by_us_is_verified_and_systemd_skips(vm):
-    install(vm, 'signed', trust=True)
-    r = ours(vm)
+def test_signed_ddi_merged_by_us_is_verified_and_systemd_skips(vm, hashes):
+    _, r, seen, (rc, said), again, gone, after = play(
+        vm, install('signed', trust=True), ours(), state('signed'), systemd('refresh'), ours(), ours(state='unmerged'),
+        state('signed'))
     assert not r.get('failed'), r.get('msg')
     assert r['changed'] is True
-    assert content(vm, 'signed') == 'signed 1'
-    assert len(verity_backed(vm)) == 1, 'the layer is not read through dm-verity'
-    assert origin(vm)['extensions']['signed'] == {'path': EXT + '/signed.raw', 'verityHash': roothash(vm, 'signed')}
-    assert merged(vm) == ['signed']
-    rc, said = systemd(vm, 'refresh')
+    assert seen.content['signed'] == 'signed 1'
+    assert len(seen.verity) == 1, 'the layer is not read through dm-verity'
+    assert seen.origin['extensions']['signed'] == {'path': EXT + '/signed.raw', 'verityHash': hashes['signed']}
+    assert seen.merged == ['signed']
     assert rc == 0 and SKIP_MSG in said, said
-    again = ours(vm)
     assert again['changed'] is False, again
-    gone = ours(vm, state='unmerged')
-    assert gone['changed'] is True and content(vm, 'signed') is None
+    assert gone['changed'] is True and after.content['signed'] is None
 
 
-def test_signed_ddi_merged_by_systemd_is_skipped_by_us(vm):
-    install(vm, 'signed', trust=True)
-    rc, said = systemd(vm, 'merge')
+def test_signed_ddi_merged_by_systemd_is_skipped_by_us(vm, hashes):
+    _, (rc, said), seen, r, f, _, _, after = play(
+        vm, install('signed', trust=True), systemd('merge'), state(), ours(), facts(), systemd('unmerge'), ours(), state())
     assert rc == 0, said
-    theirs = origin(vm)
-    assert theirs['extensions']['signed']['verityHash'] == roothash(vm, 'signed')
-    r = ours(vm)
+    theirs = seen.origin
+    assert theirs['extensions']['signed']['verityHash'] == hashes['signed']
     assert not r.get('failed') and r['changed'] is False, r
-    img = [i for i in facts(vm)['ansible_facts']['sysext']['images'] if i['name'] == 'signed']
+    img = images(f, 'signed')
     assert len(img) == 1 and img[0]['protection'] == 'signed', img
-    assert img[0]['verity_hash'] == roothash(vm, 'signed')
+    assert img[0]['verity_hash'] == hashes['signed']
     # our own merge of the same image records the same origin, byte for byte in meaning
-    systemd(vm, 'unmerge')
-    ours(vm)
-    assert origin(vm)['extensions'] == theirs['extensions']
+    assert after.origin['extensions'] == theirs['extensions']
 
 
-def _both(vm, policy: str | None = None):
-    """Merge with systemd, then (after its unmerge) with ours: (systemd ok, what it said, our result)."""
-    rc, said = systemd(vm, 'merge', *(['--image-policy=' + policy] if policy else []))
-    theirs = merged(vm)
-    systemd(vm, 'unmerge')
-    assert _dm_devices(vm) == []
-    r = ours(vm, **({'image_policy': policy} if policy else {}))
-    return rc == 0 and theirs != [], said, r
-
-
-def test_verity_without_signature_merges_and_a_policy_asking_for_signed_refuses_it(vm):
-    install(vm, 'verity')
-    ok, said, r = _both(vm)
+def test_verity_without_signature_merges_and_a_policy_asking_for_signed_refuses_it(vm, hashes):
+    _, (ok, said, r), seen, _, (ok2, said2, r2), after = play(
+        vm, install('verity'), both(), state(), ours(state='unmerged'), both(SIGNED_ONLY), state())
     assert ok, said
     assert not r.get('failed') and r['changed'], r
-    assert len(verity_backed(vm)) == 1
-    assert origin(vm)['extensions']['verity']['verityHash'] == roothash(vm, 'verity')
-    ours(vm, state='unmerged')
-    ok, said, r = _both(vm, 'root=signed+absent:usr=signed+absent')
-    assert not ok, 'systemd merged an unsigned image under a signed-only policy: ' + said
-    assert r.get('failed'), r
-    assert 'verity.raw' in r['msg'], r['msg']
-    assert merged(vm) == []
+    assert len(seen.verity) == 1
+    assert seen.origin['extensions']['verity']['verityHash'] == hashes['verity']
+    assert not ok2, 'systemd merged an unsigned image under a signed-only policy: ' + said2
+    assert r2.get('failed'), r2
+    assert 'verity.raw' in r2['msg'], r2['msg']
+    assert after.merged == []
 
 
 def test_signature_from_an_untrusted_key_is_treated_as_systemd_treats_it(vm):
     # no certificate in /etc/verity.d and none in the kernel keyring
-    install(vm, 'signed')
-    ok, said, r = _both(vm)
+    _, (ok, said, r), _, (ok2, said2, r2), after = play(
+        vm, install('signed'), both(), ours(state='unmerged'), both(SIGNED_ONLY), state())
     assert ok == (not r.get('failed')), 'systemd: %s\nours: %s' % (said, r.get('msg'))
-    ours(vm, state='unmerged')
-    ok, said, r = _both(vm, 'root=signed+absent:usr=signed+absent')
-    assert not ok, 'systemd merged an untrusted signature under a signed-only policy: ' + said
-    assert r.get('failed') and 'signed.raw' in r['msg'], r
-    assert merged(vm) == []
+    assert not ok2, 'systemd merged an untrusted signature under a signed-only policy: ' + said2
+    assert r2.get('failed') and 'signed.raw' in r2['msg'], r2
+    assert after.merged == []
 
 
-def test_sidecar_verity_beside_a_plain_image(vm):
-    install(vm, 'sidecar', trust=True)
-    ok, said, r = _both(vm)
+def test_sidecar_verity_beside_a_plain_image(vm, hashes):
+    _, (ok, said, r), seen, (rc, said2) = play(
+        vm, install('sidecar', trust=True), both(), state('sidecar'), systemd('refresh'))
     assert ok, said
     assert not r.get('failed') and r['changed'], r
-    assert content(vm, 'sidecar') == 'sidecar 1'
-    assert len(verity_backed(vm)) == 1
-    assert origin(vm)['extensions']['sidecar']['verityHash'] == roothash(vm, 'sidecar')
-    rc, said = systemd(vm, 'refresh')
-    assert rc == 0 and SKIP_MSG in said, said
+    assert seen.content['sidecar'] == 'sidecar 1'
+    assert len(seen.verity) == 1
+    assert seen.origin['extensions']['sidecar']['verityHash'] == hashes['sidecar']
+    assert rc == 0 and SKIP_MSG in said2, said2
+
+
+# flip one byte in every 4 KiB block of the data partition, away from the erofs superblock
+# (at 1024): dm-verity hashes whole blocks, so every block read must now fail
+TAMPER = ("python3 - <<'EOF'\n"
+          "import json, subprocess\n"
+          "p = '%s/verity.raw'\n"
+          "t = json.loads(subprocess.check_output(['sfdisk', '--json', p]))['partitiontable']\n"
+          "part = t['partitions'][0]\n"
+          "with open(p, 'r+b') as f:\n"
+          "    for off in range(part['start'] * 512 + 4000, (part['start'] + part['size']) * 512, 4096):\n"
+          "        f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0xff]))\n"
+          "EOF" % EXT)
 
 
 def test_a_tampered_image_is_refused_and_the_host_is_left_as_it_was(vm):
-    install(vm, 'verity')
-    # flip one byte in every 4 KiB block of the data partition, away from the erofs superblock
-    # (at 1024): dm-verity hashes whole blocks, so every block read must now fail
-    vm.ssh("python3 - <<'EOF'\n"
-           "import json, subprocess\n"
-           "p = '%s/verity.raw'\n"
-           "t = json.loads(subprocess.check_output(['sfdisk', '--json', p]))['partitiontable']\n"
-           "part = t['partitions'][0]\n"
-           "with open(p, 'r+b') as f:\n"
-           "    for off in range(part['start'] * 512 + 4000, (part['start'] + part['size']) * 512, 4096):\n"
-           "        f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0xff]))\n"
-           "EOF" % EXT)
-    ok, said, r = _both(vm)
+    _, _, (ok, said, r), after = play(vm, install('verity'), sh(TAMPER), both(), state())
     assert not ok, 'systemd merged a tampered verity image: ' + said
     assert r.get('failed'), r
     assert 'verity.raw' in r['msg'], r['msg']
-    assert merged(vm) == [] and origin(vm) == {}
+    assert after.merged == [] and after.origin == {}
 
 
-def test_refresh_of_the_real_usr_never_shows_a_gap(vm):
-    install(vm, 'signed', trust=True)
-    assert ours(vm)['changed']
-    # a reader in the VM reads a file of the extension all the time the refresh runs
-    vm.ssh('rm -f /root/gaps; (while [ ! -e /root/stop ]; do cat /usr/share/tucked-vm/current >/dev/null 2>&1 '
-           '|| echo gap >> /root/gaps; done) >/dev/null 2>&1 & echo $! > /root/reader.pid')
+# a reader in the VM reads a file of the extension all the time the refresh runs
+READER = ('rm -f /root/gaps; (while [ ! -e /root/stop ]; do cat /usr/share/tucked-vm/current >/dev/null 2>&1 '
+          '|| echo gap >> /root/gaps; done) </dev/null >/dev/null 2>&1 & echo $! > /root/reader.pid')
+STOP_READER = 'touch /root/stop; while kill -0 $(cat /root/reader.pid) 2>/dev/null; do sleep 0.1; done; rm -f /root/stop'
+
+
+def test_refresh_of_the_real_usr_never_shows_a_gap(vm, hashes):
     try:
-        vm.ssh('cp /root/images/signed-v2.raw %s/signed.raw.new && mv %s/signed.raw.new %s/signed.raw' % (EXT, EXT, EXT))
-        r = ours(vm)
-    finally:
-        vm.ssh('touch /root/stop; while kill -0 $(cat /root/reader.pid) 2>/dev/null; do sleep 0.1; done; rm -f /root/stop')
+        _, first, _, _, r, _, gaps, after = play(
+            vm, install('signed', trust=True), ours(), sh(READER),
+            sh('cp /root/images/signed-v2.raw %s/signed.raw.new && mv %s/signed.raw.new %s/signed.raw' % (EXT, EXT, EXT)),
+            ours(), sh(STOP_READER), sh('cat /root/gaps 2>/dev/null || true'), state('signed'))
+    except BaseException:
+        vm.ssh(STOP_READER, check=False)
+        raise
+    assert first['changed']
     assert not r.get('failed') and r['changed'], r
     assert r['atomic'] is True, r
-    assert content(vm, 'signed') == 'signed 2'
-    assert vm.ssh('cat /root/gaps 2>/dev/null || true').stdout == ''
-    assert origin(vm)['extensions']['signed']['verityHash'] == roothash(vm, 'signed-v2')
-    assert len(verity_backed(vm)) == 1, 'the old image\'s verity device outlived the refresh'
+    assert after.content['signed'] == 'signed 2'
+    assert gaps.stdout == ''
+    assert after.origin['extensions']['signed']['verityHash'] == hashes['signed-v2']
+    assert len(after.verity) == 1, 'the old image\'s verity device outlived the refresh'
 
 
 def test_a_signed_ddi_built_by_sysext_build_is_merged_verified_by_systemd_and_by_us(vm):
@@ -231,29 +214,27 @@ def test_a_signed_ddi_built_by_sysext_build_is_merged_verified_by_systemd_and_by
     # fragments, ztailpacking) in a DDI with verity and signature partitions, signed with the key
     # whose certificate the host trusts; built on the VM by our module, then merged by the VM's
     # systemd-sysext 262 (which checks the signature partition against /etc/verity.d) and by us
-    vm.ssh('rm -rf /root/src/built && mkdir -p /root/src/built/usr/share/tucked-vm && '
-           'echo "built 1" > /root/src/built/usr/share/tucked-vm/built')
     build = {'src': '/root/src/built', 'dest': EXT + '/built.raw', 'version': '1', 'format': 'erofs',
              'compression': 'lz4hc', 'compression_level': 12, 'cluster_size': 65536,
              'erofs_features': ['fragments', 'ztailpacking'], 'container': 'ddi', 'verity': True,
              'signing_key': '/root/keys/test.key', 'signing_certificate': '/root/keys/test.crt'}
-    b = run_tasks([{'tucked.sysext.sysext_build': build}], inventory=vm.inventory_path, hosts='all')[0]
-    assert not b.get('failed') and b['changed'], b.get('msg')
-    assert [p['label'] for p in b['partitions']] == ['root-x86-64', 'root-x86-64-verity', 'root-x86-64-verity-sig']
-    vm.ssh('mkdir -p /etc/verity.d && cp /root/keys/test.crt /etc/verity.d/test.crt')
-    ok, said, r = _both(vm)
-    assert ok, 'systemd-sysext 262 did not merge the DDI sysext_build made: ' + said
-    assert not r.get('failed') and r['changed'], r
-    assert content(vm, 'built') == 'built 1'
-    assert len(verity_backed(vm)) == 1, 'the layer is not read through dm-verity'
-    assert origin(vm)['extensions']['built'] == {'path': EXT + '/built.raw', 'verityHash': b['roothash']}
-    img = [i for i in facts(vm)['ansible_facts']['sysext']['images'] if i['name'] == 'built']
-    assert len(img) == 1 and img[0]['protection'] == 'signed' and img[0]['container'] == 'gpt', img
-    rc, said = systemd(vm, 'refresh')
-    assert rc == 0 and SKIP_MSG in said, said
     # and systemd's own check of the signature is real: with another certificate it refuses
     # the image under a signed-only policy
-    ours(vm, state='unmerged')
-    vm.ssh('cp /root/keys/other.crt /etc/verity.d/test.crt')
-    rc, said = systemd(vm, 'merge', '--image-policy=root=signed+absent:usr=signed+absent')
-    assert rc != 0 or merged(vm) == [], 'systemd merged it under a signed-only policy with another key: ' + said
+    _, b, _, (ok, said, r), seen, f, (rc, said2), _, _, (rc3, said3), after = play(
+        vm, sh('rm -rf /root/src/built && mkdir -p /root/src/built/usr/share/tucked-vm && '
+               'echo "built 1" > /root/src/built/usr/share/tucked-vm/built'),
+        module('tucked.sysext.sysext_build', **build),
+        sh('mkdir -p /etc/verity.d && cp /root/keys/test.crt /etc/verity.d/test.crt'),
+        both(), state('built'), facts(), systemd('refresh'), ours(state='unmerged'),
+        sh('cp /root/keys/other.crt /etc/verity.d/test.crt'), systemd('merge', '--image-policy=' + SIGNED_ONLY), state())
+    assert not b.get('failed') and b['changed'], b.get('msg')
+    assert [p['label'] for p in b['partitions']] == ['root-x86-64', 'root-x86-64-verity', 'root-x86-64-verity-sig']
+    assert ok, 'systemd-sysext 262 did not merge the DDI sysext_build made: ' + said
+    assert not r.get('failed') and r['changed'], r
+    assert seen.content['built'] == 'built 1'
+    assert len(seen.verity) == 1, 'the layer is not read through dm-verity'
+    assert seen.origin['extensions']['built'] == {'path': EXT + '/built.raw', 'verityHash': b['roothash']}
+    img = images(f, 'built')
+    assert len(img) == 1 and img[0]['protection'] == 'signed' and img[0]['container'] == 'gpt', img
+    assert rc == 0 and SKIP_MSG in said2, said2
+    assert rc3 != 0 or after.merged == [], 'systemd merged it under a signed-only policy with another key: ' + said3
