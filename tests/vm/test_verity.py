@@ -11,7 +11,9 @@ device behind.
 
 Each test runs its steps (module calls, systemd-sysext, looks at what is merged) in their order
 as one ansible-playbook play (lib/vmplay.py), then asserts on what each step gave: on the
-emulated CPU every playbook run and every ssh round trip costs seconds."""
+emulated CPU every playbook run and every ssh round trip costs seconds. The VM also caches the
+compiled code of Ansible's own module_utils (tests/vm/guest_pycache.py; TUCKED_VM_PYCACHE=0
+leaves it out), which is most of what a module's start-up costs there."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP_MSG = 'Skipping extension refresh because no change was found'
 EXT = '/var/lib/extensions'
 SIGNED_ONLY = 'root=signed+absent:usr=signed+absent'
+# a directory of site-packages on Debian for every Python 3 version
+GUEST_SITE = '/usr/lib/python3/dist-packages'
 
 
 def _put(local: str, remote: str, mode: int) -> str:
@@ -42,9 +46,12 @@ def vm():
     if not available():
         pytest.fail(UNAVAILABLE)
     with TestVM('verity') as machine:
-        # one ssh round trip: the script, the images (what build-images.sh says goes to stderr),
+        # one ssh round trip: the files, the images (what build-images.sh says goes to stderr),
         # then NAME HASH lines for /root/images/NAME.hash
         cmd = 'set -e\n'
+        if os.environ.get('TUCKED_VM_PYCACHE', '1') != '0':
+            cmd += _put(os.path.join(HERE, 'guest_pycache.py'), GUEST_SITE + '/tucked_vm_pycache.py', 0o644)
+            cmd += 'echo import tucked_vm_pycache > %s/tucked_vm_pycache.pth\n' % GUEST_SITE
         cmd += _put(os.path.join(HERE, 'build-images.sh'), '/root/build-images.sh', 0o755)
         cmd += '/root/build-images.sh >&2\n'
         cmd += 'for f in /root/images/*.hash; do printf "%s %s\\n" "$(basename "$f" .hash)" "$(cat "$f")"; done'
