@@ -7,10 +7,19 @@ out=/root/images
 keys=/root/keys
 rm -rf "$out" "$keys" /root/src /root/defs
 mkdir -p "$out" "$keys" /root/defs
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$keys/test.key" -out "$keys/test.crt" \
-    -days 3650 -subj '/CN=tucked.sysext VM test key' 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$keys/other.key" -out "$keys/other.crt" \
-    -days 3650 -subj '/CN=another key' 2>/dev/null
+
+# (the VM has two CPUs: what does not wait for another step runs beside it; `finish` waits for
+# them all and fails when one of them failed)
+pids=''
+beside() { "$@" & pids="$pids $!"; }
+finish() { local p; for p in $pids; do wait "$p"; done; pids=''; }
+
+key() {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$keys/$1.key" -out "$keys/$1.crt" \
+        -days 3650 -subj "/CN=$2" 2>/dev/null
+}
+beside key other 'another key'
+key test 'tucked.sysext VM test key'
 
 # a tree per image: usr/share/tucked-vm/NAME says which image and version it comes from
 tree() {
@@ -37,26 +46,35 @@ for p in json.load(sys.stdin):
 }
 
 # Flatcar's official sysexts: systemd-repart --make-ddi=sysext with a key (verity + signature)
-repart --make-ddi=sysext --copy-source="$(tree signed 1)" \
-    --private-key="$keys/test.key" --certificate="$keys/test.crt" "$out/signed.raw" | roothash_of > "$out/signed.hash"
-repart --make-ddi=sysext --copy-source="$(tree signed 2)" \
-    --private-key="$keys/test.key" --certificate="$keys/test.crt" "$out/signed-v2.raw" | roothash_of > "$out/signed-v2.hash"
+signed() {
+    repart --make-ddi=sysext --copy-source="$(tree signed "$1")" \
+        --private-key="$keys/test.key" --certificate="$keys/test.crt" "$out/$2.raw" | roothash_of > "$out/$2.hash"
+}
+beside signed 1 signed
+beside signed 2 signed-v2
 
 # mkosi without a key: a root partition and its verity partition, no signature
-mkdir -p /root/defs/verity
-printf '[Partition]\nType=root\nFormat=erofs\nCopyFiles=/usr/\nVerity=data\nVerityMatchKey=root\nMinimize=best\n' \
-    > /root/defs/verity/10-root.conf
-printf '[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\nMinimize=best\n' \
-    > /root/defs/verity/20-root-verity.conf
-repart --definitions=/root/defs/verity --copy-source="$(tree verity 1)" "$out/verity.raw" | roothash_of > "$out/verity.hash"
+verity() {
+    mkdir -p /root/defs/verity
+    printf '[Partition]\nType=root\nFormat=erofs\nCopyFiles=/usr/\nVerity=data\nVerityMatchKey=root\nMinimize=best\n' \
+        > /root/defs/verity/10-root.conf
+    printf '[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\nMinimize=best\n' \
+        > /root/defs/verity/20-root-verity.conf
+    repart --definitions=/root/defs/verity --copy-source="$(tree verity 1)" "$out/verity.raw" | roothash_of > "$out/verity.hash"
+}
+beside verity
 
 # a plain erofs image with its hash tree and root hash beside it (NAME.verity, NAME.roothash),
 # and a detached PKCS#7 signature of the hex root hash (NAME.roothash.p7s), as systemd reads them
-mkfs.erofs -zlz4hc -T0 "$out/sidecar.raw" "$(tree sidecar 1)" >/dev/null
-veritysetup format "$out/sidecar.raw" "$out/sidecar.verity" | sed -n 's/^Root hash:[[:space:]]*//p' > "$out/sidecar.hash"
-tr -d '\n' < "$out/sidecar.hash" > "$out/sidecar.roothash"
-openssl smime -sign -nocerts -noattr -binary -in "$out/sidecar.roothash" -inkey "$keys/test.key" \
-    -signer "$keys/test.crt" -outform der -out "$out/sidecar.roothash.p7s"
+sidecar() {
+    mkfs.erofs -zlz4hc -T0 "$out/sidecar.raw" "$(tree sidecar 1)" >/dev/null
+    veritysetup format "$out/sidecar.raw" "$out/sidecar.verity" | sed -n 's/^Root hash:[[:space:]]*//p' > "$out/sidecar.hash"
+    tr -d '\n' < "$out/sidecar.hash" > "$out/sidecar.roothash"
+    openssl smime -sign -nocerts -noattr -binary -in "$out/sidecar.roothash" -inkey "$keys/test.key" \
+        -signer "$keys/test.crt" -outform der -out "$out/sidecar.roothash.p7s"
+}
+beside sidecar
+finish
 
 for f in "$out"/*.hash; do
     [ -n "$(cat "$f")" ] || { echo "no root hash in $f" >&2; exit 1; }
