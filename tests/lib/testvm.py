@@ -50,12 +50,16 @@ def running() -> list:
 
 class TestVM:
     """One test VM, booted by ``up()`` (or ``with``) and always powered off and forgotten by
-    ``down()`` (``with`` calls it even when the body or the boot fails)."""
+    ``down()`` (``with`` calls it even when the body or the boot fails).
+
+    Its name in scripts/testvm.sh is NAME-PID (this process's PID): `testvm.sh up` first powers
+    off a VM of the same name, so two test runs on one machine (a CI run and a helper's, from
+    two checkouts) must never share one."""
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, name: str = 'tucked-vm', boot_timeout: int | None = None):
-        self.name = name
+        self.name = '%s-%d' % (name, os.getpid())
         self.boot_timeout = boot_timeout
         self.port: int | None = None
         self._tmp: str | None = None
