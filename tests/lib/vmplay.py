@@ -6,9 +6,12 @@ costs seconds, so a test that alternates module calls with looks at the VM (what
 origin, the dm tables, what systemd-sysext says) runs them all, in their order, as the tasks of
 one play: module calls as module tasks, looks and shell commands as ``raw`` tasks (no tty:
 stdout and stderr apart, as ``TestVM.ssh`` gives them). ``play`` returns one value per step, in
-order; the test then asserts on them in the order it made them. Every task runs with
-``ignore_errors`` (lib/ansible_run.py), so a failing step does not hide the ones after it, and
-a ``check``-ed shell step that failed raises when its value is taken, as ``TestVM.ssh`` would.
+order; the test then asserts on them in the order it made them. Module calls and systemd-sysext
+run with ``ignore_errors`` (lib/ansible_run.py): their failures are results the test asserts
+on. What the helpers used to check on the spot ends the play when it fails (the test fails with
+ansible-playbook's output, and nothing after it runs on a VM in a state nobody planned): a
+``check``-ed shell step that exits non-zero (as ``TestVM.ssh`` raised), a look whose
+systemd-sysext status fails, verity dm devices still there after systemd-sysext unmerge.
 
     r, seen, (rc, said) = play(vm, module('tucked.sysext.sysext_refresh', root='/'),
                                state('signed'), systemd('refresh'))
@@ -26,9 +29,12 @@ MARK = '@@tucked-probe '
 END = '@@tucked-rc '
 
 
-def _raw(cmd: str) -> dict:
+def _raw(cmd: str, fatal: bool = False) -> dict:
     # no -tt: stderr stays apart from stdout, and nothing colours or pages what systemd prints
-    return {'raw': cmd, 'vars': {'ansible_ssh_use_tty': False}}
+    task = {'raw': cmd, 'vars': {'ansible_ssh_use_tty': False}}
+    if fatal:
+        task['ignore_errors'] = False
+    return task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +77,7 @@ class _Shell(Step):
         self.check = check
 
     def tasks(self):
-        return [_raw(self.cmd)]
+        return [_raw(self.cmd, fatal=self.check)]
 
     def value(self, results):
         r = results[0]
@@ -83,8 +89,8 @@ class _Shell(Step):
 
 
 def sh(cmd: str, check: bool = True) -> Step:
-    """A shell command line run as root in the VM; its value is a Ran. ``check``: taking the
-    value raises AssertionError (with the output) when it exited non-zero."""
+    """A shell command line run as root in the VM; its value is a Ran. ``check``: when it exits
+    non-zero the play ends there (and taking the value would raise AssertionError)."""
     return _Shell(cmd, check)
 
 
@@ -119,10 +125,13 @@ def sections(stdout: str) -> dict:
 
 def probe_script(parts: list) -> str:
     """A shell script that runs each (name, command line) and prints its output between a
-    MARK line and an END line with its exit code (parsed by ``sections``)."""
-    script = ["p() { printf '\\n%s%%s\\n' \"$1\"; shift; eval \"$1\"; printf '\\n%s%%d\\n' $?; }" % (MARK, END)]
-    script += ['p %s %s' % (shlex.quote(name), shlex.quote(cmd)) for name, cmd in parts]
-    return '\n'.join(script)
+    MARK line and an END line with its exit code (parsed by ``sections``); it exits with the
+    first part's exit code."""
+    script = ["p() { printf '\\n%s%%s\\n' \"$1\"; shift; eval \"$1\"; rc=$?; printf '\\n%s%%d\\n' $rc; return $rc; }"
+              % (MARK, END)]
+    script += ['p %s %s; first=$?' % (shlex.quote(name), shlex.quote(cmd)) for name, cmd in parts[:1]]
+    script += ['p %s %s' % (shlex.quote(name), shlex.quote(cmd)) for name, cmd in parts[1:]]
+    return '\n'.join(script + ['exit $first'])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +152,8 @@ class _State(Step):
                  ('origin', 'cat /usr/.systemd-sysext/origin'),
                  ('dmsetup', 'dmsetup table 2>/dev/null || true')]
         parts += [('content ' + n, shlex.join(['cat', '/usr/share/tucked-vm/' + n])) for n in self.names]
-        return [_raw(probe_script(parts))]
+        # (systemd-sysext status failing ends the play)
+        return [_raw(probe_script(parts), fatal=True)]
 
     def value(self, results):
         r = results[0]
@@ -176,6 +186,9 @@ def state(*names) -> Step:
 
 DM_WAIT = ('for i in $(seq 20); do dmsetup ls --target verity 2>/dev/null | grep -v "No devices found" '
            '| grep -q . || break; sleep 0.5; done; dmsetup ls --target verity 2>/dev/null || true')
+# ... and exit 1 if there are some
+DM_GONE = DM_WAIT + ('; ! dmsetup ls --target verity 2>/dev/null | grep -v "No devices found" | grep -q . '
+                     '|| { echo "verity dm devices left" >&2; exit 1; }')
 
 
 def dm_names(stdout: str) -> list:
@@ -185,7 +198,7 @@ def dm_names(stdout: str) -> list:
 
 class _DmDevices(_Shell):
     def __init__(self):
-        super().__init__(DM_WAIT, check=True)
+        super().__init__(DM_GONE, check=True)
 
     def value(self, results):
         return dm_names(super().value(results).stdout)
@@ -193,7 +206,8 @@ class _DmDevices(_Shell):
 
 def dm_devices() -> Step:
     """The verity dm devices in the VM, after waiting up to 10 s for them to go (deferred
-    removal may take a moment after an unmount); its value is their names."""
+    removal may take a moment after an unmount); its value is their names, and if there are
+    some left the play ends there."""
     return _DmDevices()
 
 
