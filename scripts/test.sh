@@ -58,7 +58,8 @@ run() { printf '\n=== %s\n' "$*" >&2; "$@"; }
 
 vm_step() {
     # dm-verity, signatures and a real /usr in a QEMU VM with a real Debian kernel (this
-    # machine's kernel has no device-mapper): boots once (40-60 s), about five minutes in all
+    # machine's kernel has no device-mapper): boots once (30-60 s), about three minutes in all
+    # on a quiet machine
     (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=10 tests/vm)
 }
 

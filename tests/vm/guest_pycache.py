@@ -25,7 +25,7 @@ CACHE = '/var/cache/tucked-vm/pycache'
 
 def _archive(entry: str) -> str | None:
     """The payload zip a path entry is in (the zip itself or a directory inside it), or None."""
-    head, sep, _ = entry.partition('_payload.zip')
+    head, sep, _rest = entry.partition('_payload.zip')
     if not sep or not os.path.basename(head).startswith('ansible_'):
         return None
     return head + sep

@@ -56,7 +56,7 @@ def vm():
         cmd += '/root/build-images.sh >&2\n'
         cmd += 'for f in /root/images/*.hash; do printf "%s %s\\n" "$(basename "$f" .hash)" "$(cat "$f")"; done'
         out = machine.ssh(cmd).stdout
-        machine.roothashes = {n: h.strip().lower() for n, _, h in (ln.partition(' ') for ln in out.splitlines() if ln.strip())}
+        machine.roothashes = {n: h.strip().lower() for n, h in (ln.split(' ', 1) for ln in out.splitlines() if ln.strip())}
         yield machine
 
 
@@ -109,7 +109,7 @@ def both(policy: str | None = None):
 
 
 def test_signed_ddi_merged_by_us_is_verified_and_systemd_skips(vm, hashes):
-    _, r, seen, (rc, said), again, gone, after = play(
+    _installed, r, seen, (rc, said), again, gone, after = play(
         vm, install('signed', trust=True), ours(), state('signed'), systemd('refresh'), ours(), ours(state='unmerged'),
         state('signed'))
     assert not r.get('failed'), r.get('msg')
@@ -124,7 +124,7 @@ def test_signed_ddi_merged_by_us_is_verified_and_systemd_skips(vm, hashes):
 
 
 def test_signed_ddi_merged_by_systemd_is_skipped_by_us(vm, hashes):
-    _, (rc, said), seen, r, f, _, _, after = play(
+    _installed, (rc, said), seen, r, f, _unmerged, _merged, after = play(
         vm, install('signed', trust=True), systemd('merge'), state(), ours(), facts(), systemd('unmerge'), ours(), state())
     assert rc == 0, said
     theirs = seen.origin
@@ -138,7 +138,7 @@ def test_signed_ddi_merged_by_systemd_is_skipped_by_us(vm, hashes):
 
 
 def test_verity_without_signature_merges_and_a_policy_asking_for_signed_refuses_it(vm, hashes):
-    _, (ok, said, r), seen, _, (ok2, said2, r2), after = play(
+    _installed, (ok, said, r), seen, _unmerged, (ok2, said2, r2), after = play(
         vm, install('verity'), both(), state(), ours(state='unmerged'), both(SIGNED_ONLY), state())
     assert ok, said
     assert not r.get('failed') and r['changed'], r
@@ -152,7 +152,7 @@ def test_verity_without_signature_merges_and_a_policy_asking_for_signed_refuses_
 
 def test_signature_from_an_untrusted_key_is_treated_as_systemd_treats_it(vm):
     # no certificate in /etc/verity.d and none in the kernel keyring
-    _, (ok, said, r), _, (ok2, said2, r2), after = play(
+    _installed, (ok, said, r), _unmerged, (ok2, said2, r2), after = play(
         vm, install('signed'), both(), ours(state='unmerged'), both(SIGNED_ONLY), state())
     assert ok == (not r.get('failed')), 'systemd: %s\nours: %s' % (said, r.get('msg'))
     assert not ok2, 'systemd merged an untrusted signature under a signed-only policy: ' + said2
@@ -161,7 +161,7 @@ def test_signature_from_an_untrusted_key_is_treated_as_systemd_treats_it(vm):
 
 
 def test_sidecar_verity_beside_a_plain_image(vm, hashes):
-    _, (ok, said, r), seen, (rc, said2) = play(
+    _installed, (ok, said, r), seen, (rc, said2) = play(
         vm, install('sidecar', trust=True), both(), state('sidecar'), systemd('refresh'))
     assert ok, said
     assert not r.get('failed') and r['changed'], r
@@ -185,7 +185,7 @@ TAMPER = ("python3 - <<'EOF'\n"
 
 
 def test_a_tampered_image_is_refused_and_the_host_is_left_as_it_was(vm):
-    _, _, (ok, said, r), after = play(vm, install('verity'), sh(TAMPER), both(), state())
+    _installed, _tampered, (ok, said, r), after = play(vm, install('verity'), sh(TAMPER), both(), state())
     assert not ok, 'systemd merged a tampered verity image: ' + said
     assert r.get('failed'), r
     assert 'verity.raw' in r['msg'], r['msg']
@@ -200,7 +200,7 @@ STOP_READER = 'touch /root/stop; while kill -0 $(cat /root/reader.pid) 2>/dev/nu
 
 def test_refresh_of_the_real_usr_never_shows_a_gap(vm, hashes):
     try:
-        _, first, _, _, r, _, gaps, after = play(
+        _installed, first, _reading, _replaced, r, _stopped, gaps, after = play(
             vm, install('signed', trust=True), ours(), sh(READER),
             sh('cp /root/images/signed-v2.raw %s/signed.raw.new && mv %s/signed.raw.new %s/signed.raw' % (EXT, EXT, EXT)),
             ours(), sh(STOP_READER), sh('cat /root/gaps 2>/dev/null || true'), state('signed'))
@@ -227,7 +227,7 @@ def test_a_signed_ddi_built_by_sysext_build_is_merged_verified_by_systemd_and_by
              'signing_key': '/root/keys/test.key', 'signing_certificate': '/root/keys/test.crt'}
     # and systemd's own check of the signature is real: with another certificate it refuses
     # the image under a signed-only policy
-    _, b, _, (ok, said, r), seen, f, (rc, said2), _, _, (rc3, said3), after = play(
+    _src, b, _trusted, (ok, said, r), seen, f, (rc, said2), _unmerged, _other, (rc3, said3), after = play(
         vm, sh('rm -rf /root/src/built && mkdir -p /root/src/built/usr/share/tucked-vm && '
                'echo "built 1" > /root/src/built/usr/share/tucked-vm/built'),
         module('tucked.sysext.sysext_build', **build),
