@@ -17,12 +17,23 @@ steps=${*:-sanity units compat lint corpus integration faults molecule vm bench}
 # copy the working tree (not .git, not the venv) there.
 coll="$here/.build/ansible_collections/tucked/sysext"
 stage_collection() {
-    rm -rf "$coll"
-    mkdir -p "$coll"
+    local dest=${1:-$coll}
+    rm -rf "$dest"
+    mkdir -p "$dest"
     tar -C "$here" --exclude=./.venv --exclude=./.venv-test --exclude=./.venv-test-216 --exclude=./.venv-test-newest --exclude=./.build --exclude=./.git \
-        --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$coll" -xf -
+        --exclude='__pycache__' --exclude=./tests/output -cf - . | tar -C "$dest" -xf -
     # ansible-test sanity lists files with git when there is a repository; give it one.
-    (cd "$coll" && git init -q && git add -A >/dev/null 2>&1) || true
+    (cd "$dest" && git init -q && git add -A >/dev/null 2>&1) || true
+}
+
+# ansible-test units and sanity of one ansible-core release (its venv, with its venv's Python),
+# on a copy of the collection of its own (ansible-test writes tests/output/ in the collection)
+compat_one() {
+    local venv=$1 dest=$2 py
+    py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    stage_collection "$dest"
+    (cd "$dest" && run "$venv/bin/ansible-test" units --local --python "$py" --color no --requirements) &&
+        (cd "$dest" && run "$venv/bin/ansible-test" sanity --local --python "$py" --color no --requirements)
 }
 
 # Every molecule scenario on its disposable hosts (scripts/testhosts.sh), then a check that
@@ -101,13 +112,18 @@ for step in $steps; do
             (cd "$coll" && run "$TEST_VENV/bin/ansible-test" units --local --python 3.11 --color no --requirements) ;;
         compat)
             # the oldest and the newest ansible-core the collection claims (requires_ansible:
-            # >=2.16, no upper bound): their ansible-test units and sanity, each with its venv's Python
-            stage_collection
-            for venv in "$TEST_VENV_216" "$TEST_VENV_NEWEST"; do
-                py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-                (cd "$coll" && run "$venv/bin/ansible-test" units --local --python "$py" --color no --requirements)
-                (cd "$coll" && run "$venv/bin/ansible-test" sanity --local --python "$py" --color no --requirements)
-            done ;;
+            # >=2.16, no upper bound): their ansible-test units and sanity, the two side by side
+            # (mostly one core each: pylint), each shown when both are done, both checked
+            compat_log=$(mktemp)
+            compat_one "$TEST_VENV_NEWEST" "$here/.build/compat-newest/ansible_collections/tucked/sysext" > "$compat_log" 2>&1 &
+            compat_pid=$!
+            compat_rc=0
+            compat_one "$TEST_VENV_216" "$here/.build/compat-216/ansible_collections/tucked/sysext" || compat_rc=$?
+            wait "$compat_pid" || compat_rc=$?
+            printf '\n=== (ansible-core %s, run beside)\n' "$("$TEST_VENV_NEWEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p')" >&2
+            cat "$compat_log" >&2
+            rm -f "$compat_log"
+            [ "$compat_rc" = 0 ] ;;
         lint)
             (cd "$here" && run ansible-lint --profile production --offline)
             # what users copy: the plugins' EXAMPLES and the README's playbooks, each linted as a playbook
