@@ -31,6 +31,23 @@ SKIP_MSG = 'Skipping extension refresh because no change was found'
 RESULTS = os.path.join(HERE, 'results')
 
 
+def skipping(r, what: str):
+    """systemd 262's refresh of the root, which must take its skip path (what: for the message)."""
+    def systemd_skip():
+        res = r.systemd('systemd-sysext', 'refresh', '--no-reload')
+        if SKIP_MSG not in res.stderr + res.stdout:
+            raise SystemExit('systemd did not skip with %s: %s' % (what, res.stderr))
+    return systemd_skip
+
+
+def planning(r, eng, what: str, merged: bool = True):
+    """Our plan of the root, which must want no refresh when it is merged and unchanged."""
+    def ours():
+        if eng.gather(r.path, ('sysext',)).needs_refresh and merged:
+            raise SystemExit('our plan wants a refresh with %s unchanged' % what)
+    return ours
+
+
 def main(quick: bool) -> dict:
     sizes = (1, 10, 100) if quick else (1, 10, 100, 1000)
     reps = 3 if quick else 15
@@ -49,18 +66,8 @@ def main(quick: bool) -> dict:
         if mergeable:
             r.systemd('systemd-sysext', 'unmerge', '--no-reload')
             r.systemd('systemd-sysext', 'merge', '--no-reload')
-
-            def systemd_skip():
-                res = r.systemd('systemd-sysext', 'refresh', '--no-reload')
-                if SKIP_MSG not in res.stderr + res.stdout:
-                    raise SystemExit('systemd did not skip with %d extensions: %s' % (n, res.stderr))
-            ref = median_ms(systemd_skip, reps)
-
-        def ours():
-            snap = eng.gather(r.path, ('sysext',))
-            if mergeable and snap.needs_refresh:
-                raise SystemExit('our plan wants a refresh with %d unchanged extensions' % n)
-        mine = median_ms(ours, reps)
+            ref = median_ms(skipping(r, '%d extensions' % n), reps)
+        mine = median_ms(planning(r, eng, '%d extensions' % n, merged=mergeable), reps)
         rows.append({'extensions': n, 'ours_ms': round(mine, 3),
                      'systemd_skip_ms': round(ref, 3) if ref is not None else None,
                      'ratio': round(mine / ref, 3) if ref else None})
@@ -101,16 +108,8 @@ def mixed_formats(r, eng, reps, n=100):
         subprocess.run(['rm', '-rf', '--', r.p(tree)], check=True)
         counts[recipe] = counts.get(recipe, 0) + 1
     r.systemd('systemd-sysext', 'merge', '--no-reload')
-
-    def systemd_skip():
-        res = r.systemd('systemd-sysext', 'refresh', '--no-reload')
-        if SKIP_MSG not in res.stderr + res.stdout:
-            raise SystemExit('systemd did not skip with %d mixed images: %s' % (n, res.stderr))
-    ref = median_ms(systemd_skip, reps)
-
-    def ours():
-        if eng.gather(r.path, ('sysext',)).needs_refresh:
-            raise SystemExit('our plan wants a refresh of %d unchanged mixed images' % n)
+    ref = median_ms(skipping(r, '%d mixed images' % n), reps)
+    ours = planning(r, eng, '%d mixed images' % n)
     ours()   # (the first plan after systemd's merge reads each image once; then the cache holds)
     mine = median_ms(ours, reps)
     r.systemd('systemd-sysext', 'unmerge', '--no-reload')
