@@ -76,6 +76,27 @@ class Result:
         return {k: getattr(self, k) for k in keys}
 
 
+def module_result(module, run, opts, key: str) -> dict:
+    """What a build module returns for ``run(opts)``: a BuildError or OSError fails the task
+    (changed=False, ``opts.dest`` under ``key``), the run's warnings become the task's, and in
+    diff mode the image's record before and after is the diff (headed by the result's ``key``)."""
+    where = opts.dest
+    try:
+        out = run(opts)
+    except BuildError as e:
+        module.fail_json(msg=str(e), changed=False, **{key: where})
+    except OSError as e:
+        module.fail_json(msg='%s: %s' % (e.filename or where, e.strerror or e), changed=False, **{key: where})
+    for w in out.warnings:
+        module.warn(w)
+    result = out.as_dict()
+    if module._diff:
+        header = getattr(out, key)
+        result['diff'] = {'before_header': header, 'after_header': header,
+                          'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}
+    return result
+
+
 # ----------------------------------------------------------------------------- the run
 def _check_paths(opts: Options) -> tuple[str, str]:
     src = opts.src

@@ -448,20 +448,9 @@ def main():
                          compression_level=p['compression_level'], cluster_size=p['cluster_size'],
                          erofs_features=p['erofs_features'], container=p['container'], signing_key=p['signing_key'],
                          signing_certificate=p['signing_certificate'], force=p['force'], check_mode=module.check_mode)
-    try:
-        out = build.run(opts)
-    except build.BuildError as e:
-        module.fail_json(msg=str(e), path=p['dest'], changed=False)
-    except OSError as e:
-        module.fail_json(msg='%s: %s' % (e.filename or p['dest'], e.strerror or e), path=p['dest'], changed=False)
-    for w in out.warnings:
-        module.warn(w)
-    result = out.as_dict()
+    result = build.module_result(module, build.run, opts, 'path')
     result['class'] = result['kind']
     result['checksum'] = 'sha256:' + result['sha256'] if result.get('sha256') else None
-    if module._diff:
-        result['diff'] = {'before_header': out.path, 'after_header': out.path,
-                          'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}
     module.exit_json(**result)
 
 

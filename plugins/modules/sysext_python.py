@@ -292,18 +292,7 @@ def main():
     opts = pyimage.Options(debs=p['debs'], dest=p['dest'], name=p['name'], version=p['version'], format=p['format'],
                            compression=p['compression'], source_date_epoch=p['source_date_epoch'], force=p['force'],
                            check_mode=module.check_mode)
-    try:
-        out = pyimage.run(opts)
-    except build.BuildError as e:
-        module.fail_json(msg=str(e), dest=p['dest'], changed=False)
-    except OSError as e:
-        module.fail_json(msg='%s: %s' % (e.filename or p['dest'], e.strerror or e), dest=p['dest'], changed=False)
-    for w in out.warnings:
-        module.warn(w)
-    result = out.as_dict()
-    if module._diff:
-        result['diff'] = {'before_header': out.dest, 'after_header': out.dest,
-                          'before': out.diff.get('before', ''), 'after': out.diff.get('after', '')}
+    result = build.module_result(module, pyimage.run, opts, 'dest')
     module.exit_json(**result)
 
 

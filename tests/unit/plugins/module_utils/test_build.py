@@ -650,3 +650,46 @@ def test_what_is_read_only_through_a_mount_is_said(tmp_path):
     assert not [w for w in run(src, tmp_path / 'l.raw', compression='lz4').warnings if 'read-only mount' in w]
     warn = [w for w in run(src, tmp_path / 'z.raw', compression='zstd').warnings if 'read-only mount' in w]
     assert warn and 'only as root' in warn[0] and 'gzip, xz, lzma, lz4' in warn[0], warn
+
+
+class _Module:
+    """What module_result uses of AnsibleModule: fail_json ends the task, warn, _diff."""
+
+    class Failed(Exception):
+        pass
+
+    def __init__(self, diff):
+        self._diff = diff
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+    def fail_json(self, **kw):
+        raise self.Failed(kw)
+
+
+def test_module_result_turns_errors_warnings_and_diff_into_the_task_result():
+    opts = Options(src='/src', dest='/out/foo.raw')
+
+    def broken(_opts):
+        raise BuildError('the tree /src has no release file: add usr/lib/extension-release.d/extension-release.foo')
+    with pytest.raises(_Module.Failed) as e:
+        build.module_result(_Module(False), broken, opts, 'path')
+    assert e.value.args[0] == {'msg': 'the tree /src has no release file: add usr/lib/extension-release.d/'
+                                      'extension-release.foo', 'changed': False, 'path': '/out/foo.raw'}
+
+    def full(_opts):
+        raise OSError(errno.ENOSPC, 'No space left on device', '/out/.foo.tmp')
+    with pytest.raises(_Module.Failed) as e:
+        build.module_result(_Module(False), full, opts, 'dest')
+    assert e.value.args[0] == {'msg': '/out/.foo.tmp: No space left on device', 'changed': False, 'dest': '/out/foo.raw'}
+
+    def built(_opts):
+        return build.Result(changed=True, path='/out/foo.raw', warnings=['sparse'], diff={'after': 'sha256 abc\n'})
+    module = _Module(True)
+    res = build.module_result(module, built, opts, 'path')
+    assert module.warnings == ['sparse']
+    assert res['changed'] and res['path'] == '/out/foo.raw'
+    assert res['diff'] == {'before_header': '/out/foo.raw', 'after_header': '/out/foo.raw', 'before': '', 'after': 'sha256 abc\n'}
+    assert 'diff' not in build.module_result(_Module(False), built, opts, 'path')
