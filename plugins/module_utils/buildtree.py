@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from . import imagemeta
 from .buildtools import CHUNK, BuildError, hash_file
 from .release import CONFEXT, SYSEXT, ReleaseError, parse_env
+from .rootfs import read_regular
 
 TOP_LEVEL = {SYSEXT: ('usr', 'opt'), CONFEXT: ('etc',)}
 # Deeper trees are refused with their path: mksquashfs and mkfs.erofs walk them recursively and
@@ -153,8 +154,8 @@ def scan(src: str, kind: str, name: str, text: str, xattrs: bool) -> tuple[list,
             raise BuildError('%s is not a regular file; remove it, this module writes the extension-release file'
                              % host)
         try:
-            with open(host, 'rb') as f:
-                have = parse_env(f.read(1 << 16).decode('utf-8', 'replace'))
+            # (read as the scan saw it: a FIFO swapped in since then is refused, never waited on)
+            have = parse_env(read_regular(host, 1 << 16, follow=False)[:1 << 16].decode('utf-8', 'replace'))
         except (OSError, ReleaseError) as e:
             raise BuildError('cannot read %s: %s; remove it, this module writes the extension-release file'
                              % (host, e)) from None

@@ -101,3 +101,22 @@ def test_a_fifo_as_a_verity_sidecar_is_refused_naming_it(tmp_path, sidecar, word
     with never_blocks(), pytest.raises(verity.VerityError) as e:
         verity.sidecars(str(img), False)
     assert str(tmp_path / sidecar) in str(e.value) and words in str(e.value), str(e.value)
+
+
+def test_a_release_file_swapped_for_a_fifo_after_the_build_scanned_it_is_refused(tmp_path, monkeypatch):
+    from ansible_collections.tucked.sysext.plugins.module_utils import buildtree
+    src = tmp_path / 'src'
+    rel = src / 'usr/lib/extension-release.d/extension-release.foo'
+    rel.parent.mkdir(parents=True)
+    rel.write_text('ID=_any\n')
+    seen = buildtree._xattrs_of
+
+    def swap(path):          # the scan has just lstat'ed it as a regular file
+        if path == str(rel):
+            rel.unlink()
+            os.mkfifo(str(rel))
+        return seen(path)
+    monkeypatch.setattr(buildtree, '_xattrs_of', swap)
+    with never_blocks(), pytest.raises(buildtree.BuildError) as e:
+        buildtree.scan(str(src), 'sysext', 'foo', 'ID=_any\n', xattrs=True)
+    assert str(rel) in str(e.value) and 'not a regular file' in str(e.value)
