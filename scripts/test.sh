@@ -133,7 +133,10 @@ for step in $steps; do
             # the differential scenarios are independent (each in a namespace of its own, on a
             # scratch root of its own) and mostly ansible-playbook start-up: one worker per core
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra -n auto tests/integration/test_differential.py)
-            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 \
+            # the rest too, two at a time, each file on one worker (its module-scoped fixtures,
+            # e.g. a built image or a fleet of scratch roots, are made once): every test has its
+            # own namespace and scratch root, and looks only at its own mounts and loop devices
+            (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 -n 2 --dist loadfile \
                 --ignore=tests/integration/test_differential.py tests/integration) ;;
         corpus)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
