@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Disposable test hosts with systemd as PID 1: rootful podman containers booted from
 # debootstrapped Debian roots (bookworm -> systemd 252, sid -> systemd 262; bookworm-nopython
-# and sid-nopython: the same without any Python, like Flatcar and Fedora CoreOS). Nothing comes
+# and sid-nopython: the same without any Python, like Flatcar and Fedora CoreOS, and with their
+# user core, uid 500, who becomes root with sudo). Nothing comes
 # from an image registry: the roots are made with debootstrap from the Debian mirror apt
 # already uses, cached under $TUCKED_CACHE/hosts, and turned into local images with
 # `podman import`.
@@ -29,6 +30,8 @@ LABEL=tucked-sysext.testhost
 # Bump when the recipe below changes: cached roots and images are rebuilt.
 RECIPE=2
 PACKAGES=systemd,systemd-sysv,python3,dbus
+# the hosts without Python also have sudo and the user core (see build_root)
+CORE_USER='core:500:sudo-nopasswd'
 MASKED="systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
     systemd-udev-trigger.service systemd-udev-settle.service systemd-sysctl.service
     systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount
@@ -64,13 +67,18 @@ check_platform() {
 suite_of() { echo "${1%-nopython}"; }
 packages_of() {
     case $1 in
-        *-nopython) echo "$PACKAGES" | sed 's/,python3,/,/' ;;
+        *-nopython) echo "$PACKAGES" | sed 's/,python3,/,/; s/$/,sudo/' ;;
         *) echo "$PACKAGES" ;;
     esac
 }
 
 root_of() { echo "$CACHE/hosts/$1"; }
-stamp_of() { echo "recipe=$RECIPE packages=$(packages_of "$1")"; }
+stamp_of() {
+    case $1 in
+        *-nopython) echo "recipe=$RECIPE packages=$(packages_of "$1") users=$CORE_USER" ;;
+        *) echo "recipe=$RECIPE packages=$(packages_of "$1")" ;;
+    esac
+}
 
 # The Python files in ROOT a host without Python must not have (one a line; none: empty)
 pythons_in() {
@@ -110,7 +118,13 @@ build_root() {
     debootstrap --variant=minbase --include="$(packages_of "$platform")" "$(suite_of "$platform")" "$root.tmp" \
         "$(mirror)" >/dev/null
     case $platform in
-        *-nopython) purge_python "$root.tmp" ;;
+        *-nopython)
+            purge_python "$root.tmp"
+            # as on Flatcar and Fedora CoreOS, one unprivileged user (core, uid 500) reaches root
+            # through sudo without a password: Ansible's become from a user who is not root
+            chroot "$root.tmp" useradd --create-home --uid 500 --user-group --shell /bin/bash core
+            echo 'core ALL=(ALL) NOPASSWD: ALL' > "$root.tmp/etc/sudoers.d/core"
+            chmod 0440 "$root.tmp/etc/sudoers.d/core" ;;
     esac
     # A privileged container shares this machine's kernel: mask every unit that would change
     # kernel-wide state (udev acting on our devices, sysctl and binfmt_misc settings that are

@@ -51,3 +51,17 @@ def test_nothing_python_like_outside_the_prefix(node):
         assert [n for n in names if 'python' in n.lower()] == [], d
     # the prefix is all the extension adds besides its release file
     assert node.check_output('ls -A /usr/lib/tucked-sysext') == 'python'
+
+
+def test_the_sid_host_was_reached_as_core_who_became_root(host, node):
+    """molecule.yml: the sid host is reached as the user core (uid 500) with become (sudo), as
+    Flatcar and Fedora CoreOS hosts are: Ansible's temporary files went to core's home, and
+    what the roles installed belongs to root."""
+    core = node.file('/home/core/.ansible')
+    if not host.backend.host.endswith('-sid'):
+        assert not core.exists
+        return
+    assert core.is_directory and core.user == 'core' and core.uid == 500
+    assert node.check_output('sudo -n -u core sudo -n id -u') == '0'
+    for path in (STORE, STORE + '/' + node.check_output('ls -A %s', STORE), '/var/lib/extensions/tucked-python.raw'):
+        assert node.file(path).user == 'root', path
