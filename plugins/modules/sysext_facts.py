@@ -60,8 +60,8 @@ options:
     type: str
   next_os_release:
     description:
-      - Another os-release to match every image against, the one an OS update would bring: a dict
-        of its fields (V({ID: fedora, VERSION_ID: "42"})), or the text of an os-release file (for a
+      - Another os-release to match every image against, the one an OS update would bring, as a dict
+        of its fields (C(ID) V(fedora), C(VERSION_ID) V("42")), or the text of an os-release file (for a
         file on the controller, C(lookup('ansible.builtin.file', 'next-os-release'))). Each image then
         says in C(next_os) whether it would still match that OS, and if not the field that fails and
         why; C(ansible_facts.sysext.next_os) lists the images the update would drop.
@@ -70,7 +70,7 @@ options:
         C(SYSEXT_LEVEL) / C(CONFEXT_LEVEL) of this os-release, the scope of O(root) and the
         architecture of the running kernel (systemd compares C(ARCHITECTURE=) of an extension with
         the kernel's, not with the os-release's C(ARCHITECTURE=), so an OS update does not change it).
-      - Read more strictly than systemd reads os-release, as a typo would change the answer silently:
+      - Read more strictly than systemd reads os-release, as a typo would change the answer silently;
         a line that is not C(KEY=VALUE), a value that is not a string (quote V("42"); an integer is
         taken as its digits) or a missing C(ID) fails the task, naming the input and the fix.
       - Only the images in the search directories are matched (those a merge after the update would
