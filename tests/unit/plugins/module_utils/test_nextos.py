@@ -15,7 +15,7 @@ NOW = Host(os_release={'ID': 'debian', 'VERSION_ID': '13'}, architecture=ARCH, s
 
 
 def nxt(fields, current=NOW):
-    host, _ = nextos.host_for(nextos.from_fields(fields), 'next_os_release', current)
+    host = nextos.host_for(nextos.from_fields(fields), 'next_os_release', current)[0]
     return host
 
 
@@ -196,7 +196,7 @@ def root_fixture(tmp_path):
 
 def test_facts_with_the_next_os(root):
     snap = engine.gather(str(root), cache='off')
-    host, _ = nextos.host_for({'ID': 'debian', 'VERSION_ID': '14'}, 'next_os_release', snap.host)
+    host = nextos.host_for({'ID': 'debian', 'VERSION_ID': '14'}, 'next_os_release', snap.host)[0]
     facts = engine.facts(snap, host)
     by = {(i['class'], i['name'] or i['entry']): i for i in facts['images']}
     assert by[('sysext', 'pinned')]['next_os'] == {
@@ -229,7 +229,7 @@ def test_facts_without_the_next_os_are_unchanged(root):
 
 def test_same_os_drops_nothing(root):
     snap = engine.gather(str(root), cache='off')
-    host, _ = nextos.host_for(dict(snap.host.os_release), 'next_os_release', snap.host)
+    host = nextos.host_for(dict(snap.host.os_release), 'next_os_release', snap.host)[0]
     facts = engine.facts(snap, host)
     assert facts['next_os']['compatible'] is True and facts['next_os']['dropped'] == []
     assert facts['next_os']['gained'] == []
