@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import config, imagecheck, imagemeta, images as images_mod
-from . import mountapi, mountinfo, mutable, origin, policy, release, state
+from . import mountapi, mountinfo, mutable, nextos, origin, policy, release, state
 from .version import version_key
 
 DEFAULT_MUTABLE = 'no'
@@ -352,11 +352,13 @@ def _partition(layout) -> dict | None:
                 signature_partition=d['signature_partition'])
 
 
-def facts(snap: Snapshot) -> dict:
-    """The ``ansible_facts.sysext`` document."""
+def facts(snap: Snapshot, next_host: release.Host | None = None) -> dict:
+    """The ``ansible_facts.sysext`` document. ``next_host`` (nextos.host_for()): each image also
+    says whether it would match that OS (``next_os``), and ``next_os`` sums it up."""
     hierarchies = {}
     images = []
     classes = {}
+    next_found = []
     for cls, cs in snap.classes.items():
         classes[cls] = dict(cs.plan.as_dict(), settings=cs.settings_dict())
         for h in cs.hierarchies:
@@ -399,13 +401,18 @@ def facts(snap: Snapshot) -> dict:
                 'verity_hash': img.verity_hash,
                 'blocks_merge': bool(img.fatal),
             })
+            if next_host is not None:
+                images[-1]['next_os'] = nextos.image_match(img, next_host)
+                next_found.append((img, images[-1]['next_os']))
         for ign in cs.discovery.ignored:
             images.append({'name': ign.get('name'), 'class': cls, 'path': None, 'entry': ign['entry'],
                            'type': 'ignored', 'version': None, 'compatible': False, 'reason': ign['reason'],
                            'release_file': None, 'provides': [], 'shadows': [], 'origin': None, 'picked': None,
                            'container': None, 'fstype': None, 'compression': None, 'partition': None,
                            'protection': None, 'verity_hash': None, 'blocks_merge': bool(ign.get('fatal'))})
-    return {
+            if next_host is not None:
+                images[-1]['next_os'] = None
+    doc = {
         'root': snap.root,
         'needs_refresh': snap.needs_refresh,
         'classes': classes,
@@ -418,6 +425,9 @@ def facts(snap: Snapshot) -> dict:
                  'architecture': snap.host.architecture, 'scope': snap.host.scope},
         'kernel': snap.kernel,
     }
+    if next_host is not None:
+        doc['next_os'] = nextos.summary(next_host, snap.host, next_found)
+    return doc
 
 
 def warnings_of(snap: Snapshot) -> list:

@@ -18,7 +18,7 @@ CLASSES = (SYSEXT, CONFEXT)
 # READ_FULL_BYTES_MAX (src/basic/fileio.h): 64 MiB - 1
 MAX_RELEASE_SIZE = 64 * 1024 * 1024 - 1
 
-_KEY = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+KEY = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _SHELL_NEED_ESCAPE = '"\\`$'
 
 # uname machine -> systemd architecture name (src/basic/architecture.c)
@@ -41,7 +41,13 @@ def _add(val: list, size: int, part: str) -> int:
     return size + len(part)
 
 
-def parse_env(text: str) -> dict[str, str]:
+def _line_at(text: str, start: int) -> tuple[int, str]:
+    """(line number, the line) of the line starting at offset ``start``."""
+    end = text.find('\n', start)
+    return text.count('\n', 0, start) + 1, text[start:end if end >= 0 else len(text)].strip()
+
+
+def parse_env(text: str, ignored: list | None = None) -> dict[str, str]:
     """Parse an os-release style file the way systemd's parse_env_file() does.
 
     KEY=VALUE lines; ``#`` and ``;`` start comments; values may be single- or
@@ -50,7 +56,8 @@ def parse_env(text: str) -> dict[str, str]:
     newline continues the line. Whitespace around keys and bare values is dropped.
     Lines without ``=`` or with an invalid key are ignored, as systemd does. A quote left open
     takes the rest of the file into the value (env-file.c pushes the value at the end in any
-    quoted state). Raises ReleaseError for NUL bytes.
+    quoted state). Raises ReleaseError for NUL bytes. ``ignored``, when given, receives
+    (line number, line) of every line systemd would ignore (no ``=``, or an invalid key).
     """
     if '\0' in text:
         raise ReleaseError('contains NUL bytes')
@@ -71,6 +78,8 @@ def parse_env(text: str) -> dict[str, str]:
             i += 1
         key = text[start:i].strip()
         if i >= n or text[i] == '\n':
+            if ignored is not None:
+                ignored.append(_line_at(text, start))
             continue  # no '=': ignored
         i += 1  # '='
         # PRE_VALUE: skip blanks
@@ -123,13 +132,15 @@ def parse_env(text: str) -> dict[str, str]:
                     last_significant = size
                 i += 1
         value = ''.join(val)[:last_significant]
-        if _KEY.match(key):
+        if KEY.match(key):
             out[key] = value
+        elif ignored is not None:
+            ignored.append(_line_at(text, start))
     return out
 
 
-def read_release_bytes(data: bytes, what: str) -> dict[str, str]:
-    """Decode and parse; errors name ``what`` (the file)."""
+def read_release_bytes(data: bytes, what: str, ignored: list | None = None) -> dict[str, str]:
+    """Decode and parse; errors name ``what`` (the file). ``ignored``: see parse_env()."""
     if len(data) > MAX_RELEASE_SIZE:
         raise ReleaseError('%s is larger than %d bytes; a release file holds a few KEY=VALUE lines'
                            % (what, MAX_RELEASE_SIZE))
@@ -138,7 +149,7 @@ def read_release_bytes(data: bytes, what: str) -> dict[str, str]:
     except UnicodeDecodeError as e:
         raise ReleaseError('%s is not valid UTF-8 (byte %d); rewrite it as KEY=VALUE text' % (what, e.start)) from None
     try:
-        return parse_env(text)
+        return parse_env(text, ignored)
     except ReleaseError as e:
         raise ReleaseError('%s: %s' % (what, e)) from None
 
@@ -222,7 +233,21 @@ def _host_field(host: Host, key: str) -> str:
 
 
 def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool, str]:
-    """systemd's extension_release_validate(): (compatible, reason).
+    """systemd's extension_release_validate(): (compatible, reason). See match()."""
+    m = match(name, ext, host, cls)
+    return m.compatible, m.reason
+
+
+class Match(NamedTuple):
+    compatible: bool
+    reason: str
+    field: str | None = None   # the release field that fails (None when compatible)
+
+
+def match(name: str, ext: dict[str, str], host: Host, cls: str) -> Match:
+    """systemd's extension_release_validate(): whether ``ext`` matches ``host``, why, and the
+    field that fails (``SYSEXT_SCOPE``/``CONFEXT_SCOPE``, ``ARCHITECTURE``, ``ID``,
+    ``SYSEXT_LEVEL``/``CONFEXT_LEVEL``, ``VERSION_ID``; ``extension-release`` for no data).
 
     The order of checks and their meaning follow src/shared/extension-util.c (262): scope,
     architecture, ID (``_any`` matches every host and skips the version checks; ID_LIKE of
@@ -231,9 +256,9 @@ def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool
     field of the extension-release file that does not match, and the host's value.
     """
     if not ext:
-        return False, "extension '%s' carries no release data" % name
+        return Match(False, "extension '%s' carries no release data" % name, 'extension-release')
     if not host.id:
-        return False, "extension '%s' cannot be matched: the root's os-release has no ID" % name
+        return Match(False, "extension '%s' cannot be matched: the root's os-release has no ID" % name, 'ID')
 
     skey = scope_key(cls)
     scopes = ext.get(skey)
@@ -243,51 +268,51 @@ def validate(name: str, ext: dict[str, str], host: Host, cls: str) -> tuple[bool
             why = 'it has no %s, which means "system portable"' % skey
         else:
             why = '%s=%s' % (skey, scopes)
-        return False, "extension '%s' is not suitable for scope %s: %s%s" % (
+        return Match(False, "extension '%s' is not suitable for scope %s: %s%s" % (
             name, host.scope, why,
-            ' (the root is an initrd: it has /etc/initrd-release)' if host.scope == 'initrd' else '')
+            ' (the root is an initrd: it has /etc/initrd-release)' if host.scope == 'initrd' else ''), skey)
 
     arch = ext.get('ARCHITECTURE', '')
     if arch and arch != '_any' and arch != host.architecture:
-        return False, "extension '%s' is for architecture '%s' (ARCHITECTURE=%s), but deployed on top of '%s'" % (
-            name, arch, arch, host.architecture)
+        return Match(False, "extension '%s' is for architecture '%s' (ARCHITECTURE=%s), but deployed on top of '%s'" % (
+            name, arch, arch, host.architecture), 'ARCHITECTURE')
 
     ext_id = ext.get('ID', '')
     if not ext_id:
-        return False, ("extension '%s' does not contain ID in its release file (use the host's ID=%s, an ID "
-                       "of its ID_LIKE, or ID=_any)" % (name, host.id))
+        return Match(False, "extension '%s' does not contain ID in its release file (use the host's ID=%s, an ID "
+                            "of its ID_LIKE, or ID=_any)" % (name, host.id), 'ID')
     if ext_id == '_any':
-        return True, "extension '%s' matches any OS (ID=_any)" % name
+        return Match(True, "extension '%s' matches any OS (ID=_any)" % name)
 
     host_id = host.id
     like = host.os_release.get('ID_LIKE', '').split()
     if ext_id != host_id and ext_id not in like:
-        return False, "extension '%s' is for OS '%s' (ID=%s), but deployed on top of '%s' (%s%s)" % (
+        return Match(False, "extension '%s' is for OS '%s' (ID=%s), but deployed on top of '%s' (%s%s)" % (
             name, ext_id, ext_id, host_id, _host_field(host, 'ID'),
-            ", ID_LIKE='%s'" % ' '.join(like) if like else '')
+            ", ID_LIKE='%s'" % ' '.join(like) if like else ''), 'ID')
 
     lkey = level_key(cls)
     host_version = host.os_release.get('VERSION_ID', '')
     host_level = host.os_release.get(lkey, '')
     if not host_version and not host_level:
-        return True, "no version info on the host (rolling release?), ID of '%s' matched" % name
+        return Match(True, "no version info on the host (rolling release?), ID of '%s' matched" % name)
 
     ext_level = ext.get(lkey, '')
     if host_level and ext_level:
         if host_level != ext_level:
-            return False, "extension '%s' is for API level '%s' (%s=%s), but running on API level '%s' (%s)" % (
-                name, ext_level, lkey, ext_level, host_level, _host_field(host, lkey))
+            return Match(False, "extension '%s' is for API level '%s' (%s=%s), but running on API level '%s' (%s)" % (
+                name, ext_level, lkey, ext_level, host_level, _host_field(host, lkey)), lkey)
     elif host_version:
         ext_version = ext.get('VERSION_ID', '')
         if not ext_version:
-            return False, ("extension '%s' does not contain VERSION_ID in its release file but the host requires "
-                           "'%s' (%s); set VERSION_ID=%s%s, or ID=_any" % (
-                               name, host_version, _host_field(host, 'VERSION_ID'), host_version,
-                               ' or %s=%s' % (lkey, host_level) if host_level else ''))
+            return Match(False, "extension '%s' does not contain VERSION_ID in its release file but the host requires "
+                                "'%s' (%s); set VERSION_ID=%s%s, or ID=_any" % (
+                                    name, host_version, _host_field(host, 'VERSION_ID'), host_version,
+                                    ' or %s=%s' % (lkey, host_level) if host_level else ''), 'VERSION_ID')
         if ext_version != host_version:
-            return False, "extension '%s' is for OS version '%s' (VERSION_ID=%s), but deployed on top of '%s' (%s)" % (
-                name, ext_version, ext_version, host_version, _host_field(host, 'VERSION_ID'))
-    return True, "version info of extension '%s' matches the host" % name
+            return Match(False, "extension '%s' is for OS version '%s' (VERSION_ID=%s), but deployed on top of '%s' (%s)" % (
+                name, ext_version, ext_version, host_version, _host_field(host, 'VERSION_ID')), 'VERSION_ID')
+    return Match(True, "version info of extension '%s' matches the host" % name)
 
 
 def parse_boolean(v: str) -> bool | None:

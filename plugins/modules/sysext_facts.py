@@ -58,6 +58,34 @@ options:
         reported as not compatible, with the rule. When not given, C(ImagePolicy=) of the root's
         C(sysext.conf) / C(confext.conf), else systemd's default.
     type: str
+  next_os_release:
+    description:
+      - Another os-release to match every image against, the one an OS update would bring, as a dict
+        of its fields (C(ID) V(fedora), C(VERSION_ID) V("42")), or the text of an os-release file (for a
+        file on the controller, C(lookup('ansible.builtin.file', 'next-os-release'))). Each image then
+        says in C(next_os) whether it would still match that OS, and if not the field that fails and
+        why; C(ansible_facts.sysext.next_os) lists the images the update would drop.
+      - The images are matched with the rules used for the running OS (systemd's
+        C(extension_release_validate()) of 262) against C(ID), C(ID_LIKE), C(VERSION_ID) and
+        C(SYSEXT_LEVEL) / C(CONFEXT_LEVEL) of this os-release, the scope of O(root) and the
+        architecture of the running kernel (systemd compares C(ARCHITECTURE=) of an extension with
+        the kernel's, not with the os-release's C(ARCHITECTURE=), so an OS update does not change it).
+      - Read more strictly than systemd reads os-release, as a typo would change the answer silently;
+        a line that is not C(KEY=VALUE), a value that is not a string (quote V("42"); an integer is
+        taken as its digits) or a missing C(ID) fails the task, naming the input and the fix.
+      - Only the images in the search directories are matched (those a merge after the update would
+        consider, the selected versions of M(tucked.sysext.sysext_image) included); versions kept in
+        its store that no link selects are not read (M(tucked.sysext.sysext_image) matches a version
+        against the os-release in place when it selects one, so a rollback after the update is checked
+        then).
+    type: raw
+  next_os_release_file:
+    description:
+      - The same as O(next_os_release), read from an os-release file on the managed node (for
+        example the new OS's C(usr/lib/os-release), unpacked or mounted somewhere). The path is taken
+        as it is, not relative to O(root).
+      - Mutually exclusive with O(next_os_release).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -106,6 +134,21 @@ EXAMPLES = r"""
   tucked.sysext.sysext_facts:
     root: /mnt/target
     classes: [sysext]
+
+- name: Refuse an OS update that would drop extensions (fields given as data)
+  tucked.sysext.sysext_facts:
+    next_os_release:
+      ID: debian
+      VERSION_ID: "14"
+
+- name: Fail naming each image the next OS would drop, and the field
+  ansible.builtin.assert:
+    that: ansible_facts.sysext.next_os.compatible
+    fail_msg: "{{ ansible_facts.sysext.next_os.dropped | map(attribute='reason') | list }}"
+
+- name: The next os-release as a file on the controller
+  tucked.sysext.sysext_facts:
+    next_os_release: "{{ lookup('ansible.builtin.file', 'next-os-release') }}"
 
 - name: Fail when an image in a search directory does not match the host
   ansible.builtin.assert:
@@ -326,6 +369,19 @@ ansible_facts:
                   loop, which fails systemd's whole image discovery); C(reason) says why, naming the file and
                   the fix.
               type: bool
+            next_os:
+              description:
+                - Whether the image's extension-release would match the os-release of O(next_os_release) /
+                  O(next_os_release_file), C(compatible) (V(null) when its release could not be read), C(field),
+                  the field that fails (C(ID), C(VERSION_ID), C(SYSEXT_LEVEL), C(CONFEXT_LEVEL), C(ARCHITECTURE),
+                  C(SYSEXT_SCOPE), C(CONFEXT_SCOPE), or C(extension-release) for an image without release data;
+                  V(null) when it matches), and C(reason), why it matches or not, naming the field and both values.
+                - Only the extension-release is judged (the image policy and the file's readability are as today,
+                  see C(compatible)). V(null) for an ignored entry.
+              returned: when O(next_os_release) or O(next_os_release_file) is given
+              type: dict
+              sample: {"compatible": false, "field": "VERSION_ID", "reason": "extension 'foo' is for OS version '13'
+                (VERSION_ID=13), but deployed on top of '14' (VERSION_ID=14 in next_os_release)"}
         host:
           description: The host the images are matched against (from O(root)'s os-release).
           type: dict
@@ -351,6 +407,61 @@ ansible_facts:
             scope:
               description: C(system), or C(initrd) when the root has C(/etc/initrd-release).
               type: str
+        next_os:
+          description:
+            - The next-OS check of O(next_os_release) / O(next_os_release_file), summed up.
+          returned: when O(next_os_release) or O(next_os_release_file) is given
+          type: dict
+          contains:
+            source:
+              description: V(next_os_release) (given as data), or the path of O(next_os_release_file).
+              type: str
+              sample: next_os_release
+            id:
+              description: C(ID) of the next os-release.
+              type: str
+              sample: debian
+            version_id:
+              description: C(VERSION_ID) of the next os-release, V(null) without one.
+              type: str
+              sample: "14"
+            id_like:
+              description: C(ID_LIKE) of the next os-release, V(null) without one.
+              type: str
+            sysext_level:
+              description: C(SYSEXT_LEVEL) of the next os-release, V(null) without one.
+              type: str
+            confext_level:
+              description: C(CONFEXT_LEVEL) of the next os-release, V(null) without one.
+              type: str
+            architecture:
+              description: The architecture matched against, that of the running kernel (systemd's name).
+              type: str
+              sample: x86-64
+            scope:
+              description: The scope matched against, that of O(root) (C(system), or C(initrd)).
+              type: str
+              sample: system
+            compatible:
+              description: Whether every image compatible now would still match the next OS (C(dropped) is empty).
+              type: bool
+              sample: false
+            dropped:
+              description:
+                - The images compatible now that the next OS would refuse, each with C(name), C(class), C(entry),
+                  C(version), C(field) (the field that fails) and C(reason).
+              type: list
+              elements: dict
+              sample: [{"name": "foo", "class": "sysext", "entry": "/var/lib/extensions/foo.raw", "version": "1.0",
+                        "field": "VERSION_ID", "reason": "extension 'foo' is for OS version '13' (VERSION_ID=13), but
+                        deployed on top of '14' (VERSION_ID=14 in next_os_release)"}]
+            gained:
+              description:
+                - The images whose extension-release does not match the OS now but would match the next one
+                  (prepared for the update), each with C(name), C(class), C(entry) and C(version).
+              type: list
+              elements: dict
+              sample: [{"name": "foo-14", "class": "sysext", "entry": "/var/lib/extensions/foo-14", "version": "1.0"}]
         kernel:
           description: What the running kernel offers for an atomic refresh.
           type: dict
@@ -370,7 +481,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 # first: from here on, the compiled code of this collection's module_utils is cached on the target
 from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.tucked.sysext.plugins.module_utils import engine
+from ansible_collections.tucked.sysext.plugins.module_utils import engine, nextos
 
 ARGUMENT_SPEC = {
     'root': {'type': 'path', 'default': '/'},
@@ -378,20 +489,38 @@ ARGUMENT_SPEC = {
                 'default': ['sysext', 'confext']},
     'mutable': {'type': 'str', 'choices': ['no', 'yes', 'auto', 'import', 'ephemeral', 'ephemeral-import']},
     'image_policy': {'type': 'str'},
+    'next_os_release': {'type': 'raw'},
+    'next_os_release_file': {'type': 'path'},
 }
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    classes = tuple(dict.fromkeys(module.params['classes']))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           mutually_exclusive=[('next_os_release', 'next_os_release_file')])
+    params = module.params
+    classes = tuple(dict.fromkeys(params['classes']))
+    next_fields = None
     try:
-        snap = engine.gather(module.params['root'], classes, mode=module.params['mutable'],
-                             image_policy=module.params['image_policy'], cache='off' if module.check_mode else 'update')
+        if params['next_os_release'] is not None or params['next_os_release_file']:
+            next_fields = nextos.load(params['next_os_release'], params['next_os_release_file'])
+    except nextos.NextOSError as e:
+        module.fail_json(msg=str(e))
+    try:
+        snap = engine.gather(params['root'], classes, mode=params['mutable'],
+                             image_policy=params['image_policy'], cache='off' if module.check_mode else 'update')
     except engine.EngineError as e:
         module.fail_json(msg=str(e))
+    next_host = None
+    if next_fields is not None:
+        try:
+            next_host, warnings = nextos.host_for(next_fields[0], next_fields[1], snap.host)
+        except nextos.NextOSError as e:
+            module.fail_json(msg=str(e))
+        for w in warnings:
+            module.warn(w)
     for w in engine.warnings_of(snap):
         module.warn(w)
-    module.exit_json(changed=False, ansible_facts={'sysext': engine.facts(snap)})
+    module.exit_json(changed=False, ansible_facts={'sysext': engine.facts(snap, next_host)})
 
 
 if __name__ == '__main__':

@@ -97,7 +97,46 @@ def rollout() -> dict:
     return res
 
 
-SCENARIOS = {'rollout': rollout}
+def nextos() -> dict:
+    """The pre-flight's next-OS check: hello 1.0 and the confext motd 1 (both for debian 12,
+    VERSION_ID pinned) rolled out; then rollouts of hello 2.0 pointed at a next OS, refused before any
+    host changes (data, a file on each host, check mode, malformed input), or let through."""
+    fleet = Fleet(3)
+    hello = {v: squashfs(build_tree(os.path.join(fleet.work, 'tree-hello-' + v), 'hello', 'sysext', v,
+                                    {'usr/share/hello/VERSION': v + '\n'}, release='ID=debian\nVERSION_ID=12\n'),
+                         os.path.join(fleet.work, 'hello-%s.raw' % v)) for v in ('1.0', '2.0')}
+    motd = squashfs(build_tree(os.path.join(fleet.work, 'tree-motd'), 'motd', 'confext', '1',
+                               {'etc/motd.d/hello.conf': 'motd 1\n'}, release='ID=debian\nVERSION_ID=12\n'),
+                    os.path.join(fleet.work, 'motd-1.raw'))
+
+    def want(v: str, **extra) -> dict:
+        return dict({'sysext_images': [{'name': 'hello', 'version': v, 'src': hello[v]}],
+                     'sysext_confexts': [{'name': 'motd', 'version': '1', 'src': motd}]}, **extra)
+
+    def run(extra: dict, *args: str) -> dict:
+        play = fleet.play('tucked.sysext.rollout', extra, *args)
+        out = step(fleet, play)
+        out['refusals'] = [ln for ln in play.out.splitlines() if 'would drop' in ln or 'next_os_release' in ln]
+        return out
+
+    debian13 = {'ID': 'debian', 'VERSION_ID': '13'}
+    res = {'v1': run(want('1.0'))}
+    res['refused_data'] = run(want('2.0', sysext_next_os_release=debian13))
+    res['refused_check'] = run(want('2.0', sysext_next_os_release=debian13), '--check')
+    for h in fleet.hosts:          # only t2's next OS is 13
+        with open(fleet.path(h, 'next-os-release'), 'w') as f:
+            f.write('ID=debian\nVERSION_ID=%s\n' % ('13' if h == 't2' else '12'))
+    res['refused_file'] = run(want('2.0', sysext_next_os_release_file='{{ sysext_root }}/next-os-release'))
+    res['malformed'] = run(want('2.0', sysext_next_os_release='ID=debian\nVERSION_ID 13\n'))
+    text = os.path.join(fleet.work, 'next-os-release')
+    with open(text, 'w') as f:
+        f.write('# a derivative: ID_LIKE counts\nID=mydeb\nID_LIKE=debian\nVERSION_ID=12\n')
+    res['accepted_text'] = run(want('2.0', sysext_next_os_release="{{ lookup('ansible.builtin.file', '%s') }}" % text))
+    res['roots'] = dict(fleet.hosts)
+    return res
+
+
+SCENARIOS = {'rollout': rollout, 'nextos': nextos}
 
 if __name__ == '__main__':
     engine()
