@@ -358,6 +358,10 @@ ARGUMENT_SPEC = {
     'image_policy': {'type': 'str'},
     'sidecar_checksums': {'type': 'dict'},
     'force': {'type': 'bool', 'default': False},
+    'repository': {'type': 'str'},
+    'match_pattern': {'type': 'list', 'elements': 'str'},
+    'keyring': {'type': 'path'},
+    'probe_host': {'type': 'bool', 'default': False},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -368,13 +372,19 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            mutually_exclusive=[('src', 'url')])
     p = module.params
+    if p['probe_host']:
+        module.exit_json(changed=False, **store.probe_host(p['root']))
+    if p['repository']:
+        module.fail_json(msg='repository %s is read on the controller, but the action plugin did not read it; use the '
+                             'module through tucked.sysext.sysext_image' % p['repository'])
     if p['src'] and not p['remote_src']:
         module.fail_json(msg='src %s is a controller path, but the action plugin did not transfer it; '
                              'use the module through tucked.sysext.sysext_image, or set remote_src: true' % p['src'])
 
     def opener(url):
         resp, info = fetch_url(module, url, timeout=p['url_timeout'])
-        if resp is None or info.get('status') != 200:
+        # (a file:// URL has no status)
+        if resp is None or info.get('status') != (None if url.lower().startswith('file:') else 200):
             raise store.StoreError('cannot download %s: %s %s; nothing was stored'
                                    % (url, info.get('status'), info.get('msg', '')))
         return resp
@@ -388,6 +398,8 @@ def main():
         res = store.ensure(opts, opener)
     except store.InterpreterInUse as e:
         module.fail_json(msg=str(e), stored=e.stored, interpreter=e.details)
+    except store.Incompatible as e:
+        module.fail_json(msg=str(e), stored=e.stored, compatible=False)
     except store.StoreError as e:
         module.fail_json(msg=str(e), stored=e.stored)
     for w in res.warnings:
