@@ -65,10 +65,6 @@ def verify_signature(data: bytes, signature: bytes, keyring: str, index: str, si
     if gpgv is None:
         raise repository.RepositoryError('keyring given, but gpgv is not installed on the controller (Debian: apt-get '
                                          'install gpgv), so %s cannot be verified' % sig_name)
-    keyring = os.path.abspath(os.path.expanduser(keyring))
-    if not os.path.isfile(keyring):
-        raise repository.RepositoryError('keyring %s is not a file on the controller; give a keyring exported with '
-                                         'gpg --export KEYID > FILE' % keyring)
     work = tempfile.mkdtemp(prefix='tucked-gpgv-')
     try:
         for fname, content in (('index', data), ('index.sig', signature)):
@@ -92,6 +88,11 @@ def verify_signature(data: bytes, signature: bytes, keyring: str, index: str, si
 
 def fetch_index(source: Source, opener, keyring: str | None) -> dict:
     """{'entries': [(name, hex)], 'index': location, 'signed': bool}; RepositoryError on any problem."""
+    if keyring:
+        keyring = os.path.abspath(os.path.expanduser(keyring))
+        if not os.path.isfile(keyring):
+            raise repository.RepositoryError('keyring %s is not a file on the controller; give a keyring exported '
+                                             'with gpg --export KEYID > FILE' % keyring)
     data = _read(source, repository.INDEX, opener)
     signed = False
     if keyring:
