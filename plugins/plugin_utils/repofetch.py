@@ -6,10 +6,12 @@
 ``gpgv`` against the keyring given, and the result kept for the rest of the play.
 
 Ansible runs each host's task in a worker process of its own (forked per task and host), so a
-cache in memory would be per host. The index is kept in a file instead, in a directory of the
-controller user's (mode 0700) under the system's temporary directory, keyed by the play's UUID,
-the index location and the keyring; a lock makes the first worker fetch while the others of
-the same play wait and read what it fetched (or the error it got). A new play fetches again."""
+cache in memory would be per host. The index is kept in a file instead, keyed by the play's
+UUID, the index location and the keyring, in a private directory (mode 0700): the action plugin
+gives ansible-playbook's own local temporary directory (``DEFAULT_LOCAL_TMP``, which Ansible
+removes when the run ends, as it does with its AnsiballZ cache there). A lock makes the first
+worker fetch while the others of the same play wait and read what it fetched (or the error it
+got). A new play fetches again."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -78,7 +81,7 @@ def verify_signature(data: bytes, signature: bytes, keyring: str, index: str, si
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if res.returncode != 0:
-        said = ' '.join(line.strip() for line in res.stderr.splitlines() if line.strip())
+        said = ' '.join(re.sub(r'^gpgv:\s*', '', line.strip()) for line in res.stderr.splitlines() if line.strip())
         why = ('it is signed with a key that is not in the keyring %s' % keyring if 'No public key' in said
                else 'the signature does not verify against the keyring %s' % keyring)
         raise repository.RepositoryError('%s is refused: %s (gpgv: %s); give the keyring of the key that signs the '
@@ -107,8 +110,9 @@ def fetch_index(source: Source, opener, keyring: str | None) -> dict:
     return {'entries': entries, 'index': source.index, 'signed': signed}
 
 
-def _cache_dir() -> str:
-    d = os.path.join(tempfile.gettempdir(), 'tucked-sysext-index-%d' % os.getuid())
+def _cache_dir(parent: str | None) -> str:
+    d = os.path.join(parent, 'tucked-sysext-index') if parent else \
+        os.path.join(tempfile.gettempdir(), 'tucked-sysext-index-%d' % os.getuid())
     try:
         os.mkdir(d, 0o700)
     except FileExistsError:
@@ -119,11 +123,13 @@ def _cache_dir() -> str:
     return d
 
 
-def cached_index(play: str, source: Source, opener, keyring: str | None) -> tuple[dict, bool]:
+def cached_index(play: str, source: Source, opener, keyring: str | None, directory: str | None = None) \
+        -> tuple[dict, bool]:
     """fetch_index() once per play: (the result, whether it came from the cache). An error is
-    cached too and raised again for every host of the play."""
+    cached too and raised again for every host of the play. ``directory``: where the cache
+    directory is made (default: the system's temporary directory)."""
     key = hashlib.sha256(json.dumps([play, source.index, keyring]).encode()).hexdigest()[:32]
-    d = _cache_dir()
+    d = _cache_dir(directory)
     path = os.path.join(d, key + '.json')
     with open(os.path.join(d, key + '.lock'), 'a') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -14,6 +14,7 @@ import os
 import re
 from urllib.error import HTTPError, URLError
 
+from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -81,7 +82,7 @@ def run(action, args: dict, task_vars: dict) -> dict:
         source = _source(action, args['repository'])
         timeout = int(args.get('url_timeout') or 30)
         index, cached = repofetch.cached_index(_play_id(action), source, _opener(timeout, boolean(
-            args.get('validate_certs', True), strict=False)), args.get('keyring'))
+            args.get('validate_certs', True), strict=False)), args.get('keyring'), C.DEFAULT_LOCAL_TMP)
         choice = repository.choose(index['entries'], patterns, spec)
     except (repository.RepositoryError, AnsibleError) as e:
         return {'failed': True, 'msg': '%s: %s' % (name, to_text(e)), 'changed': False}
@@ -104,6 +105,12 @@ def run(action, args: dict, task_vars: dict) -> dict:
         if res.get('failed') and res.get('compatible') is False:
             info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': res.get('msg')})
             continue
+        if res.get('failed'):
+            res['msg'] = '%s: %s; %s lists %s with that checksum%s' % (
+                name, res.get('msg'), index['index'], entry.name,
+                ': the repository does not serve the file it lists, so it is incomplete (publish the file or drop its '
+                'line), or pin another version' if str(res.get('msg', '')).startswith('cannot download') else
+                ': the file or the index is wrong; fix the repository, or pin another version')
         return res
     res['msg'] = ('%s: none of the %d version(s) of %s that fit version %s can be selected on this host: %s; nothing '
                   'was changed' % (name, len(choice.candidates), index['index'], spec.text,

@@ -101,7 +101,7 @@ def test_urls_go_through_the_opener():
 
 
 def _fetch_in_worker(args):
-    play, base, counter = args
+    play, base, counter, cache = args
     calls = []
 
     def opener(url, missing_ok):
@@ -109,7 +109,7 @@ def _fetch_in_worker(args):
         with open(counter, 'a') as f:
             f.write(url + '\n')
         return b'%s  d-1-x86-64.raw\n' % (b'a' * 64)
-    got, hit = repofetch.cached_index(play, repofetch.Source(base=base), opener, None)
+    got, hit = repofetch.cached_index(play, repofetch.Source(base=base), opener, None, cache)
     return got['entries'], hit
 
 
@@ -118,10 +118,10 @@ def test_the_index_is_fetched_once_per_play_by_concurrent_workers(tmp_path):
     counter = str(tmp_path / 'fetches')
     base = 'http://h/%s/' % tmp_path.name
     with multiprocessing.get_context('fork').Pool(5) as pool:
-        got = pool.map(_fetch_in_worker, [('play-1', base, counter)] * 5)
+        got = pool.map(_fetch_in_worker, [('play-1', base, counter, str(tmp_path))] * 5)
     assert [e for e, _hit in got] == [[('d-1-x86-64.raw', 'a' * 64)]] * 5
     assert sorted(hit for _e, hit in got) == [False, True, True, True, True]
-    assert _fetch_in_worker(('play-2', base, counter))[1] is False     # another play fetches again
+    assert _fetch_in_worker(('play-2', base, counter, str(tmp_path)))[1] is False     # another play fetches again
     with open(counter) as f:
         assert f.read().splitlines() == [base + 'SHA256SUMS'] * 2
 
@@ -135,5 +135,6 @@ def test_a_fetch_error_is_kept_for_the_play_too(tmp_path):
     src = repofetch.Source(base='http://h/%s/' % tmp_path.name)
     for _ in range(3):
         with pytest.raises(repository.RepositoryError, match='HTTP 404'):
-            repofetch.cached_index('play-e', src, opener, None)
+            repofetch.cached_index('play-e', src, opener, None, str(tmp_path))
     assert len(calls) == 1
+    assert oct(os.stat(tmp_path / 'tucked-sysext-index').st_mode & 0o777) == '0o700'
