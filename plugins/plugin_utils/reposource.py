@@ -80,9 +80,10 @@ def run(action, args: dict, task_vars: dict) -> dict:
     try:
         patterns = repository.patterns_for(name, args.get('match_pattern'), host)
         source = _source(action, args['repository'])
+        keyring = _keyring(action, args.get('keyring'))
         timeout = int(args.get('url_timeout') or 30)
         index, cached = repofetch.cached_index(_play_id(action), source, _opener(timeout, boolean(
-            args.get('validate_certs', True), strict=False)), args.get('keyring'), C.DEFAULT_LOCAL_TMP)
+            args.get('validate_certs', True), strict=False)), keyring, C.DEFAULT_LOCAL_TMP)
         choice = repository.choose(index['entries'], patterns, spec)
     except (repository.RepositoryError, AnsibleError) as e:
         return {'failed': True, 'msg': '%s: %s' % (name, to_text(e)), 'changed': False}
@@ -117,6 +118,17 @@ def run(action, args: dict, task_vars: dict) -> dict:
                                    '; '.join('%s: %s' % (r['file'], r['reason']) for r in info['refused'])))
     res['repository'] = info
     return res
+
+
+def _keyring(action, keyring: str | None) -> str | None:
+    """A relative keyring is searched like src (files/ of the role and the playbook)."""
+    if not keyring or os.path.isabs(os.path.expanduser(keyring)):
+        return keyring
+    try:
+        return action._find_needle('files', keyring)
+    except AnsibleError:
+        raise repository.RepositoryError('keyring %s: no such file on the controller (a relative path is searched '
+                                         'like src, in files/)' % keyring) from None
 
 
 def _source(action, location: str) -> repofetch.Source:

@@ -19,9 +19,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from lib.ansible_run import run_tasks  # noqa: E402
+from lib.ansible_run import BIN, CALLBACKS, REPO, ansible_env, run_tasks  # noqa: E402
 from lib.fleet import build_tree, squashfs  # noqa: E402
-from lib.nsroot import FakeRoot, emit, engine  # noqa: E402
+from lib.nsroot import FakeRoot, emit, engine, sh  # noqa: E402
 
 SLOW = 4            # seconds the slow server waits; the tasks' url_timeout is 1
 
@@ -110,6 +110,27 @@ def second_root(scratch):
         f.write('ID=debian\nVERSION_ID=12\n')
     os.symlink('../usr/lib/os-release', os.path.join(root, 'etc/os-release'))
     return root
+
+
+def role(work, inventory, role_vars) -> dict:
+    """The role tucked.sysext.sysext on h1: rc, and task name -> its results."""
+    pb = os.path.join(work, 'role.yml')
+    with open(pb, 'w') as f:
+        json.dump([{'hosts': 'h1', 'gather_facts': False, 'roles': [{'role': 'tucked.sysext.sysext', 'vars': role_vars}]}],
+                  f)
+    results = os.path.join(work, 'role-results.json')
+    env = ansible_env({'TASK_RESULTS_FILE': results, 'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS,
+                       'ANSIBLE_CALLBACKS_ENABLED': 'task_results'})
+    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, pb], cwd=REPO, env=env, text=True,
+                         capture_output=True, check=False)
+    out = {'rc': res.returncode, 'traceback': 'Traceback' in res.stdout + res.stderr, 'tasks': {},
+           'recap': res.stdout[res.stdout.find('PLAY RECAP'):].strip()}
+    with open(results) as f:
+        for entry in json.load(f):
+            res_ = entry['result']
+            res_.pop('invocation', None)
+            out['tasks'].setdefault(entry['task'].split(' : ', 1)[-1], []).append(res_)
+    return out
 
 
 def main() -> dict:
@@ -231,6 +252,20 @@ def main() -> dict:
         out['file_url'] = play([{t: dict(base, repository='file://' + signed_dir, version='1.2',
                                          keyring=trusted_ring)}], hosts='h1')[0]
         out['link'] = os.readlink(os.path.join(r.path, 'etc/extensions/tool.raw'))
+        srv.take()
+
+        # the role: an entry with a repository, rolled out (stored, selected, merged), then again; the
+        # module's link above (in /etc/extensions, which systemd searches first) would shadow the role's
+        os.unlink(os.path.join(r.path, 'etc/extensions/tool.raw'))
+        role_vars = {'sysext_root': r.path, 'sysext_refresh_options': {'reload': False},
+                     'sysext_images': [{'name': 'tool', 'version': '<2', 'repository': srv.url + 'good/'}]}
+        out['role'] = role(work, inventory, role_vars)
+        out['role_requests'] = srv.take()
+        with open(os.path.join(r.path, 'usr/share/tool/VERSION')) as f:
+            out['role_merged'] = f.read()
+        out['role_again'] = role(work, inventory, role_vars)
+        out['role_again_requests'] = srv.take()
+        sh('umount', os.path.join(r.path, 'usr'))
     finally:
         srv.close()
     out['first_shown'] = out['first_shown'][-4000:]

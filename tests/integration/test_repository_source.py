@@ -82,3 +82,15 @@ def test_a_signed_controller_directory_and_a_file_url(repo):
     assert f['changed'] and f['selected'] == '1.2' and f['repository']['signed']
     assert f['repository']['url'].startswith('file:///')
     assert repo['link'] == '../../opt/extensions/tool/tool-1.2.raw'
+
+
+def test_the_role_rolls_a_repository_entry_out_and_a_second_run_changes_nothing(repo):
+    first, again = repo['role'], repo['role_again']
+    assert first['rc'] == 0 and not first['traceback'] and 'changed=2' in first['recap'] and 'failed=0' in first['recap']
+    stored, = first['tasks']['Store and select the wanted extension images'][0]['results']
+    assert stored['changed'] and stored['selected'] == '1.10' and stored['repository']['file'].startswith('tool-1.10-')
+    assert stored['path'] == '/var/lib/tucked-sysext/store/tool/tool-1.10.raw'
+    assert repo['role_merged'] == '1.10 %s' % repo['arch']            # merged: the image's file is in /usr
+    assert repo['role_requests'] == ['/good/SHA256SUMS', '/good/tool-1.10-%s.raw' % repo['arch']]
+    assert again['rc'] == 0 and 'changed=0' in again['recap'] and 'failed=0' in again['recap']
+    assert repo['role_again_requests'] == ['/good/SHA256SUMS']
