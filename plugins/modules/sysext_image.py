@@ -46,7 +46,7 @@ description:
     specifiers of the pattern (C(%a), C(%w) ...). The image's extension-release can only be read after the
     download, and it is checked before the image is renamed into place (with O(state=selected)); an image
     that does not fit is removed again, nothing changes, and the next older version that O(version)
-    allows is tried (RV(repository.refused) lists those passed over). So a repository whose newest image
+    allows is tried (C(refused) in RV(repository) lists those passed over). So a repository whose newest image
     never fits a host costs that download on every run.
   - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
     in the same directory, such as sysext-bakery's and systemd-sysupdate's C(NAME-VERSION-ARCH.raw)

@@ -350,7 +350,7 @@ def choose(index: list, patterns: list, spec: Spec) -> Choice:
 def no_match_message(name: str, source: str, patterns: list, spec: Spec, choice: Choice, index: list) -> str:
     shown = ', '.join(p.text for p in patterns)
     if not choice.matched:
-        files = [fn for fn, _ in index if not is_magic(fn)]
+        files = [fn for fn, _sum in index if not is_magic(fn)]
         return ('%s: no file of %s matches %s (%d file(s) listed%s); give match_pattern as the repository names its '
                 'files, with @v for the version and %%a for the architecture' % (
                     name, source, shown, len(files), ': ' + ', '.join(files[:8]) + (' ...' if len(files) > 8 else '')

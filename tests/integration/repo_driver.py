@@ -60,6 +60,7 @@ class Server:
 
             def log_message(self, *_a):
                 pass
+
         class Quiet(http.server.ThreadingHTTPServer):
             def handle_error(self, request, client_address):
                 pass    # a client that timed out and closed the connection

@@ -64,8 +64,8 @@ def test_an_index_signed_by_a_key_not_given_is_refused(tmp_path, keys):
     with pytest.raises(repository.RepositoryError) as e:
         repofetch.fetch_index(src, no_url, keys['trusted'][1])
     msg = str(e.value)
-    assert msg.startswith('%s is refused: it is signed with a key that is not in the keyring %s' % (src.index,
-                                                                                                  keys['trusted'][1]))
+    ring = keys['trusted'][1]
+    assert msg.startswith('%s is refused: it is signed with a key that is not in the keyring %s' % (src.index, ring))
     assert 'nothing was changed' in msg
 
 
@@ -133,7 +133,7 @@ def test_a_fetch_error_is_kept_for_the_play_too(tmp_path):
         calls.append(url)
         raise repository.RepositoryError('cannot fetch %s: HTTP 404 Not Found' % url)
     src = repofetch.Source(base='http://h/%s/' % tmp_path.name)
-    for _ in range(3):
+    for _attempt in range(3):
         with pytest.raises(repository.RepositoryError, match='HTTP 404'):
             repofetch.cached_index('play-e', src, opener, None, str(tmp_path))
     assert len(calls) == 1
