@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 from ansible_collections.tucked.sysext.plugins.plugin_utils import repository
 
@@ -42,7 +43,8 @@ class Source:
         return self.base + repository.INDEX if self.base else os.path.join(self.directory, repository.INDEX)
 
     def file(self, name: str) -> str:
-        return self.base + name if self.base else os.path.join(self.directory, name)
+        """Where the index's file ``name`` is; in a URL, quoted (a '#' or '?' in a name stays part of the path)."""
+        return self.base + urllib.parse.quote(name) if self.base else os.path.join(self.directory, name)
 
 
 def _read(source: Source, name: str, opener, missing_ok: bool = False) -> bytes | None:
@@ -78,6 +80,8 @@ def verify_signature(data: bytes, signature: bytes, keyring: str, index: str, si
         res = subprocess.run([gpgv, '--homedir', home, '--keyring', keyring, os.path.join(work, 'index.sig'),
                               os.path.join(work, 'index')], capture_output=True, text=True, errors='replace',
                              check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise repository.RepositoryError('%s could not be verified: gpgv failed to run: %s' % (index, e)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if res.returncode != 0:

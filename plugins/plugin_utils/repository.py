@@ -261,14 +261,20 @@ def parse_index(data: bytes, source: str, today: datetime.date | None = None) ->
     return out
 
 
-def _best_before(fn: str, source: str, today) -> None:
+def _best_before_date(fn: str) -> datetime.date | None:
+    """The date of a ``BEST-BEFORE-YYYY-MM-DD`` entry; None for other names (and for such names that
+    are not a real date, which systemd ignores with a warning and matches like any other file)."""
     m = re.fullmatch(r'BEST-BEFORE-(\d{4})-(\d{2})-(\d{2})', fn)
-    if not m:
-        return
     try:
-        date = datetime.date(*map(int, m.groups()))
+        return datetime.date(*map(int, m.groups())) if m else None
     except ValueError:
-        return          # not a date: systemd ignores it with a warning
+        return None
+
+
+def _best_before(fn: str, source: str, today) -> None:
+    date = _best_before_date(fn)
+    if date is None:
+        return
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
     if date < today:
         raise RepositoryError('%s is out of date: it lists %s, and today is %s; the repository must publish a '
@@ -276,7 +282,8 @@ def _best_before(fn: str, source: str, today) -> None:
 
 
 def is_magic(fn: str) -> bool:
-    return fn.startswith('BEST-BEFORE-')
+    """A BEST-BEFORE marker, which is never a candidate (process_magic_file() returning 1)."""
+    return _best_before_date(fn) is not None
 
 
 # ----------------------------------------------------------------------------- versions

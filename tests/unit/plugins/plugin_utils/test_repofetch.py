@@ -138,3 +138,8 @@ def test_a_fetch_error_is_kept_for_the_play_too(tmp_path):
             repofetch.cached_index('play-e', src, opener, None, str(tmp_path))
     assert len(calls) == 1
     assert oct(os.stat(tmp_path / 'tucked-sysext-index').st_mode & 0o777) == '0o700'
+
+
+def test_file_names_are_quoted_in_urls_and_not_in_directories():
+    assert repofetch.Source(base='http://h/r').file('d-1~rc1#2?.raw') == 'http://h/r/d-1~rc1%232%3F.raw'
+    assert repofetch.Source(directory='/srv/r').file('d-1#2.raw') == '/srv/r/d-1#2.raw'

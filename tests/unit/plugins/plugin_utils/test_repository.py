@@ -128,8 +128,10 @@ def test_best_before_marker_as_systemd_honours_it():
     assert len(r.parse_index(data, 'i', today=datetime.date(2026, 5, 31))) == 2
     with pytest.raises(r.RepositoryError, match='out of date'):
         r.parse_index(data, 'i', today=datetime.date(2026, 6, 2))
-    # not a date: ignored; the marker itself is never a candidate
-    assert r.parse_index(('%s  BEST-BEFORE-2026-02-30\n' % empty).encode(), 'i', today=datetime.date(2030, 1, 1))
+    # not a date: ignored, and then an ordinary file name as in systemd; a marker is never a candidate
+    odd = r.parse_index(('%s  BEST-BEFORE-2026-02-30\n' % empty).encode(), 'i', today=datetime.date(2030, 1, 1))
+    assert [e.version for e in r.choose(odd, [r.Pattern('BEST-BEFORE-@v')], r.parse_spec('latest')).candidates] == \
+        ['2026-02-30']
     assert r.choose(r.parse_index(data, 'i', today=datetime.date(2026, 1, 1)), [r.Pattern('@v')],
                     r.parse_spec('latest')).candidates[0].name == 'd-1-x86-64.raw'
 
