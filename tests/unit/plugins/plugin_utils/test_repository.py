@@ -206,3 +206,24 @@ def test_no_match_messages_say_what_the_repository_has():
     msg = r.no_match_message('docker', 'http://h/SHA256SUMS', pats, spec, r.choose(idx, pats, spec), idx)
     assert msg == ('docker: no version of http://h/SHA256SUMS matching docker-@v-x86-64.raw fits version >=30 '
                    '(versions there: 28.0.0~rc1, 27.10.1, 27.3.1, 27.2.0); nothing was changed')
+
+
+def test_the_files_of_sysupdate_d_5_example_1_each_match_their_transfers_pattern():
+    """sysupdate.d(5), Example 1: the server of a hypothetical version 7 serves these files."""
+    served = sums('SHA256SUMS.gpg', 'foobarOS_7_8b8186b1-2b4e-4eb6-ad39-8d4d18d2a8fb.verity.xz',
+                  'foobarOS_7_f4d1234f-3ebf-47c4-b31d-4052982f9a2f.root.xz', 'foobarOS_7.efi', 'foobarOS_6.efi',
+                  'foobarOS_7_devel.raw.xz')
+    idx = r.parse_index(served, 'https://download.example.com/SHA256SUMS')
+    latest = r.parse_spec('latest')
+    for pattern, name, fields in (
+            ('foobarOS_@v_@u.verity.xz', 'foobarOS_7_8b8186b1-2b4e-4eb6-ad39-8d4d18d2a8fb.verity.xz',
+             {'u': '8b8186b1-2b4e-4eb6-ad39-8d4d18d2a8fb'}),
+            ('foobarOS_@v_@u.root.xz', 'foobarOS_7_f4d1234f-3ebf-47c4-b31d-4052982f9a2f.root.xz',
+             {'u': 'f4d1234f-3ebf-47c4-b31d-4052982f9a2f'}),
+            ('foobarOS_@v.efi', 'foobarOS_7.efi', {}),
+            ('foobarOS_@v_devel.raw.xz', 'foobarOS_7_devel.raw.xz', {})):
+        best = r.choose(idx, [r.Pattern(pattern)], latest).candidates[0]
+        assert (best.name, best.version, best.fields) == (name, '7', fields), pattern
+    # foobarOS_@v.efi does not take the devel image, nor foobarOS_@v_@u.root.xz the verity one
+    assert [e.name for e in r.choose(idx, [r.Pattern('foobarOS_@v.efi')], latest).candidates] == \
+        ['foobarOS_7.efi', 'foobarOS_6.efi']
