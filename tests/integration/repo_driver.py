@@ -113,7 +113,7 @@ def second_root(scratch):
     return root
 
 
-def role(work, inventory, role_vars) -> dict:
+def role(work, inventory, role_vars, check=False) -> dict:
     """The role tucked.sysext.sysext on h1: rc, and task name -> its results."""
     pb = os.path.join(work, 'role.yml')
     with open(pb, 'w') as f:
@@ -122,8 +122,8 @@ def role(work, inventory, role_vars) -> dict:
     results = os.path.join(work, 'role-results.json')
     env = ansible_env({'TASK_RESULTS_FILE': results, 'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS,
                        'ANSIBLE_CALLBACKS_ENABLED': 'task_results'})
-    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, pb], cwd=REPO, env=env, text=True,
-                         capture_output=True, check=False)
+    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, pb] + (['--check'] if check else []),
+                         cwd=REPO, env=env, text=True, capture_output=True, check=False)
     out = {'rc': res.returncode, 'traceback': 'Traceback' in res.stdout + res.stderr, 'tasks': {},
            'recap': res.stdout[res.stdout.find('PLAY RECAP'):].strip()}
     with open(results) as f:
@@ -266,6 +266,12 @@ def main() -> dict:
             out['role_merged'] = f.read()
         out['role_again'] = role(work, inventory, role_vars)
         out['role_again_requests'] = srv.take()
+        # in check mode, another version: said, not downloaded, nothing written
+        before = listing(r.path)
+        pinned = [dict(role_vars['sysext_images'][0], version='1.9')]
+        out['role_check'] = role(work, inventory, dict(role_vars, sysext_images=pinned), check=True)
+        out['role_check_requests'] = srv.take()
+        out['role_check_unchanged'] = listing(r.path) == before
         sh('umount', os.path.join(r.path, 'usr'))
     finally:
         srv.close()

@@ -94,3 +94,12 @@ def test_the_role_rolls_a_repository_entry_out_and_a_second_run_changes_nothing(
     assert repo['role_requests'] == ['/good/SHA256SUMS', '/good/tool-1.10-%s.raw' % repo['arch']]
     assert again['rc'] == 0 and 'changed=0' in again['recap'] and 'failed=0' in again['recap']
     assert repo['role_again_requests'] == ['/good/SHA256SUMS']
+
+
+def test_the_role_in_check_mode_says_what_it_would_download(repo):
+    check = repo['role_check']
+    assert check['rc'] == 0 and not check['traceback'] and 'failed=0' in check['recap'], check['recap']
+    would, = check['tasks']['Store and select the wanted extension images'][0]['results']
+    assert would['changed'] and would['copied'] and would['selected'] == '1.9'
+    assert would['repository']['url'].endswith('/good/tool-1.9-%s.raw' % repo['arch'])
+    assert repo['role_check_requests'] == ['/good/SHA256SUMS'] and repo['role_check_unchanged']
