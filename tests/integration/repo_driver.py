@@ -84,9 +84,10 @@ def gpg(home, *args, data=None):
                            '--passphrase', ''] + list(args), input=data, capture_output=True, check=True).stdout
 
 
-def make_key(work, who):
+def make_key(work, who, homes):
     home = os.path.join(work, 'gnupg-' + who)
     os.mkdir(home, 0o700)
+    homes.append(home)
     gpg(home, '--quick-gen-key', '%s@example.invalid' % who, 'ed25519', 'sign', '1d')
     ring = os.path.join(work, who + '.gpg')
     with open(ring, 'wb') as f:
@@ -173,15 +174,20 @@ def main() -> dict:
     incompat = [image('incompat', '1.20', arch, 'ID=fedora\nVERSION_ID=41\n'), image('incompat', '1.10', arch)]
     write_index(os.path.join(served, 'incompat'), incompat)
     # signed indexes: a controller directory signed with the trusted key, a URL signed with another one
-    trusted, trusted_ring = make_key(work, 'trusted')
-    stranger, _ring = make_key(work, 'stranger')
-    signed_dir = os.path.join(work, 'signed')
-    os.makedirs(signed_dir)
-    for n, _h in good:
-        shutil.copy(os.path.join(served, 'good', n), signed_dir)
-    write_index(signed_dir, good, signer=trusted)
-    shutil.copytree(os.path.join(served, 'good'), os.path.join(served, 'strange'))
-    write_index(os.path.join(served, 'strange'), good, signer=stranger)
+    homes = []
+    try:
+        trusted, trusted_ring = make_key(work, 'trusted', homes)
+        stranger, _ring = make_key(work, 'stranger', homes)
+        signed_dir = os.path.join(work, 'signed')
+        os.makedirs(signed_dir)
+        for n, _h in good:
+            shutil.copy(os.path.join(served, 'good', n), signed_dir)
+        write_index(signed_dir, good, signer=trusted)
+        shutil.copytree(os.path.join(served, 'good'), os.path.join(served, 'strange'))
+        write_index(os.path.join(served, 'strange'), good, signer=stranger)
+    finally:
+        for home in homes:      # the gpg-agent each key's making started
+            subprocess.run(['gpgconf', '--homedir', home, '--kill', 'all'], check=False, capture_output=True)
 
     srv = Server(served)
     t = 'tucked.sysext.sysext_image'
