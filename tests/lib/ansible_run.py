@@ -27,8 +27,9 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
               extra_env: dict | None = None, namespace: 'MountNamespace | None' = None,
               inventory: str | None = None, hosts: str = 'localhost', by_host: bool = False) -> list | dict:
     """Run ``tasks`` (module-name -> args dicts) on ``hosts`` (localhost, or the one host of
-    ``inventory``), each with ``ignore_errors`` and registered; return the list of results, each
-    with ``_shown`` (what ansible printed); with ``by_host``, {host: that list} for every host the play ran on.
+    ``inventory``), each registered and with ``ignore_errors`` (unless the task sets it: a task
+    with ``ignore_errors: false`` that fails ends the play, and so fails the caller's test);
+    return the list of results, each with ``_shown`` (what ansible printed).
     Fails the caller's test on a traceback or on an ansible-playbook failure. ``namespace``: run
     ansible-playbook inside that MountNamespace."""
     work = tempfile.mkdtemp(prefix='tucked-play-', dir=workdir)
@@ -37,7 +38,7 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
     for i, t in enumerate(tasks):
         t = dict(t)
         t.setdefault('name', 'task %d' % i)
-        t['ignore_errors'] = True
+        t.setdefault('ignore_errors', True)
         t['register'] = 'r%d' % i
         play_tasks.append(t)
     pb = os.path.join(work, 'play.yml')
@@ -58,7 +59,7 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
         raise AssertionError('ansible-playbook failed (%d) or printed a traceback:\n%s' % (res.returncode, shown[-6000:]))
     with open(results_file) as f:
         entries = json.load(f)
-    if by_host:
+    if by_host:     # {host: its list of results} for every host the play ran on
         per = {}
         for entry in entries:
             entry['result']['_shown'] = shown
