@@ -23,7 +23,8 @@ steps=${*:-venv test-venv test-venv-216 test-venv-newest debs python-debs sid-ro
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 debs() {
-    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin podman runc patchelf)
+    # gpg, gpgv: the signed repository index of sysext_image (gpgv verifies it; the tests make keys with gpg)
+    local want=(debootstrap squashfs-tools erofs-utils util-linux attr python3-venv cryptsetup-bin podman runc patchelf gpg gpgv)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

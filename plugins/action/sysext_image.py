@@ -15,7 +15,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.tucked.sysext.plugins.module_utils import storefiles
-from ansible_collections.tucked.sysext.plugins.plugin_utils import quoting
+from ansible_collections.tucked.sysext.plugins.plugin_utils import quoting, reposource
 
 MODULE = 'tucked.sysext.sysext_image'
 
@@ -23,6 +23,9 @@ MODULE = 'tucked.sysext.sysext_image'
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False     # only when the store lacks the image: see run()
+
+    def _from_repository(self, args, task_vars):
+        return reposource.run(self, args, task_vars)
 
     def _module(self, args, task_vars):
         return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
@@ -35,6 +38,15 @@ class ActionModule(ActionBase):
         if unquoted:
             result.update(failed=True, msg=unquoted)
             return result
+        if args.get('repository') is not None:
+            result.update(self._from_repository(args, task_vars))
+        else:
+            result.update(self._deliver(args, task_vars))
+        return result
+
+    def _deliver(self, args, task_vars):
+        """The module with ``args``; a controller ``src`` is hashed here and transferred only when the store lacks it."""
+        result = {}
         if not args.get('src') or boolean(args.get('remote_src', False), strict=False) or args.get('state') == 'absent':
             result.update(self._module(args, task_vars))
             return result

@@ -35,6 +35,11 @@ def pending_reasons(facts: dict, wanted: list, store_dir: str = DEFAULT_STORE_DI
     root_store = '/' + store_dir.strip('/')
     for w in wanted:
         kind, name, version = class_of(w), w['name'], str(w['version'])
+        if w.get('repository'):
+            # only the repository's index says which version and checksum are wanted: sysext_image reads it
+            reasons.append('%s %s: version %s from the repository %s is decided when its index is read'
+                           % (kind, name, version, w['repository']))
+            continue
         img = used.get((kind, name))
         path = '%s/%s/%s-%s%s' % (root_store, name, name, version, SUFFIX)
         if img is None:

@@ -94,6 +94,10 @@ class InterpreterInUse(StoreError):
         self.details = details
 
 
+class Incompatible(StoreError):
+    """The image does not fit the target (its extension-release, or the image policy); nothing was changed."""
+
+
 # ----------------------------------------------------------------------------- writing
 def _write_error(e: OSError, what: str, where: str) -> StoreError:
     if e.errno == errno.ENOSPC:
@@ -217,6 +221,16 @@ def check_image(root: str, name: str, kind: str, host_file: str, inroot: str,
         return False, host_error, img.release
     ok, why = release.validate(name, img.release or {}, host, kind)
     return ok, why, img.release
+
+
+def probe_host(root: str) -> dict:
+    """What the controller needs to choose an image from a repository for this target: its
+    architecture (systemd's name) and os-release (empty, with ``os_release_error``, when it has none)."""
+    try:
+        host = release.read_host(root)
+    except release.ReleaseError as e:
+        return {'architecture': release.native_architecture(), 'os_release': {}, 'os_release_error': str(e)}
+    return {'architecture': host.architecture, 'os_release': dict(host.os_release), 'os_release_error': None}
 
 
 # ----------------------------------------------------------------------------- the request
@@ -462,7 +476,7 @@ def _require_compatible(opts, res, host_file) -> None:
     ok, why, rel = check_image(opts.root, opts.name, opts.kind, host_file, res.path, opts.image_policy, res.link)
     res.compatible, res.compatibility, res.release = ok, why, rel
     if not ok:
-        raise StoreError('refusing to select %s %s: %s; the selection is unchanged' % (opts.name, opts.version, why))
+        raise Incompatible('refusing to select %s %s: %s; the selection is unchanged' % (opts.name, opts.version, why))
 
 
 def _select(opts, lay, res) -> None:

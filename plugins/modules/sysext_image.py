@@ -17,7 +17,8 @@ description:
     and systemd-sysupdate. Merging is left to M(tucked.sysext.sysext_refresh), so that many
     images change with one refresh.
   - The image comes from the controller (O(src)), from a file on the target
-    (O(src) with O(remote_src=true)) or from O(url) with a mandatory O(checksum). Data is
+    (O(src) with O(remote_src=true)), from O(url) with a mandatory O(checksum), or from a
+    O(repository) (see below). Data is
     written to a C(.#) temporary file in the store directory and renamed into place only once
     complete and verified. A wrong checksum, a truncated download or a full disk never
     replaces a good image, and leaves no partial file.
@@ -32,6 +33,21 @@ description:
     it. With O(url) no sidecars are downloaded (not supported yet), so the stored image has none.
     The sidecars are renamed into place just before the image; a run killed between the two
     leaves a version whose sidecars do not match it, which the next run replaces.
+  - With O(repository), the image is chosen from a published repository, a directory of versioned files
+    with a C(SHA256SUMS) index (flatcar/sysext-bakery's and fedora-sysexts' layout, what
+    systemd-sysupdate's C(url-file) sources read). On the controller, the index is fetched once per play
+    (not once per host), its signature C(SHA256SUMS.gpg) verified with C(gpgv) when O(keyring) is given,
+    and parsed as systemd-sysupdate parses it. Its file names are matched against O(match_pattern), the
+    syntax of systemd-sysupdate's C(MatchPattern=), after the target's values replace the specifiers
+    (C(%a) its architecture); of the versions O(version) allows, the newest in systemd's version order
+    comes first. The module then stores it as for O(url) and O(checksum) (for a controller directory, as
+    for a controller O(src)). The checksum is the index's, verified before the image is renamed into place.
+  - The host's architecture and os-release fields are matched before the download, through the
+    specifiers of the pattern (C(%a), C(%w) ...). The image's extension-release can only be read after the
+    download, and it is checked before the image is renamed into place (with O(state=selected)); an image
+    that does not fit is removed again, nothing changes, and the next older version that O(version)
+    allows is tried (C(refused) in RV(repository) lists those passed over). So a repository whose newest image
+    never fits a host costs that download on every run.
   - Only C(STORE_DIR/NAME/NAME-VERSION.raw) files are this module's versions. Files of other tools
     in the same directory, such as sysext-bakery's and systemd-sysupdate's C(NAME-VERSION-ARCH.raw)
     (the architecture as systemd names it, C(x86-64), C(arm64) ...), are reported in RV(unmanaged)
@@ -60,7 +76,11 @@ options:
         C(strverscmp_improved()) (C(1.10) is newer than C(1.9), C(2~rc1) older than C(2)), so only
         letters, digits, C(.), C(~), C(^) and C(-) are allowed. C(NAME-VERSION.raw) may be at most 232 bytes long
         (the store's temporary and sidecar files add to it, within the file system's 255).
-      - Required with O(state=present) and O(state=selected) unless O(rollback=true).
+      - Required with O(state=present) and O(state=selected) unless O(rollback=true) or O(repository) is given.
+      - With O(repository), V(latest) (the default there, the newest version the patterns match), an exact
+        version (compared as a string with the C(@v) field of the file names), or constraints separated by
+        commas, each one of the operators C(>=), C(>), C(<=), C(<), C(==), C(!=) and a version, compared with
+        systemd's version order (V(>=1.2,<2) takes C(1.10) and C(2~rc1) but not C(2)).
     type: str
   class:
     description:
@@ -99,11 +119,11 @@ options:
         Required with O(url). With O(src), the copy is verified against it.
     type: str
   url_timeout:
-    description: Timeout in seconds for each read of the download.
+    description: Timeout in seconds for each read of the download (and of the O(repository) index).
     type: int
     default: 30
   validate_certs:
-    description: Whether HTTPS certificates are verified.
+    description: Whether HTTPS certificates are verified (of the download and of the O(repository) index).
     type: bool
     default: true
   keep:
@@ -144,6 +164,50 @@ options:
         that is merged now and holds the interpreter while the selected one does not, with a warning.
     type: bool
     default: false
+  repository:
+    description:
+      - Where the image is chosen from; the directory that holds the C(SHA256SUMS) index and the files it lists.
+      - An C(http://) or C(https://) URL (the index is fetched by the controller, the image by the target), a
+        C(file://) URL (a path that the controller and the target both see), or a directory on the controller
+        (a relative one is searched like O(src), in C(files/)), whose chosen file is transferred as a
+        controller O(src) is.
+      - C(SHA256SUMS) has one line per file as C(sha256sum) writes it, C(HEX  NAME) or C(HEX *NAME); a line
+        that is not, a file name with a C(/), or an index that does not end in a newline is refused, as
+        systemd-sysupdate refuses it, and so is an index with a C(BEST-BEFORE-YYYY-MM-DD) entry whose date
+        has passed.
+      - Not with O(src), O(url), O(checksum) or O(remote_src). With O(state=absent) or O(rollback=true) nothing
+        is fetched.
+    type: str
+  match_pattern:
+    description:
+      - Patterns for the file names of O(repository), in the syntax of systemd-sysupdate's C(MatchPattern=)
+        (sysupdate.d(5)); the first pattern that matches a file gives its version. Default V(NAME-@v-%a.raw)
+        (sysext-bakery's layout).
+      - C(@v) the version (required); C(@u) partition UUID, C(@f) partition flags, C(@t) modification time,
+        C(@m) mode, C(@s) size, C(@d) tries done, C(@l) tries left, C(@a) no-auto flag, C(@r) read-only flag,
+        C(@g) growfs flag, C(@h) SHA256 sum are parsed and validated as systemd does (a file whose field does
+        not parse does not match), and a C(@h) must equal the sum in the index, but only C(@v) chooses;
+        C(@@) is an at sign. Unknown fields are refused, naming the pattern.
+      - Specifiers are replaced first, by the target's values, as in a transfer file; C(%a) the
+        architecture in systemd's names (C(x86-64), C(arm64) ...), C(%o) C(ID), C(%w) C(VERSION_ID), C(%W)
+        C(VARIANT_ID), C(%M) C(IMAGE_ID), C(%A) C(IMAGE_VERSION), C(%B) C(BUILD_ID) of its os-release (empty
+        when the field is not there), C(%%) a percent sign. The specifiers of machine state (C(%b), C(%H),
+        C(%l), C(%q), C(%m), C(%v), C(%T), C(%V)) are refused.
+    type: list
+    elements: str
+  keyring:
+    description:
+      - A keyring file on the controller (as C(gpg --export KEYID > FILE) writes it). The index's detached
+        signature C(SHA256SUMS.gpg) must then be a good signature by one of its keys (C(gpgv --keyring) on
+        the controller); an index without one, or signed with another key, is refused and nothing changes.
+      - Without it, the index is not verified.
+    type: path
+  probe_host:
+    description:
+      - Only report the target's architecture and os-release (RV(architecture), RV(os_release)), and change nothing.
+      - Set by the action plugin to choose from a O(repository); there is no need to set it.
+    type: bool
+    default: false
   root:
     description: The root the directories are in, like C(systemd-sysext --root=).
     type: path
@@ -169,6 +233,8 @@ attributes:
     description:
       - Reports what would be stored, selected and removed, and writes nothing.
       - A file from the controller is still transferred to a temporary directory, to check it.
+      - With O(repository), the index is fetched and verified and the version chosen; RV(repository) says which
+        file would be downloaded from where, and nothing is downloaded (so its extension-release is not checked).
   diff_mode:
     support: full
     description: The selected version and the stored versions, before and after.
@@ -194,6 +260,23 @@ EXAMPLES = r"""
     url: https://example.com/sysext/kubelet-1.31.2-x86-64.raw
     checksum: sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c
     state: present
+
+- name: The newest docker for this host's architecture from a bakery-style repository, its index signed
+  tucked.sysext.sysext_image:
+    name: docker
+    version: latest
+    repository: https://sysext.example.com/docker/
+    match_pattern: ["docker-@v-%a.raw"]
+    keyring: keys/sysext-example.gpg
+  notify: Refresh extensions
+
+- name: Kubelet 1.31.x for this Fedora release, from a directory on the controller holding SHA256SUMS
+  tucked.sysext.sysext_image:
+    name: kubelet
+    version: ">=1.31,<1.32"
+    repository: repo/kubelet
+    match_pattern: ["kubelet-@v-%w-%a.raw"]
+  notify: Refresh extensions
 
 - name: Roll back from a broken 27.3.1 (idempotent)
   tucked.sysext.sysext_image:
@@ -324,6 +407,32 @@ interpreter:
   sample: {"executable": "/usr/lib/tucked-sysext/python/bin/python3", "path": "/usr/lib/tucked-sysext/python/bin/python3.11",
            "hierarchy": "/usr", "class": "sysext", "extensions": ["tucked-python"],
            "image": "/var/lib/tucked-sysext/store/tucked-python/tucked-python-3.11.2-6.deb12u6.raw"}
+repository:
+  description:
+    - With O(repository), what was chosen. C(index) the index read (URL or controller path), C(signed) whether
+      its signature was verified, C(cached) whether another host of the play had fetched it already,
+      C(architecture) the target's, C(patterns) the patterns with the specifiers replaced, C(file) the file
+      chosen, C(url) or C(src) where it comes from, C(checksum) its sum in the index, C(refused) the newer
+      files passed over because the target refused them (C(file), C(version), C(reason)).
+  returned: when O(repository) is given and the index was read
+  type: dict
+  sample: {"index": "https://example.com/ext/SHA256SUMS", "signed": true, "cached": false, "architecture": "x86-64",
+           "patterns": ["docker-@v-x86-64.raw"], "file": "docker-27.3.1-x86-64.raw",
+           "url": "https://example.com/ext/docker-27.3.1-x86-64.raw", "src": null,
+           "checksum": "sha256:0d4a8d8c6c8e2e0b9a7d1f5a1ad5f7d62b9ac6a55e4f0e9d0cbb8f4aaf7e6b3c", "refused": []}
+architecture:
+  description: The target's architecture in systemd's names (with O(probe_host) only).
+  returned: with O(probe_host)
+  type: str
+  sample: x86-64
+os_release:
+  description: The fields of the target's os-release (with O(probe_host) only; empty when it has none).
+  returned: with O(probe_host)
+  type: dict
+os_release_error:
+  description: Why the os-release could not be read, else V(null) (with O(probe_host) only).
+  returned: with O(probe_host)
+  type: str
 shadowed_by:
   description:
     - An entry of the same name in a directory systemd searches before the link's (sysext
@@ -358,6 +467,10 @@ ARGUMENT_SPEC = {
     'image_policy': {'type': 'str'},
     'sidecar_checksums': {'type': 'dict'},
     'force': {'type': 'bool', 'default': False},
+    'repository': {'type': 'str'},
+    'match_pattern': {'type': 'list', 'elements': 'str'},
+    'keyring': {'type': 'path'},
+    'probe_host': {'type': 'bool', 'default': False},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
@@ -368,13 +481,19 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            mutually_exclusive=[('src', 'url')])
     p = module.params
+    if p['probe_host']:
+        module.exit_json(changed=False, **store.probe_host(p['root']))
+    if p['repository']:
+        module.fail_json(msg='repository %s is read on the controller, but the action plugin did not read it; use the '
+                             'module through tucked.sysext.sysext_image' % p['repository'])
     if p['src'] and not p['remote_src']:
         module.fail_json(msg='src %s is a controller path, but the action plugin did not transfer it; '
                              'use the module through tucked.sysext.sysext_image, or set remote_src: true' % p['src'])
 
     def opener(url):
         resp, info = fetch_url(module, url, timeout=p['url_timeout'])
-        if resp is None or info.get('status') != 200:
+        # (a file:// URL has no status)
+        if resp is None or info.get('status') != (None if url.lower().startswith('file:') else 200):
             raise store.StoreError('cannot download %s: %s %s; nothing was stored'
                                    % (url, info.get('status'), info.get('msg', '')))
         return resp
@@ -388,6 +507,8 @@ def main():
         res = store.ensure(opts, opener)
     except store.InterpreterInUse as e:
         module.fail_json(msg=str(e), stored=e.stored, interpreter=e.details)
+    except store.Incompatible as e:
+        module.fail_json(msg=str(e), stored=e.stored, compatible=False)
     except store.StoreError as e:
         module.fail_json(msg=str(e), stored=e.stored)
     for w in res.warnings:

@@ -25,7 +25,7 @@ def ansible_env(extra: dict | None = None) -> dict:
 
 def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir: str | None = None,
               extra_env: dict | None = None, namespace: 'MountNamespace | None' = None,
-              inventory: str | None = None, hosts: str = 'localhost') -> list:
+              inventory: str | None = None, hosts: str = 'localhost', by_host: bool = False) -> list | dict:
     """Run ``tasks`` (module-name -> args dicts) on ``hosts`` (localhost, or the one host of
     ``inventory``), each registered and with ``ignore_errors`` (unless the task sets it: a task
     with ``ignore_errors: false`` that fails ends the play, and so fails the caller's test);
@@ -58,7 +58,20 @@ def run_tasks(tasks: list, check_mode: bool = False, diff: bool = False, workdir
     if 'Traceback' in shown or res.returncode != 0:
         raise AssertionError('ansible-playbook failed (%d) or printed a traceback:\n%s' % (res.returncode, shown[-6000:]))
     with open(results_file) as f:
-        out = [entry['result'] for entry in json.load(f)]
+        entries = json.load(f)
+    if by_host:     # {host: its list of results} for every host the play ran on
+        per = {}
+        for entry in entries:
+            entry['result']['_shown'] = shown
+            per.setdefault(entry['host'], []).append(entry['result'])
+        if any(len(v) != len(tasks) for v in per.values()):
+            raise AssertionError('results %s for %d tasks:\n%s' % ({h: len(v) for h, v in per.items()}, len(tasks),
+                                                                   shown[-6000:]))
+        for name in (results_file, pb):
+            os.unlink(name)
+        os.rmdir(work)
+        return per
+    out = [entry['result'] for entry in entries]
     if len(out) != len(tasks):
         raise AssertionError('%d results for %d tasks:\n%s' % (len(out), len(tasks), shown[-6000:]))
     for r in out:

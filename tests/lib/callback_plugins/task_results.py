@@ -35,7 +35,7 @@ class CallbackModule(CallbackBase):
         for key, value in defaults.items():
             res.setdefault(key, value)
         res.setdefault('failed', False)
-        self._results.append({'task': result._task.get_name(), 'result': res})
+        self._results.append({'task': result._task.get_name(), 'host': result._host.get_name(), 'result': res})
 
     def v2_runner_on_ok(self, result):
         self._record(result)

@@ -33,6 +33,9 @@ def test_pending_reasons_from_stat_level_facts(root, image):
         == ['confext site: not selected']
     assert rollout.pending_reasons(facts, want, remove=['tool']) == ['sysext tool: still present, to be removed']
     assert rollout.pending_reasons(facts, want, remove=[{'name': 'tool', 'kind': 'confext'}]) == []
+    # an image from a repository: only its index says what is wanted, so the host is pending, even when current
+    assert rollout.pending_reasons(facts, [dict(want[0], repository='https://h/r/')]) == [
+        'sysext tool: version 1 from the repository https://h/r/ is decided when its index is read']
     # the file changed behind our back (mtime): its cached digest no longer counts
     os.utime(root / 'opt/extensions/tool/tool-1.raw', ns=(1, 1))
     facts = facts_of(root)

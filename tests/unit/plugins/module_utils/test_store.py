@@ -134,7 +134,7 @@ def test_wrong_checksum_leaves_nothing(root, image):
 def test_incompatible_image_is_refused_and_nothing_changes(root, image):
     run(root, version='1', src=image('1'))
     before = listing(root)
-    with pytest.raises(store.StoreError, match="refusing to select tool 2: .*is for OS 'fedora'"):
+    with pytest.raises(store.Incompatible, match="refusing to select tool 2: .*is for OS 'fedora'"):
         run(root, version='2', src=image('2', release='ID=fedora\nVERSION_ID=40\n'))
     assert listing(root) == before and link_target(root).endswith('tool-1.raw')
     # storing it without selecting is allowed (present), and says nothing about compatibility
@@ -524,3 +524,14 @@ def test_the_selection_check_sees_the_sidecars(root, image, tmp_path, monkeypatc
     assert 'it is verity, which the image policy does not allow' in str(e.value), e.value
     assert r.versions == ['1'] and sorted(os.listdir(root / 'opt/extensions/tool')) == [
         'tool-1.raw', 'tool-1.roothash', 'tool-1.verity']
+
+
+def test_probe_host_reports_the_architecture_and_os_release_for_a_repository_choice(root, tmp_path):
+    from ansible_collections.tucked.sysext.plugins.module_utils import release
+    got = store.probe_host(str(root))
+    assert got == {'architecture': release.native_architecture(), 'os_release': {'ID': 'debian', 'VERSION_ID': '12'},
+                   'os_release_error': None}
+    bare = tmp_path / 'bare'
+    bare.mkdir()
+    got = store.probe_host(str(bare))
+    assert got['os_release'] == {} and 'no os-release in %s' % bare in got['os_release_error']
