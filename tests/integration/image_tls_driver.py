@@ -14,8 +14,8 @@ Fedora (/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem, linked from
 /usr/lib/ssl/certs) or nowhere. There, chrooted, with an environment of PATH alone (or one
 SSL_CERT_FILE a user set), the launcher PREFIX/bin/python3 and, as the control without the
 launcher, the binary PREFIX/bin/python3.X fetch URL (a TLS server on 127.0.0.1 the test runs,
-its certificate signed by that CA) with urllib and with ansible's open_url (the function
-fetch_url calls, with its make_context). Printed: one JSON line.
+its certificate signed by that CA) with urllib and with ansible's fetch_url (what sysext_image
+calls for url:, from an AnsibleModule). Printed: one JSON line.
 """
 
 from __future__ import annotations
@@ -45,8 +45,19 @@ def attempt(fetch):
         return 'error: ' + type(e).__name__ + ': ' + str(e)
 out['urllib'] = attempt(lambda: urllib.request.urlopen(url, timeout=20).read().decode())
 sys.path.insert(0, LIB)
-from ansible.module_utils.urls import open_url
-out['open_url'] = attempt(lambda: open_url(url, timeout=20).read().decode())
+# fetch_url as sysext_image calls it, from a module of no options (its arguments in a file, as
+# AnsiballZ hands them over)
+with open('/tmp/args.json', 'w') as f:
+    json.dump({'ANSIBLE_MODULE_ARGS': {'_ansible_remote_tmp': '/tmp'}}, f)
+sys.argv[1:] = ['/tmp/args.json']
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
+def fetch():
+    resp, info = fetch_url(AnsibleModule(argument_spec={}), url, timeout=20)
+    if info.get('status') != 200:
+        raise RuntimeError(info.get('msg'))
+    return resp.read().decode()
+out['fetch_url'] = attempt(fetch)
 print(json.dumps(out))
 '''.replace('LIB', repr(LIB), 1)
 
@@ -97,6 +108,7 @@ def main(image: str, libc6: str, ca_pem: str, url: str, ansible_pkg: str) -> dic
     os.makedirs(os.path.join(root, PREFIX.lstrip('/')[:-len('/python')]))
     os.makedirs(os.path.join(root, 'bin'))
     os.makedirs(os.path.join(root, 'proc'))
+    os.makedirs(os.path.join(root, 'tmp'))
     os.mkdir(mnt)
     sh('dpkg-deb', '-x', libc6, root)
     shutil.copyfile(shutil.which('dash'), os.path.join(root, 'bin/sh'))

@@ -110,19 +110,19 @@ def ok(text):
 
 
 def test_the_root_has_no_ca_of_this_machine_and_bin_python3_is_the_launcher(runs):
-    assert runs['top'] == ['bin', 'etc', 'lib', 'lib64', 'opt', 'proc', 'usr'], 'libc6, a shell, ansible\'s module_utils, the image'
+    assert runs['top'] == ['bin', 'etc', 'lib', 'lib64', 'opt', 'proc', 'tmp', 'usr'], 'libc6, a shell, ansible\'s module_utils, the image, /proc, /tmp'
     assert runs['launcher_head'] == '#!/bin/sh\n' and runs['binaries'] == ['python3.11']
     # nothing found means no CA at all in the root: not even the binary verifies there
     none = runs['none']
     assert none['launcher']['env'] == {'SSL_CERT_FILE': None, 'SSL_CERT_DIR': None}
     for run in none.values():
-        assert verify_failed(run['urllib']) and verify_failed(run['open_url']), run
+        assert verify_failed(run['urllib']) and verify_failed(run['fetch_url']), run
 
 
 def test_fedora_the_launcher_names_the_ca_bundle_and_tls_verifies(runs):
     run = runs['fedora']['launcher']
     assert run['env'] == {'SSL_CERT_FILE': '/etc/pki/tls/certs/ca-bundle.crt', 'SSL_CERT_DIR': None}
-    assert ok(run['urllib']) and ok(run['open_url']), run
+    assert ok(run['urllib']) and ok(run['fetch_url']), run
     assert run['executable'] == PREFIX + '/bin/python3.11'
 
 
@@ -132,24 +132,24 @@ def test_fedora_without_the_launcher_urllib_fails(runs):
     assert run['defaults'][2:] == ['SSL_CERT_FILE', '/usr/lib/ssl/cert.pem', 'SSL_CERT_DIR', '/usr/lib/ssl/certs']
     assert verify_failed(run['urllib']), run
     # ansible's own make_context reads every .crt of /etc/pki/tls/certs on Linux: fetch_url verified there already
-    assert ok(run['open_url']), run
+    assert ok(run['fetch_url']), run
 
 
 def test_flatcar_the_launcher_names_the_ca_bundle_and_tls_verifies(runs):
     run = runs['flatcar']['launcher']
     assert run['env'] == {'SSL_CERT_FILE': '/etc/ssl/certs/ca-certificates.crt', 'SSL_CERT_DIR': None}
-    assert ok(run['urllib']) and ok(run['open_url']), run
+    assert ok(run['urllib']) and ok(run['fetch_url']), run
 
 
 def test_flatcar_without_the_launcher_urllib_and_fetch_url_fail(runs):
     run = runs['flatcar']['binary']
-    assert verify_failed(run['urllib']) and verify_failed(run['open_url']), run
+    assert verify_failed(run['urllib']) and verify_failed(run['fetch_url']), run
 
 
 def test_debian_nothing_is_set_and_openssls_own_default_verifies(runs):
     for run in runs['debian'].values():
         assert run['env'] == {'SSL_CERT_FILE': None, 'SSL_CERT_DIR': None}
-        assert ok(run['urllib']) and ok(run['open_url']), run
+        assert ok(run['urllib']) and ok(run['fetch_url']), run
 
 
 def test_the_users_ssl_cert_file_wins(runs):

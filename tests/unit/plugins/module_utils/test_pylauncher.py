@@ -88,7 +88,7 @@ def test_without_a_bundle_a_certificate_directory(tmp_path, shell):
 
 
 @pytest.mark.parametrize('which', ['default_file', 'default_dir'])
-def test_opensslss_own_defaults_existing_change_nothing(tmp_path, shell, which):
+def test_openssls_own_defaults_existing_change_nothing(tmp_path, shell, which):
     lay = Layout(tmp_path)
     lay.make(lay.files[1])
     lay.make(getattr(lay, which), directory=which == 'default_dir')
