@@ -38,7 +38,7 @@ from .buildtools import BuildError, find_tool, tool_identity
 from .fsutil import pid_alive
 from .imagefs import image as imagefs
 
-LAYOUT_VERSION = 1          # bump when the layout changes, so that images of older code are rebuilt
+LAYOUT_VERSION = 2          # bump when the layout changes, so that images of older code are rebuilt
 RECORD_KEY = 'python_image'
 MANIFEST = 'tucked-python.json'
 DEFAULT_NAME = 'tucked-python'
@@ -165,6 +165,12 @@ def _write_tree(tree: str, lay: pytree.Layout, index: pytree.Index) -> dict:
     for rel in sorted(lay.links):
         _makedirs(tree, os.path.dirname(rel))
         os.symlink(lay.links[rel], os.path.join(tree, rel))
+    for rel in sorted(lay.scripts):
+        _makedirs(tree, os.path.dirname(rel))
+        host = os.path.join(tree, rel)
+        with open(host, 'w', encoding='utf-8') as f:
+            f.write(lay.scripts[rel])
+        os.chmod(host, 0o755)
     return written
 
 

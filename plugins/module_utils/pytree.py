@@ -13,7 +13,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from . import elf
+from . import elf, pylauncher
 from .buildtools import BuildError, hash_file
 
 PREFIX = 'usr/lib/tucked-sysext/python'
@@ -128,6 +128,7 @@ class Layout:
     minor: int
     files: dict = field(default_factory=dict)     # rel in the image -> Node (regular file content)
     links: dict = field(default_factory=dict)     # rel in the image -> symlink target
+    scripts: dict = field(default_factory=dict)   # rel in the image -> text of an executable script
     libs: dict = field(default_factory=dict)      # soname -> Node (bundled into PREFIX/lib)
     needed_by: dict = field(default_factory=dict)  # soname -> the first object that needs it
     dropped: list = field(default_factory=list)   # image paths of the standard library left out
@@ -165,7 +166,9 @@ def select(index: Index, minor: int) -> Layout:
         raise BuildError('no package ships /%s, the interpreter; is python3.%d-minimal among the debs?'
                          % (src_bin, minor))
     lay.files[lay.binary] = node
-    lay.links['%s/bin/python3' % PREFIX] = 'python3.%d' % minor
+    # bin/python3 is a launcher that names the host's CA certificates for the bundled OpenSSL
+    # (module_utils/pylauncher.py says why), then execs the binary
+    lay.scripts['%s/bin/python3' % PREFIX] = pylauncher.script('/' + lay.binary)
     base = lay.stdlib + '/'
     dest_base = '%s/lib/python3.%d/' % (PREFIX, minor)
     if index.nodes.get(lay.stdlib, Node('', '', '')).kind != 'd':

@@ -17,8 +17,9 @@ description:
     the libraries they depend on, as C(scripts/bootstrap.sh python-debs) downloads them). No network is used.
   - Everything lives under the private prefix C(/usr/lib/tucked-sysext/python) (PREFIX); the image holds
     nothing else but its release file. It never ships C(/usr/bin/python3), C(/usr/lib/python3.X) or anything
-    that could shadow the host's files or another Python extension. PREFIX holds C(bin/python3) (a link to
-    C(python3.X)), the standard library in C(lib/python3.X) (with C(lib-dynload)), the bundled shared
+    that could shadow the host's files or another Python extension. PREFIX holds C(bin/python3.X) (the
+    interpreter), C(bin/python3) (the interpreter to use, a C(/bin/sh) launcher that execs C(python3.X); see
+    below), the standard library in C(lib/python3.X) (with C(lib-dynload)), the bundled shared
     libraries in C(lib/), the Debian copyright files of the packages used in C(share/doc/), and the
     manifest C(tucked-python.json) (RV(name), RV(version), RV(python_version), RV(interpreter),
     RV(glibc_min), RV(architecture), RV(packages)).
@@ -39,6 +40,16 @@ description:
     (C(_test*), C(_ctypes_test), C(_xxtestfuzz), C(xxlimited), C(xxlimited_35)), and Debian's
     C(sitecustomize.py), a link to the host's C(/etc/python3.X/sitecustomize.py). RV(dropped) lists them.
     Debian itself ships C(tkinter), C(idlelib), C(lib2to3), C(distutils) and C(ensurepip) in other packages.
+  - The bundled OpenSSL (Debian's) looks for CA certificates in Debian's C(/usr/lib/ssl/cert.pem) and
+    C(/usr/lib/ssl/certs), which Fedora CoreOS and Flatcar do not have. So when neither exists and neither
+    C(SSL_CERT_FILE) nor C(SSL_CERT_DIR) is set, the launcher C(bin/python3) sets C(SSL_CERT_FILE) to the host's
+    CA bundle, the first of C(/etc/ssl/certs/ca-certificates.crt) (Debian, Flatcar),
+    C(/etc/pki/tls/certs/ca-bundle.crt) (Fedora), C(/etc/ssl/ca-bundle.pem), C(/etc/pki/tls/cacert.pem),
+    C(/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem) and C(/etc/ssl/cert.pem) that exists (without one,
+    C(SSL_CERT_DIR) to C(/etc/ssl/certs) or C(/etc/pki/tls/certs)), so that TLS verification (M(tucked.sysext.sysext_image)
+    with O(tucked.sysext.sysext_image#module:url), urllib) works there. Nothing of the standard library is changed;
+    C(sys.executable) is C(bin/python3.X); children inherit the variable (naming the host's own bundle).
+    C(OPENSSL_CONF) is left unset, since the host's C(openssl.cnf) is written for its own OpenSSL.
   - With the default packages of C(scripts/bootstrap.sh python-debs) (bookworm's Python 3.11.2) the image
     needs glibc 2.36 or later on the host (as measured, C(libexpat.so.1) and C(libcrypt.so.1) need
     C(GLIBC_2.36), the interpreter itself C(GLIBC_2.35)); RV(glibc_min) is measured on every build from the

@@ -3,7 +3,8 @@
 
     unshare -m --propagation private python3 python_image_driver.py IMAGE LIBC6_DEB
 
-A tmpfs root holds only Debian's libc6 (unpacked with dpkg-deb -x) and, read-only, the
+A tmpfs root holds only Debian's libc6 (unpacked with dpkg-deb -x), a shell (this machine's
+dash as /bin/sh, for the launcher bin/python3) and, read-only, the
 image's /usr/lib/tucked-sysext (the image loop-mounted, its prefix bound in), with /proc (the
 loader reads $ORIGIN of an executable from /proc/self/exe). There, chrooted, with an
 environment of PATH alone: the interpreter imports what modules need and reports its paths,
@@ -105,8 +106,13 @@ def main(image: str, libc6: str) -> dict:
     root, mnt = os.path.join(scratch, 'root'), os.path.join(scratch, 'image')
     os.makedirs(os.path.join(root, PREFIX.lstrip('/')[:-len('/python')]))
     os.makedirs(os.path.join(root, 'proc'))
+    os.makedirs(os.path.join(root, 'bin'))
     os.mkdir(mnt)
     sh('dpkg-deb', '-x', libc6, root)
+    # bin/python3 is a shell launcher (module_utils/pylauncher.py): every host has /bin/sh, and
+    # this machine's dash needs nothing but libc
+    shutil.copyfile(shutil.which('dash'), os.path.join(root, 'bin/sh'))
+    os.chmod(os.path.join(root, 'bin/sh'), 0o755)
     sh('mount', '-o', 'loop,ro', '-t', 'squashfs', image, mnt)
     mounts = [mnt]
     try:
@@ -122,7 +128,7 @@ def main(image: str, libc6: str) -> dict:
         out = json.loads(res.stdout)
         out['top'] = top
         out['scratch'] = scratch
-        binary = elf.read(os.path.join(root, PREFIX.lstrip('/'), 'bin/python3'))
+        binary = elf.read(os.path.join(root, PREFIX.lstrip('/'), 'bin/python3.11'))
         out['interp'] = binary.interp
         objects = {}
         for d, _dirs, files in os.walk(os.path.join(root, PREFIX.lstrip('/'))):

@@ -4,7 +4,8 @@
 fails): the image is built, a second run and check mode change nothing, a build into another
 directory gives the same bytes, the image holds nothing outside the prefix but its release
 file, sysext_facts accepts it as a sysext for any OS, and the interpreter runs on nothing but
-glibc (libc6, the test-only package in glibc/ of the cache), loop-mounted read-only in a
+glibc (libc6, the test-only package in glibc/ of the cache) and a shell (for the launcher
+bin/python3), loop-mounted read-only in a
 private mount namespace: every library it maps and the loader resolves is inside the prefix
 or glibc's, no LD_LIBRARY_PATH, every .pyc valid. Missing packages fail with their names.
 """
@@ -120,6 +121,7 @@ def test_nothing_outside_the_prefix_but_the_release_file(built):
             paths = [p.lstrip('/') for p in walk(tree) if p]
             release = tree.read_file(RELEASE, 4096).decode()
             modes = {p: tree.lstat_mode(p) for p in paths}
+            launcher = tree.read_file(PREFIX + '/bin/python3', 4096).decode()
     finally:
         os.close(fd)
     parents = {'usr', 'usr/lib', 'usr/lib/tucked-sysext', 'usr/lib/extension-release.d'}
@@ -132,7 +134,9 @@ def test_nothing_outside_the_prefix_but_the_release_file(built):
     # no mode of the build's umask: directories 0755, files 0644 or 0755
     assert {stat.S_IMODE(m) for p, m in modes.items() if stat.S_ISDIR(m)} == {0o755}
     assert {stat.S_IMODE(m) for p, m in modes.items() if stat.S_ISREG(m)} == {0o644, 0o755}
-    assert stat.S_ISLNK(modes[PREFIX + '/bin/python3'])
+    # bin/python3 is the launcher of bin/python3.11 (module_utils/pylauncher.py)
+    assert stat.S_ISREG(modes[PREFIX + '/bin/python3']) and stat.S_IMODE(modes[PREFIX + '/bin/python3']) == 0o755
+    assert launcher.startswith('#!/bin/sh\n') and launcher.endswith('\nexec /%s/bin/python3.11 "$@"\n' % PREFIX)
     manifest = pyimage.read_manifest(first['dest'])
     assert manifest == {k: first[k] for k in ('name', 'version', 'python_version', 'interpreter', 'glibc_min',
                                               'architecture', 'packages')}
@@ -158,10 +162,10 @@ def test_it_runs_on_nothing_but_glibc(built, debs):
     out = run_driver('python_image_driver.py', first['dest'], libc6)
     assert 'failed' not in out, out.get('failed')
     prefix = '/' + PREFIX
-    assert out['top'] == ['etc', 'lib', 'lib64', 'proc', 'usr'], 'the root holds libc6 and the image only'
+    assert out['top'] == ['bin', 'etc', 'lib', 'lib64', 'proc', 'usr'], 'the root holds libc6, a shell and the image only'
     assert not os.path.exists(out['scratch']), 'the scratch root is gone'
     assert out['version'] == first['python_version']
-    assert out['prefix'] == out['exec_prefix'] == prefix and out['executable'] == prefix + '/bin/python3'
+    assert out['prefix'] == out['exec_prefix'] == prefix and out['executable'] == prefix + '/bin/python3.11'
     assert all(p.startswith(prefix + '/') for p in out['path'] if p), out['path']
     assert out['paths']['stdlib'] == prefix + '/lib/python3.11'
     assert out['paths']['purelib'].startswith(prefix + '/')

@@ -134,13 +134,16 @@ def test_the_file_list(tmp_path):
         lib + 'lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so', lib + '_sysconfigdata__x86_64-linux-gnu.py',
         lib + 'ctypes/__init__.py', lib + 'ensurepip/__init__.py', lib + 'EXTERNALLY-MANAGED',
         lib + 'lib-dynload/_json.cpython-311-x86_64-linux-gnu.so'])
-    assert lay.links == {P + '/bin/python3': 'python3.11',
-                         lib + '_sysconfigdata__linux_x86_64-linux-gnu.py': '_sysconfigdata__x86_64-linux-gnu.py'}
+    assert lay.links == {lib + '_sysconfigdata__linux_x86_64-linux-gnu.py': '_sysconfigdata__x86_64-linux-gnu.py'}
+    # bin/python3 is the launcher of the binary (test_pylauncher.py runs it)
+    assert list(lay.scripts) == [P + '/bin/python3']
+    assert lay.scripts[P + '/bin/python3'].startswith('#!/bin/sh\n')
+    assert lay.scripts[P + '/bin/python3'].endswith('\nexec /%s/bin/python3.11 "$@"\n' % P)
     assert sorted(lay.dropped) == sorted([
         lib + 'sitecustomize.py', lib + 'test', lib + 'ctypes/test', lib + 'idlelib', lib + 'turtle.py',
         lib + 'ensurepip/_bundled', lib + 'lib-dynload/_testcapi.cpython-311-x86_64-linux-gnu.so',
         lib + 'lib-dynload/xxlimited_35.cpython-311-x86_64-linux-gnu.so', lib + 'outside.py'])
-    assert all(p.startswith(P + '/') for p in list(lay.files) + list(lay.links))
+    assert all(p.startswith(P + '/') for p in list(lay.files) + list(lay.links) + list(lay.scripts))
     assert lay.packages() == ['libpython3.11-minimal', 'libpython3.11-stdlib', 'python3.11-minimal']
     assert lay.binary == P + '/bin/python3.11' and lay.stdlib == 'usr/lib/python3.11'
 
