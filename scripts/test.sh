@@ -64,6 +64,17 @@ leftovers() {
 
 run() { printf '\n=== %s\n' "$*" >&2; "$@"; }
 
+# The integration test files, the slow ones first (a file runs on one worker: its module-scoped
+# fixtures are made once), then the others (pytest collects a file given twice once)
+SLOW_INTEGRATION='test_rollout.py test_refresh.py test_first_hour.py test_facts_module.py test_bootstrap_url.py
+    test_repository_source.py test_rollout_nextos.py test_python_image.py test_keep_interpreter.py test_image_module.py
+    test_build_module.py'
+slow_first() {
+    local f
+    for f in $SLOW_INTEGRATION; do [ ! -e "$1/$f" ] || echo "$1/$f"; done
+    echo "$1"
+}
+
 # playbooks and ansible-lint find the collection through .build/collections (ansible.cfg)
 "$here/scripts/link-collection.sh"
 
@@ -136,8 +147,9 @@ for step in $steps; do
             # the rest too, two at a time, each file on one worker (its module-scoped fixtures,
             # e.g. a built image or a fleet of scratch roots, are made once): every test has its
             # own namespace and scratch root, and looks only at its own mounts and loop devices
+            # (the longest files first, so that neither worker is left with one at the end)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra --durations=15 -n 2 --dist loadfile \
-                --ignore=tests/integration/test_differential.py tests/integration) ;;
+                --ignore=tests/integration/test_differential.py $(slow_first tests/integration)) ;;
         corpus)
             (cd "$here" && run python -m pytest -p no:cacheprovider -ra tests/corpus) ;;
         faults)
