@@ -87,8 +87,9 @@ def expand_specifiers(pattern: str, host: Host) -> str:
             raise RepositoryError('match pattern %r: the specifier %%%s (the %s) names no image and is not supported '
                                   'here; use %%a, %%A, %%B, %%M, %%o, %%w or %%W' % (pattern, s, MACHINE_SPECIFIERS[s]))
         else:
-            raise RepositoryError('match pattern %r: unknown specifier %%%s; systemd-sysupdate knows %%a, %%A, %%B, '
-                                  '%%M, %%o, %%w, %%W (and %%%% for a percent sign)' % (pattern, s))
+            raise RepositoryError('match pattern %r: unknown specifier %%%s (systemd-sysupdate has none of that name '
+                                  'either); a match pattern here may use %%a, %%A, %%B, %%M, %%o, %%w, %%W (and %%%% '
+                                  'for a percent sign)' % (pattern, s))
         i += 2
     return ''.join(out)
 
