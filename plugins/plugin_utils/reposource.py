@@ -20,6 +20,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.tucked.sysext.plugins.module_utils import storelayout
 from ansible_collections.tucked.sysext.plugins.plugin_utils import repofetch, repository
 
 OPTIONS = ('repository', 'match_pattern', 'keyring')
@@ -94,6 +95,12 @@ def run(action, args: dict, task_vars: dict) -> dict:
                 'msg': repository.no_match_message(name, index['index'], patterns, spec, choice, index['entries'])}
     res = {}
     for entry in choice.candidates:
+        try:            # a version the store cannot hold is passed over, as one the host refuses
+            storelayout.check_version(entry.version)
+            storelayout.check_stored_name(name, entry.version)
+        except storelayout.StoreError as e:
+            info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': str(e)})
+            continue
         call = dict(plain, version=entry.version, checksum='sha256:' + entry.sha256)
         if source.base:
             call['url'] = source.file(entry.name)
@@ -113,10 +120,10 @@ def run(action, args: dict, task_vars: dict) -> dict:
                 'line), or pin another version' if str(res.get('msg', '')).startswith('cannot download') else
                 ': the file or the index is wrong; fix the repository, or pin another version')
         return res
-    res['msg'] = ('%s: none of the %d version(s) of %s that fit version %s can be selected on this host: %s; nothing '
-                  'was changed' % (name, len(choice.candidates), index['index'], spec.text,
-                                   '; '.join('%s: %s' % (r['file'], r['reason']) for r in info['refused'])))
-    res['repository'] = info
+    res.update(failed=True, changed=False, repository=info, msg=(
+        '%s: none of the %d version(s) of %s that fit version %s can be stored and selected on this host: %s; '
+        'nothing was changed' % (name, len(choice.candidates), index['index'], spec.text,
+                                 '; '.join('%s: %s' % (r['file'], r['reason']) for r in info['refused']))))
     return res
 
 
