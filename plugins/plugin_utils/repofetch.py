@@ -70,27 +70,49 @@ def verify_signature(data: bytes, signature: bytes, keyring: str, index: str, si
     if gpgv is None:
         raise repository.RepositoryError('keyring given, but gpgv is not installed on the controller (Debian: apt-get '
                                          'install gpgv), so %s cannot be verified' % sig_name)
-    work = tempfile.mkdtemp(prefix='tucked-gpgv-')
+    try:
+        work = tempfile.mkdtemp(prefix='tucked-gpgv-')
+    except OSError as e:
+        raise repository.RepositoryError('%s could not be verified: no temporary directory for gpgv on the '
+                                         'controller: %s' % (index, e.strerror or e)) from None
     try:
         for fname, content in (('index', data), ('index.sig', signature)):
             with open(os.path.join(work, fname), 'wb') as f:
                 f.write(content)
         home = os.path.join(work, 'home')
         os.mkdir(home, 0o700)
-        res = subprocess.run([gpgv, '--homedir', home, '--keyring', keyring, os.path.join(work, 'index.sig'),
-                              os.path.join(work, 'index')], capture_output=True, text=True, errors='replace',
-                             check=False, timeout=120)
+        # (the verdict from gpgv's machine-readable status lines, in any locale)
+        res = subprocess.run([gpgv, '--homedir', home, '--status-fd', '1', '--keyring', keyring,
+                              os.path.join(work, 'index.sig'), os.path.join(work, 'index')],
+                             capture_output=True, text=True, errors='replace', check=False, timeout=120,
+                             env=dict(os.environ, LC_ALL='C'))
     except (OSError, subprocess.SubprocessError) as e:
         raise repository.RepositoryError('%s could not be verified: gpgv failed to run: %s' % (index, e)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if res.returncode != 0:
+    status = {line.split()[1] for line in res.stdout.splitlines() if line.startswith('[GNUPG:] ') and len(line.split()) > 1}
+    if res.returncode != 0 or 'VALIDSIG' not in status:
         said = ' '.join(re.sub(r'^gpgv:\s*', '', line.strip()) for line in res.stderr.splitlines() if line.strip())
-        why = ('it is signed with a key that is not in the keyring %s' % keyring if 'No public key' in said
-               else 'the signature does not verify against the keyring %s' % keyring)
+        if 'NO_PUBKEY' in status and _armored(keyring):
+            why = ('the keyring %s is ASCII-armored, which gpgv cannot read: convert it with gpg --dearmor < %s > '
+                   'FILE.gpg and give that' % (keyring, keyring))
+        elif 'NO_PUBKEY' in status:
+            why = 'it is signed with a key that is not in the keyring %s' % keyring
+        elif 'BADSIG' in status:
+            why = 'the signature does not match the index (the index was changed after it was signed)'
+        else:
+            why = 'the signature does not verify against the keyring %s' % keyring
         raise repository.RepositoryError('%s is refused: %s (gpgv: %s); give the keyring of the key that signs the '
                                          'repository, or fix the index; nothing was changed'
                                          % (index, why, said or 'exit %d' % res.returncode))
+
+
+def _armored(keyring: str) -> bool:
+    try:
+        with open(keyring, 'rb') as f:
+            return f.read(64).lstrip().startswith(b'-----BEGIN PGP')
+    except OSError:
+        return False
 
 
 def fetch_index(source: Source, opener, keyring: str | None) -> dict:
@@ -133,6 +155,14 @@ def cached_index(play: str, source: Source, opener, keyring: str | None, directo
     cached too and raised again for every host of the play. ``directory``: where the cache
     directory is made (default: the system's temporary directory)."""
     key = hashlib.sha256(json.dumps([play, source.index, keyring]).encode()).hexdigest()[:32]
+    try:
+        return _cached_index(key, source, opener, keyring, directory)
+    except OSError as e:
+        raise repository.RepositoryError('the index cache %s on the controller: %s; check that directory (its '
+                                         'disk, its permissions)' % (e.filename or directory, e.strerror or e)) from None
+
+
+def _cached_index(key: str, source: Source, opener, keyring: str | None, directory: str | None) -> tuple[dict, bool]:
     d = _cache_dir(directory)
     path = os.path.join(d, key + '.json')
     with open(os.path.join(d, key + '.lock'), 'a') as lock:
@@ -161,6 +191,8 @@ def cached_index(play: str, source: Source, opener, keyring: str | None, directo
 def _expire(d: str) -> None:
     now = time.time()
     for fname in os.listdir(d):
+        if fname.endswith('.lock'):     # (never written, so never fresh: another worker may hold it)
+            continue
         p = os.path.join(d, fname)
         try:
             if now - os.lstat(p).st_mtime > CACHE_TTL:

@@ -25,17 +25,20 @@ def gpg(home, *args, data=None):
 @pytest.fixture(scope='module')
 def keys(tmp_path_factory):
     """Two throw-away signing keys (no passphrase) and a keyring file of each, as gpg --export writes it."""
-    out = {}
-    for who in ('trusted', 'stranger'):
-        home = tmp_path_factory.mktemp('gnupg-' + who)
-        os.chmod(home, 0o700)
-        gpg(home, '--quick-gen-key', '%s@example.invalid' % who, 'ed25519', 'sign', '1d')
-        ring = home / 'keyring.gpg'
-        ring.write_bytes(gpg(home, '--export'))
-        out[who] = (home, str(ring))
-    yield out
-    for home, _ring in out.values():
-        subprocess.run(['gpgconf', '--homedir', str(home), '--kill', 'all'], check=False, capture_output=True)
+    out, homes = {}, []
+    try:
+        for who in ('trusted', 'stranger'):
+            home = tmp_path_factory.mktemp('gnupg-' + who)
+            homes.append(home)
+            os.chmod(home, 0o700)
+            gpg(home, '--quick-gen-key', '%s@example.invalid' % who, 'ed25519', 'sign', '1d')
+            ring = home / 'keyring.gpg'
+            ring.write_bytes(gpg(home, '--export'))
+            out[who] = (home, str(ring))
+        yield out
+    finally:        # (also when a key could not be made: no gpg-agent is left running)
+        for home in homes:
+            subprocess.run(['gpgconf', '--homedir', str(home), '--kill', 'all'], check=False, capture_output=True)
 
 
 def repo(tmp_path, signer=None, keys=None, body=None):
@@ -73,7 +76,8 @@ def test_a_changed_index_or_a_missing_signature_is_refused(tmp_path, keys):
     src = repo(tmp_path, 'trusted', keys)
     with open(src.index, 'ab') as f:
         f.write(b'%s  d-2-x86-64.raw\n' % (b'0' * 64))
-    with pytest.raises(repository.RepositoryError, match='the signature does not verify against the keyring'):
+    with pytest.raises(repository.RepositoryError, match=r'the signature does not match the index \(the index was '
+                                                         r'changed after it was signed\)'):
         repofetch.fetch_index(src, no_url, keys['trusted'][1])
     os.unlink(src.file('SHA256SUMS.gpg'))
     with pytest.raises(repository.RepositoryError, match=r'has no signature .*SHA256SUMS.gpg, but a keyring is given'):
@@ -143,3 +147,13 @@ def test_a_fetch_error_is_kept_for_the_play_too(tmp_path):
 def test_file_names_are_quoted_in_urls_and_not_in_directories():
     assert repofetch.Source(base='http://h/r').file('d-1~rc1#2?.raw') == 'http://h/r/d-1~rc1%232%3F.raw'
     assert repofetch.Source(directory='/srv/r').file('d-1#2.raw') == '/srv/r/d-1#2.raw'
+
+
+def test_an_armored_keyring_is_named_as_such(tmp_path, keys):
+    """gpgv reads only binary keyrings: an exported --armor key is refused saying so and how to convert it."""
+    src = repo(tmp_path, 'trusted', keys)
+    armored = tmp_path / 'key.asc'
+    armored.write_bytes(gpg(keys['trusted'][0], '--export', '--armor'))
+    with pytest.raises(repository.RepositoryError, match=r'is ASCII-armored, which gpgv cannot read: convert it with '
+                                                         r'gpg --dearmor'):
+        repofetch.fetch_index(src, no_url, str(armored))
