@@ -105,6 +105,10 @@ class Pattern:
         at = False
         last_literal, last_slash = True, False
         found = set()
+        if text.startswith('**/'):
+            raise RepositoryError("match pattern %r: the '**/' prefix (any directory) is not supported here; name "
+                                  "the directory in the pattern (as in sub/NAME-@v-%%a.raw), or match the files "
+                                  "in the index's top directory" % shown)
         for c in text:
             if c == '@' and not at:
                 at = True
@@ -216,8 +220,11 @@ def patterns_for(name: str, patterns, host: Host) -> list:
 
 # ----------------------------------------------------------------------------- the index
 def _filename_ok(fn: str) -> bool:
-    """filename_is_valid() and no control characters."""
-    return fn not in ('', '.', '..') and '/' not in fn and len(fn.encode()) <= 255 and \
+    """A file name, or a relative path in the repository ("subdir/file"), as systemd-sysupdate
+    accepts them: not absolute, normalized (no empty, "." or ".." component), each component a
+    valid file name, no control characters."""
+    parts = fn.split('/')
+    return all(p not in ('', '.', '..') and len(p.encode()) <= 255 for p in parts) and \
         not any(ord(c) < 32 or ord(c) == 127 for c in fn)
 
 
@@ -248,8 +255,8 @@ def parse_index(data: bytes, source: str, today: datetime.date | None = None) ->
         if len(line) < 67 or not set(hexd) <= _HEX or line[64] != ' ' or line[65] not in ' *':
             raise RepositoryError('%s line %d is malformed (%r); %s' % (source, nr, line[:100], how))
         if not _filename_ok(fn):
-            raise RepositoryError('%s line %d: %r is not a valid file name (no /, no control characters)'
-                                  % (source, nr, fn))
+            raise RepositoryError('%s line %d: %r is not a valid file name or relative path in the repository (not '
+                                  'absolute, no empty, . or .. component, no control characters)' % (source, nr, fn))
         hexd = hexd.lower()
         if seen.get(fn, hexd) != hexd:
             raise RepositoryError('%s lists %s twice with different sums (lines %d and %d)'
@@ -277,8 +284,8 @@ def _best_before(fn: str, source: str, today) -> None:
     if date is None:
         return
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
-    if date < today:
-        raise RepositoryError('%s is out of date: it lists %s, and today is %s; the repository must publish a '
+    if date <= today:       # (systemd: the date's start is before now)
+        raise RepositoryError('%s is out of date: it lists %s, and today is %s (UTC); the repository must publish a '
                               'fresh index' % (source, fn, today.isoformat()))
 
 

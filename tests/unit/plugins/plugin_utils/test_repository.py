@@ -108,7 +108,10 @@ def test_index_lines_as_sha256sum_writes_them():
     (b'%s x.raw\n' % (b'a' * 64), 'line 1 is malformed'),
     (b'%s  x.raw\n%s\tx.raw\n' % (b'a' * 64, b'b' * 64), 'line 2 is malformed'),
     (b'%s  x.raw' % (b'a' * 64), 'does not end in a newline'),
-    (b'%s  a/b.raw\n' % (b'a' * 64), 'not a valid file name'),
+    (b'%s  /a/b.raw\n' % (b'a' * 64), 'not a valid file name'),
+    (b'%s  a//b.raw\n' % (b'a' * 64), 'not a valid file name'),
+    (b'%s  a/../b.raw\n' % (b'a' * 64), 'not a valid file name'),
+    (b'%s  ./b.raw\n' % (b'a' * 64), 'not a valid file name'),
     (b'%s  ..\n' % (b'a' * 64), 'not a valid file name'),
     (b'\\%s  x\\n.raw\n' % (b'a' * 64), 'escaped file names'),
     (b'%s  x.raw\n\0' % (b'a' * 64), 'NUL byte'),
@@ -126,8 +129,9 @@ def test_best_before_marker_as_systemd_honours_it():
     empty = hashlib.sha256(b'').hexdigest()
     data = ('%s  BEST-BEFORE-2026-06-01\n%s  d-1-x86-64.raw\n' % (empty, 'a' * 64)).encode()
     assert len(r.parse_index(data, 'i', today=datetime.date(2026, 5, 31))) == 2
-    with pytest.raises(r.RepositoryError, match='out of date'):
-        r.parse_index(data, 'i', today=datetime.date(2026, 6, 2))
+    for day in (1, 2):      # from the date on: systemd refuses once its start is in the past
+        with pytest.raises(r.RepositoryError, match='out of date'):
+            r.parse_index(data, 'i', today=datetime.date(2026, 6, day))
     # not a date: ignored, and then an ordinary file name as in systemd; a marker is never a candidate
     odd = r.parse_index(('%s  BEST-BEFORE-2026-02-30\n' % empty).encode(), 'i', today=datetime.date(2030, 1, 1))
     assert [e.version for e in r.choose(odd, [r.Pattern('BEST-BEFORE-@v')], r.parse_spec('latest')).candidates] == \
@@ -227,3 +231,17 @@ def test_the_files_of_sysupdate_d_5_example_1_each_match_their_transfers_pattern
     # foobarOS_@v.efi does not take the devel image, nor foobarOS_@v_@u.root.xz the verity one
     assert [e.name for e in r.choose(idx, [r.Pattern('foobarOS_@v.efi')], latest).candidates] == \
         ['foobarOS_7.efi', 'foobarOS_6.efi']
+
+
+def test_index_entries_in_subdirectories_are_read_and_matched_by_patterns_naming_the_directory():
+    """systemd-sysupdate accepts "subdir/file" lines (resource_load_from_web()); a pattern without
+    a directory does not match them, one that names it does."""
+    data = ('%s  old/d-1-x86-64.raw\n%s  d-2-x86-64.raw\n' % ('a' * 64, 'b' * 64)).encode()
+    entries = r.parse_index(data, 'i')
+    assert entries == [('old/d-1-x86-64.raw', 'a' * 64), ('d-2-x86-64.raw', 'b' * 64)]
+    spec = r.parse_spec('latest')
+    assert [e.name for e in r.choose(entries, r.patterns_for('d', None, X86), spec).candidates] == ['d-2-x86-64.raw']
+    assert [e.name for e in r.choose(entries, r.patterns_for('d', 'old/d-@v-%a.raw', X86), spec).candidates] == \
+        ['old/d-1-x86-64.raw']
+    with pytest.raises(r.RepositoryError, match=r"'\*\*/' prefix"):
+        r.patterns_for('d', '**/d-@v-%a.raw', X86)
