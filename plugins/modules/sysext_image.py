@@ -172,9 +172,10 @@ options:
         (a relative one is searched like O(src), in C(files/)), whose chosen file is transferred as a
         controller O(src) is.
       - C(SHA256SUMS) has one line per file as C(sha256sum) writes it, C(HEX  NAME) or C(HEX *NAME); a line
-        that is not, a file name with a C(/), or an index that does not end in a newline is refused, as
+        that is not, an absolute or unnormalized path (a file in a subdirectory, C(sub/NAME), is read and matched by a
+        pattern naming C(sub/)), or an index that does not end in a newline is refused, as
         systemd-sysupdate refuses it, and so is an index with a C(BEST-BEFORE-YYYY-MM-DD) entry whose date
-        has passed.
+        has come (from that day on).
       - Not with O(src), O(url), O(checksum) or O(remote_src). With O(state=absent) or O(rollback=true) nothing
         is fetched.
     type: str
