@@ -173,6 +173,9 @@ def main() -> dict:
     # the newest image is for another OS: refused after its download, the next older one is taken
     incompat = [image('incompat', '1.20', arch, 'ID=fedora\nVERSION_ID=41\n'), image('incompat', '1.10', arch)]
     write_index(os.path.join(served, 'incompat'), incompat)
+    # the newest version is one the store cannot hold (a '+' in it): passed over before any download
+    unstorable = [image('unstorable', '1.30+k3s1', arch), image('unstorable', '1.3', arch)]
+    write_index(os.path.join(served, 'unstorable'), unstorable)
     # signed indexes: a controller directory signed with the trusted key, a URL signed with another one
     homes = []
     try:
@@ -250,6 +253,9 @@ def main() -> dict:
         out['incompat'] = play([{t: dict(base, repository=srv.url + 'incompat/', version='latest')}], hosts='h1')[0]
         out['incompat_requests'] = srv.take()
         out['incompat_listing'] = [p for p in listing(r.path) if '1.20' in p]
+        out['unstorable'] = play([{t: dict(base, repository=srv.url + 'unstorable/', version='latest')}],
+                                 hosts='h1')[0]
+        out['unstorable_requests'] = srv.take()
 
         # a controller directory with a signed index, an exact version: the controller's src path
         out['signed_dir'] = play([{t: dict(base, repository=signed_dir, version='1.9', keyring=trusted_ring)}],

@@ -74,6 +74,14 @@ def test_an_image_for_another_os_is_refused_before_the_rename_and_the_next_older
     assert repo['incompat_listing'] == []
 
 
+def test_a_version_the_store_cannot_hold_is_passed_over_before_any_download(repo):
+    r = repo['unstorable']
+    assert not r['failed'] and r['selected'] == '1.3', r
+    refused, = r['repository']['refused']
+    assert refused['version'] == '1.30+k3s1' and "invalid version '1.30+k3s1'" in refused['reason'], refused
+    assert repo['unstorable_requests'] == ['/unstorable/SHA256SUMS', '/unstorable/tool-1.3-%s.raw' % repo['arch']]
+
+
 def test_a_signed_controller_directory_and_a_file_url(repo):
     s = repo['signed_dir']
     assert s['changed'] and s['selected'] == '1.9' and s['repository']['signed'] and s['repository']['src']
