@@ -159,6 +159,7 @@ def runs_fixture(image, server, hosts, tmp_path_factory):
         out['requests'].append(list(server['requests']))
 
     step('bad_options', 'a', {'bootstrap_url': server['base'] + 'image.raw'})
+    step('md5', 'a', {'bootstrap_url': url, 'bootstrap_checksum': 'md5:' + '0' * 32})
     step('unreachable', 'a', {'bootstrap_url': closed, 'bootstrap_checksum': image['checksum']})
     step('wrong_checksum', 'a', {'bootstrap_url': url, 'bootstrap_checksum': 'sha256:' + '0' * 64})
     step('first', 'a', {'bootstrap_url': url, 'bootstrap_checksum': image['checksum']})
@@ -173,12 +174,21 @@ def test_options_that_cannot_work_fail_before_the_probe(runs):
     assert run['rc'] != 0
     failed, = named(run['results'], 'Check where the image comes from')
     assert failed['failed']
-    assert 'bootstrap_url needs bootstrap_checksum, ALGORITHM:HEX of the image' in failed['msg'], failed['msg']
+    assert 'bootstrap_url needs bootstrap_checksum, sha256:HEX (or sha384:, sha512:) of the image' in failed['msg'], \
+        failed['msg']
     assert ('the file name "image.raw" of bootstrap_url is not tucked-python-VERSION.raw: set bootstrap_version'
             in failed['msg']), failed['msg']
     assert failed['msg'].endswith('Nothing was done on the hosts.')
     assert named(run['results'], 'Look for a usable Python') == [], 'not even the probe ran'
     assert runs['requests'][0] == [] and run['cache'] == [] and run['untouched'] == {'a': True, 'b': True}
+
+
+def test_a_checksum_the_bootstrap_cannot_verify_fails_before_the_download(runs):
+    run = runs['md5']
+    failed, = named(run['results'], 'Check where the image comes from')
+    assert failed['failed'] and 'it is "md5:' in failed['msg'], failed['msg']
+    assert named(run['results'], 'Look for a usable Python') == [], 'not even the probe ran'
+    assert runs['requests'][1] == [] and run['cache'] == [] and run['untouched'] == {'a': True, 'b': True}
 
 
 def test_an_unreachable_url_fails_with_a_clear_message_and_touches_nothing(runs, image):
@@ -198,7 +208,7 @@ def test_an_unreachable_url_fails_with_a_clear_message_and_touches_nothing(runs,
 def test_a_wrong_checksum_fails_keeps_nothing_and_touches_nothing(runs, image):
     run = runs['wrong_checksum']
     assert run['rc'] != 0
-    assert runs['requests'][2] == ['/' + image['file']], 'it was downloaded, once'
+    assert runs['requests'][3] == ['/' + image['file']], 'it was downloaded, once'
     failed, = named(run['results'], 'Say why the download failed')
     assert 'did not match %s; it was %s' % ('0' * 64, image['checksum'].split(':')[1]) in failed['msg'], failed['msg']
     assert ('Its bytes do not have bootstrap_checksum sha256:%s, so nothing was kept' % ('0' * 64)) in failed['msg']
@@ -209,7 +219,7 @@ def test_a_wrong_checksum_fails_keeps_nothing_and_touches_nothing(runs, image):
 def test_the_right_checksum_downloads_once_installs_and_modules_run(runs, image):
     run = runs['first']
     assert run['rc'] == 0, run['shown'][-4000:]
-    assert runs['requests'][3] == ['/' + image['file']] * 2, 'one more download'
+    assert runs['requests'][4] == ['/' + image['file']] * 2, 'one more download'
     assert run['cache'] == [image['file']]
     with open(os.path.join(runs['cache'], image['file']), 'rb') as f:
         assert 'sha256:' + hashlib.sha256(f.read()).hexdigest() == image['checksum']
@@ -229,7 +239,7 @@ def test_the_right_checksum_downloads_once_installs_and_modules_run(runs, image)
 def test_a_second_run_downloads_nothing_and_changes_nothing(runs):
     run = runs['second']
     assert run['rc'] == 0, run['shown'][-4000:]
-    assert runs['requests'][4] == runs['requests'][3], 'no request'
+    assert runs['requests'][5] == runs['requests'][4], 'no request'
     assert not any(r.get('changed') for _task, r in run['results']), run['results']
     assert named(run['results'], 'Download the Python system extension on the controller (once') == []
     probe, = named(run['results'], 'Look for a usable Python')
@@ -239,7 +249,7 @@ def test_a_second_run_downloads_nothing_and_changes_nothing(runs):
 def test_a_later_host_gets_the_file_already_downloaded(runs, image):
     run = runs['both']
     assert run['rc'] == 0, run['shown'][-4000:]
-    assert runs['requests'][5] == runs['requests'][3], 'no request: the file is there with its checksum'
+    assert runs['requests'][6] == runs['requests'][4], 'no request: the file is there with its checksum'
     got, = named(run['results'], 'Download the Python system extension on the controller (once')
     assert not got['changed'] and got['msg'] == 'file already exists', got
     installed = named(run['results'], 'Install, merge and verify')
