@@ -26,14 +26,12 @@ stage_collection() {
     (cd "$dest" && git init -q && git add -A >/dev/null 2>&1) || true
 }
 
-# ansible-test units and sanity of one ansible-core release (its venv, with its venv's Python),
-# on a copy of the collection of its own (ansible-test writes tests/output/ in the collection)
+# ansible-test units or sanity of one ansible-core release (its venv, with its venv's Python), on a
+# copy of the collection of its own (ansible-test writes tests/output/ in the collection)
 compat_one() {
-    local venv=$1 dest=$2 py
+    local what=$1 venv=$2 dest=$3 py
     py=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    stage_collection "$dest"
-    (cd "$dest" && run "$venv/bin/ansible-test" units --local --python "$py" --color no --requirements) &&
-        (cd "$dest" && run "$venv/bin/ansible-test" sanity --local --python "$py" --color no --requirements)
+    (cd "$dest" && run "$venv/bin/ansible-test" "$what" --local --python "$py" --color no --requirements)
 }
 
 # Every molecule scenario on its disposable hosts (scripts/testhosts.sh), then a check that
@@ -129,15 +127,22 @@ for step in $steps; do
             (cd "$coll" && run "$TEST_VENV/bin/ansible-test" units --local --python 3.11 --color no --requirements) ;;
         compat)
             # the oldest and the newest ansible-core the collection claims (requires_ansible:
-            # >=2.16, no upper bound): their ansible-test units and sanity, the two side by side
-            # (mostly one core each: pylint), each shown when both are done, both checked
+            # >=2.16, no upper bound): their ansible-test units one after the other (two pytest
+            # sessions at once share /tmp/pytest-of-USER, and one removed the other's directories),
+            # then their sanity side by side (mostly one core each: pylint), both shown, both checked
+            old_coll="$here/.build/compat-216/ansible_collections/tucked/sysext"
+            new_coll="$here/.build/compat-newest/ansible_collections/tucked/sysext"
+            stage_collection "$old_coll"
+            stage_collection "$new_coll"
+            compat_one units "$TEST_VENV_216" "$old_coll"
+            compat_one units "$TEST_VENV_NEWEST" "$new_coll"
             compat_log=$(mktemp)
-            compat_one "$TEST_VENV_NEWEST" "$here/.build/compat-newest/ansible_collections/tucked/sysext" > "$compat_log" 2>&1 &
+            compat_one sanity "$TEST_VENV_NEWEST" "$new_coll" > "$compat_log" 2>&1 &
             compat_pid=$!
             compat_rc=0
-            compat_one "$TEST_VENV_216" "$here/.build/compat-216/ansible_collections/tucked/sysext" || compat_rc=$?
+            compat_one sanity "$TEST_VENV_216" "$old_coll" || compat_rc=$?
             wait "$compat_pid" || compat_rc=$?
-            printf '\n=== (ansible-core %s, run beside)\n' "$("$TEST_VENV_NEWEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p')" >&2
+            printf '\n=== (ansible-core %s sanity, run beside)\n' "$("$TEST_VENV_NEWEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p')" >&2
             cat "$compat_log" >&2
             rm -f "$compat_log"
             [ "$compat_rc" = 0 ] ;;

@@ -80,8 +80,12 @@ class Server:
 
 
 def gpg(home, *args, data=None):
-    return subprocess.run(['gpg', '--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback',
-                           '--passphrase', ''] + list(args), input=data, capture_output=True, check=True).stdout
+    res = subprocess.run(['gpg', '--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback',
+                          '--passphrase', ''] + list(args), input=data, capture_output=True, check=False)
+    if res.returncode != 0:     # (what gpg said, not only its exit status)
+        raise AssertionError('gpg %s in %s: exit %d: %s' % (' '.join(args), home, res.returncode,
+                                                            res.stderr.decode(errors='replace')))
+    return res.stdout
 
 
 def make_key(work, who, homes):
