@@ -21,6 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from lib.ansible_run import BIN, CALLBACKS, REPO, ansible_env, run_tasks  # noqa: E402
 from lib.fleet import build_tree, squashfs  # noqa: E402
+from lib import gpgagent  # noqa: E402
 from lib.nsroot import FakeRoot, emit, engine, sh  # noqa: E402
 
 SLOW = 4            # seconds the slow server waits; the tasks' url_timeout is 1
@@ -194,7 +195,7 @@ def main() -> dict:
         write_index(os.path.join(served, 'strange'), good, signer=stranger)
     finally:
         for home in homes:      # the gpg-agent each key's making started
-            subprocess.run(['gpgconf', '--homedir', home, '--kill', 'all'], check=False, capture_output=True)
+            gpgagent.stop(home)
 
     srv = Server(served)
     t = 'tucked.sysext.sysext_image'

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from ansible_collections.tucked.sysext.plugins.plugin_utils import repofetch, repository
+from ansible_collections.tucked.sysext.tests.lib import gpgagent
 
 pytestmark = pytest.mark.skipif(shutil.which('gpg') is None or shutil.which('gpgv') is None,
                                 reason='gpg and gpgv are installed by scripts/bootstrap.sh debs')
@@ -42,7 +43,7 @@ def keys(tmp_path_factory):
         yield out
     finally:        # (also when a key could not be made: no gpg-agent is left running)
         for home in homes:
-            subprocess.run(['gpgconf', '--homedir', str(home), '--kill', 'all'], check=False, capture_output=True)
+            gpgagent.stop(home)
 
 
 def repo(tmp_path, signer=None, keys=None, body=None):
