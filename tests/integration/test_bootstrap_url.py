@@ -16,6 +16,18 @@ nothing in the download directory and leave the hosts untouched; the right check
 once, installs, and a module then runs on the bootstrapped interpreter; a second run downloads
 nothing and changes nothing; another host that needs the image later gets the file already
 downloaded, with no new request.
+
+A third host gets an image shaped like Flatcar's ``flatcar-python`` (the user's image of item 2,
+taken from ``bootstrap_src``): the same interpreter, as ``/usr/bin/python3`` outside a private
+prefix, no manifest, an extension-release tied to the exact OS release (``ID`` and
+``VERSION_ID``, as Flatcar ties it), in erofs made with Flatcar's extras' flags (``-zlz4hc,12
+-C65536 -Efragments,ztailpacking``). Flatcar wraps that file system in a signed GPT disk image;
+here it is a plain file system image, because the host's own systemd-sysext does this merge
+and, in a podman test host (no udev, no device-mapper), 252 cannot use a disk image's
+partitions ("Failed to read metadata for image flatcar-python: No such file or directory",
+seen). One tied to another OS release is refused before anything is installed, with
+the field that does not match; the right one is installed and merged by the host's own
+systemd-sysext 252, a module runs on ``/usr/bin/python3``, and a second run changes nothing.
 """
 
 import glob
@@ -89,7 +101,7 @@ def server_fixture(image):
 
 @pytest.fixture(scope='module', name='hosts')
 def hosts_fixture(tmp_path_factory):
-    names = {'a': 'tucked-i17url-a-%d' % os.getpid(), 'b': 'tucked-i17url-b-%d' % os.getpid()}
+    names = {k: 'tucked-i17url-%s-%d' % (k, os.getpid()) for k in 'abc'}
     started = []
     try:
         for name in names.values():
@@ -165,7 +177,7 @@ def runs_fixture(image, server, hosts, tmp_path_factory):
     step('first', 'a', {'bootstrap_url': url, 'bootstrap_checksum': image['checksum']})
     out['a_python'] = on_host(hosts, 'a', PYTHON + ' -c "import sys; print(sys.version.split()[0])"').strip()
     step('second', 'a', {'bootstrap_url': url, 'bootstrap_checksum': image['checksum']})
-    step('both', 'all', {'bootstrap_url': url, 'bootstrap_checksum': image['checksum']})
+    step('both', 'a:b', {'bootstrap_url': url, 'bootstrap_checksum': image['checksum']})
     return out
 
 
@@ -258,3 +270,83 @@ def test_a_later_host_gets_the_file_already_downloaded(runs, image):
     done, = [r for r in installed if not r.get('skipped')]
     assert done['changed'] and done['source'] == 'installed', done
     assert run['untouched'] == {'a': False, 'b': False}
+
+
+FLATCAR_NAME = 'flatcar-python'
+FLATCAR_PYTHON = '/usr/bin/python3'
+
+
+@pytest.fixture(scope='module', name='flatcar')
+def flatcar_fixture(image, tmp_path_factory):
+    """Two images shaped like Flatcar's flatcar-python (see the module's docstring), made from the
+    same interpreter: ``fits`` tied to the test hosts' release (bookworm, VERSION_ID 12),
+    ``other`` to VERSION_ID 11. Each in a directory of its own, as NAME-VERSION.raw."""
+    tree = str(tmp_path_factory.mktemp('flatcar') / 'tree')
+    subprocess.run(['unsquashfs', '-no-xattrs', '-q', '-d', tree, os.path.join(image['dir'], image['file'])],
+                   check=True, capture_output=True)
+    os.remove(os.path.join(tree, 'usr/lib/extension-release.d/extension-release.tucked-python'))
+    os.remove(os.path.join(tree, 'usr/lib/tucked-sysext/python/tucked-python.json'))     # Flatcar's has no manifest
+    os.makedirs(os.path.join(tree, 'usr/bin'))
+    os.symlink('../lib/tucked-sysext/python/bin/python3', os.path.join(tree, 'usr/bin/python3'))
+    out = {}
+    for key, version_id in (('fits', '12'), ('other', '11')):
+        dest = str(tmp_path_factory.mktemp('flatcar-' + key) / ('%s-%s.raw' % (FLATCAR_NAME, image['version'])))
+        built, = run_tasks([{'tucked.sysext.sysext_build': {
+            'src': tree, 'dest': dest, 'name': FLATCAR_NAME, 'id': 'debian', 'version_id': version_id,
+            'format': 'erofs', 'compression': 'lz4hc', 'compression_level': 12, 'cluster_size': 65536,
+            'erofs_features': ['fragments', 'ztailpacking'], 'source_date_epoch': 0}}])
+        assert not built.get('failed'), built.get('msg')
+        with open(dest, 'rb') as f:
+            assert f.read(1028)[1024:1028] == b'\xe2\xe1\xf5\xe0', 'an erofs image'
+        out[key] = dest
+    return out
+
+
+@pytest.fixture(scope='module', name='flatcar_runs')
+def flatcar_runs_fixture(flatcar, hosts, tmp_path_factory):
+    """The bootstrap on host c with the Flatcar-shaped images, in order: the other OS release's,
+    the fitting one, the fitting one again."""
+    cache = str(tmp_path_factory.mktemp('cache-c'))
+    given = {'bootstrap_name': FLATCAR_NAME, 'bootstrap_interpreter': FLATCAR_PYTHON}
+    out = {}
+    for key, src in (('other', flatcar['other']), ('first', flatcar['fits']), ('second', flatcar['fits'])):
+        rc, shown, results = play(hosts, 'c', dict(given, bootstrap_src=src), cache)
+        out[key] = {'rc': rc, 'shown': shown, 'results': results,
+                    'untouched': on_host(hosts, 'c', 'ls -d /var/lib/tucked-sysext /var/lib/extensions/%s.raw %s '
+                                                     '2>/dev/null; echo end' % (FLATCAR_NAME, FLATCAR_PYTHON)) == 'end\n'}
+        if key == 'first':
+            out['python'] = on_host(hosts, 'c', FLATCAR_PYTHON + ' -c "import sys, ssl; print(sys.version.split()[0])"')
+            out['status'] = on_host(hosts, 'c', 'systemd-sysext list --no-legend; systemd-sysext status --no-legend')
+    return out
+
+
+def test_a_user_image_tied_to_another_os_release_is_refused_before_anything_is_installed(flatcar_runs):
+    run = flatcar_runs['other']
+    assert run['rc'] != 0
+    probe, = named(run['results'], 'Look for a usable Python')
+    assert probe['needs_image'] and not probe['changed']
+    failed, = named(run['results'], 'Install, merge and verify')
+    assert failed['failed'] and not failed.get('changed'), failed
+    assert FLATCAR_NAME in failed['msg'] and 'VERSION_ID' in failed['msg'] and "'11'" in failed['msg'], failed['msg']
+    assert run['untouched'], 'nothing stored, linked or merged'
+
+
+def test_a_flatcar_shaped_user_image_is_merged_by_the_hosts_systemd_and_modules_run_on_it(flatcar_runs):
+    run = flatcar_runs['first']
+    assert run['rc'] == 0, run['shown'][-4000:]
+    installed, = named(run['results'], 'Install, merge and verify')
+    assert installed['changed'] and installed['source'] == 'installed', installed
+    assert installed['interpreter'] == FLATCAR_PYTHON
+    facts, = named(run['results'], 'facts on the bootstrapped interpreter')
+    assert facts['ansible_facts']['ansible_python']['executable'] == PYTHON + '.11'
+    assert flatcar_runs['python'].strip().startswith('3.11.')
+    assert FLATCAR_NAME in flatcar_runs['status'], flatcar_runs['status']
+    assert not run['untouched']
+
+
+def test_a_second_run_with_the_user_image_changes_nothing(flatcar_runs):
+    run = flatcar_runs['second']
+    assert run['rc'] == 0, run['shown'][-4000:]
+    assert not any(r.get('changed') for _task, r in run['results']), run['results']
+    probe, = named(run['results'], 'Look for a usable Python')
+    assert probe['source'] == 'existing' and probe['interpreter'] == FLATCAR_PYTHON
