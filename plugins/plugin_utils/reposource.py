@@ -6,7 +6,9 @@ os-release asked once (the module's ``probe_host``), the index fetched once per 
 (repofetch), the version chosen (repository), then the module called as for an explicit
 ``url`` + ``checksum`` (or a controller ``src``), newest candidate first; a candidate whose image
 the module refuses to select on this host (its extension-release, read after the download and
-before the rename into place, or the image policy) is passed over for the next older one."""
+before the rename into place, or the image policy) is passed over for the next older one. With
+``state: query`` nothing is downloaded: the first candidate the store can hold is the version
+``available``, and the module reports what the store holds beside it."""
 
 from __future__ import annotations
 
@@ -62,11 +64,9 @@ def _play_id(action) -> str:
 
 
 def _choice(action, args: dict, task_vars: dict):
-    """The index read and the candidates chosen for this host: (the module's arguments without the
-    repository options, the source, the index, the result's ``repository`` info, the choice, the spec),
-    or a failed result."""
+    """The index read and the candidates chosen for this host: (the source, the index, the result's
+    ``repository`` info, the choice, the spec), or a failed result."""
     name = args.get('name')
-    plain = {k: v for k, v in args.items() if k not in OPTIONS}
     try:
         spec = repository.parse_spec(args.get('version'))
     except repository.RepositoryError as e:
@@ -89,7 +89,7 @@ def _choice(action, args: dict, task_vars: dict):
             'patterns': [p.text for p in patterns], 'refused': []}
     if not choice.candidates:
         info['reason'] = repository.no_match_message(name, index['index'], patterns, spec, choice, index['entries'])
-    return plain, source, index, info, choice, spec
+    return source, index, info, choice, spec
 
 
 def _storable(name: str, entry, info: dict) -> bool:
@@ -121,7 +121,7 @@ def run(action, args: dict, task_vars: dict) -> dict:
     got = _choice(action, args, task_vars)
     if isinstance(got, dict):
         return got
-    plain, source, index, info, choice, spec = got
+    source, index, info, choice, spec = got
     if plain.get('state') == 'query':
         return _query(action, task_vars, plain, source, index, info, choice, spec)
     if not choice.candidates:
