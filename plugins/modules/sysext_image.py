@@ -108,8 +108,8 @@ options:
         first; the index is fetched on the controller (once per play) and the choice made as for that run, but no
         image is downloaded, so its extension-release is not checked.
       - With V(query), RV(stored) tells whether RV(available) is in the store already (with the checksum of the
-        index or of O(checksum), when there is one); when it is not, the next run downloads it (RV(repository.url),
-        O(url)) or transfers it (RV(repository.src), O(src)). A controller O(src) is neither read nor transferred.
+        index or of O(checksum), when there is one); when it is not, the next run downloads it (C(url) of RV(repository),
+        O(url)) or transfers it (its C(src), O(src)). A controller O(src) is neither read nor transferred.
         What is merged is reported by M(tucked.sysext.sysext_facts).
     type: str
     choices: [present, selected, absent, query]
@@ -476,7 +476,7 @@ available:
     - With O(state=query), the newest version the source offers this host, V(null) when there is none.
     - With O(repository), the newest version of the index that O(version) allows, fits the host's architecture
       (and the os-release fields the patterns name) and the store can hold; V(null) when none does (then
-      RV(repository.reason) says why). Else O(version).
+      C(reason) in RV(repository) says why). Else O(version).
   returned: with O(state=query)
   type: str
   sample: 27.3.1
