@@ -66,7 +66,7 @@ run() { printf '\n=== %s\n' "$*" >&2; "$@"; }
 # one worker: its module-scoped fixtures are made once), then the others, each named (pytest
 # drops a file named after its directory, and then runs the directory in name order)
 SLOW_INTEGRATION='test_rollout.py test_refresh.py test_first_hour.py test_facts_module.py test_bootstrap_url.py
-    test_repository_source.py test_rollout_nextos.py test_python_image.py test_keep_interpreter.py test_image_module.py
+    test_repository_source.py test_status_updates.py test_rollout_nextos.py test_python_image.py test_keep_interpreter.py test_image_module.py
     test_build_module.py'
 slow_first() {
     local f

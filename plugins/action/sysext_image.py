@@ -40,6 +40,8 @@ class ActionModule(ActionBase):
             return result
         if args.get('repository') is not None:
             result.update(self._from_repository(args, task_vars))
+        elif args.get('state') == 'query':
+            result.update(self._module(args, task_vars))     # nothing transferred: the store alone
         else:
             result.update(self._deliver(args, task_vars))
         return result

@@ -17,7 +17,9 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.tucked.sysext.plugins.module_utils import updates as upd
 from ansible_collections.tucked.sysext.plugins.module_utils.version import strverscmp_improved, version_key
+from ansible_collections.tucked.sysext.plugins.plugin_utils import repository
 
 try:
     import jmespath
@@ -31,7 +33,7 @@ except ImportError:
 NO_JMESPATH = ('the %s filter needs the Python library jmespath on the controller '
                '(the machine running ansible-playbook): pip install jmespath on the controller')
 
-DRIFT_STATES = ('missing', 'older', 'newer', 'unknown')
+DRIFT_STATES = ('missing', 'older', 'newer', 'excluded', 'unknown')
 
 
 # ------------------------------------------------------------------------ versions
@@ -299,14 +301,16 @@ def _wanted_list(wanted) -> list:
     if isinstance(wanted, Mapping):
         for name, spec in wanted.items():
             if isinstance(spec, Mapping):
-                out.append({'name': name, 'version': spec.get('version'), 'class': spec.get('class')})
+                out.append({'name': name, 'version': spec.get('version'), 'class': spec.get('class'),
+                            'repository': spec.get('repository')})
             else:
-                out.append({'name': name, 'version': spec, 'class': None})
+                out.append({'name': name, 'version': spec, 'class': None, 'repository': None})
     elif isinstance(wanted, (list, tuple)):
         for item in wanted:
             if not isinstance(item, Mapping) or not item.get('name'):
                 raise AnsibleFilterError('wanted: every item of the list needs a name (and a version), got %r' % (item,))
-            out.append({'name': item['name'], 'version': item.get('version'), 'class': item.get('class')})
+            out.append({'name': item['name'], 'version': item.get('version'), 'class': item.get('class'),
+                        'repository': item.get('repository')})
     else:
         raise AnsibleFilterError('wanted must be a dict (name: version) or a list of {name, version}, got %s'
                                  % type(wanted).__name__)
@@ -315,15 +319,37 @@ def _wanted_list(wanted) -> list:
         w['version'] = _version(w['version'], 'wanted version of %s' % w['name'])
         if w['class'] not in (None, 'sysext', 'confext'):
             raise AnsibleFilterError('wanted %s: class must be sysext or confext, got %r' % (w['name'], w['class']))
+        w['spec'] = _spec(w)
+        # no version, or latest from a repository: any version merged will do (updates= tells the newest)
+        w['any'] = w['version'] is None or (w['spec'] is not None and w['spec'].text == 'latest')
     return out
+
+
+def _spec(w: dict):
+    """The version spec of a wanted entry with a repository (latest, exact, or constraints), or of a
+    version that starts with an operator (>=1.2,<2); None for an exact version."""
+    version = w['version']
+    if not w.get('repository') and not (version or '').startswith(('<', '>', '=', '!')):
+        return None
+    try:
+        return repository.parse_spec(version)
+    except repository.RepositoryError as e:
+        raise AnsibleFilterError('wanted %s: %s' % (w['name'], e)) from None
+
+
+def _deviation(version: str, w: dict) -> int | None:
+    """0 when ``version`` is what ``w`` wants, -1 older, 1 newer, None excluded (a != constraint)."""
+    if w['spec'] is not None:
+        return w['spec'].deviation(version)
+    return strverscmp_improved(version, w['version'])
 
 
 def _drift(host: str, rows: list, w: dict) -> list:
     rows = [r for r in rows if r['name'] == w['name'] and (w['class'] is None or r['class'] == w['class'])]
     image = next((r for r in rows if r['type'] not in (None, 'ignored') and r['compatible']), None)
     image_version = image['version'] if image else None
-    fixable = image is not None and (w['version'] is None or (
-        image_version is not None and strverscmp_improved(image_version, w['version']) == 0))
+    fixable = image is not None and (w['any'] or (
+        image_version is not None and _deviation(image_version, w) == 0))
     merged = [r for r in rows if r['merged']]
     base = {'host': host, 'name': w['name'], 'wanted': w['version'], 'image_version': image_version}
     if not merged:
@@ -331,23 +357,24 @@ def _drift(host: str, rows: list, w: dict) -> list:
                               'state': 'missing', 'fixed_by_refresh': fixable})]
     out = []
     for r in merged:
-        if w['version'] is None:
+        if w['any']:
             continue
         if r['running_version'] is None:
             state = 'unknown'
         else:
-            c = strverscmp_improved(r['running_version'], w['version'])
+            c = _deviation(r['running_version'], w)
             if c == 0:
                 continue
-            state = 'older' if c < 0 else 'newer'
+            state = 'excluded' if c is None else 'older' if c < 0 else 'newer'
         out.append(dict(base, **{'class': r['class'], 'version': r['running_version'], 'state': state,
                                  'fixed_by_refresh': fixable and (state == 'unknown' or not r['current'])}))
     return out
 
 
-def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
+def sysext_fleet(hostvars, hosts=None, wanted=None, var=None, updates=None) -> dict:
     """Fleet report: rows host x extension, per-host summary, hosts needing a refresh, hosts
-    without facts, and drift from ``wanted``."""
+    without facts, drift from ``wanted``, and with ``updates`` (the registered sysext_image
+    state=query results) each extension's update state and the hosts behind."""
     if not isinstance(hostvars, Mapping):
         raise AnsibleFilterError('sysext_fleet expects hostvars (or a dict host: facts), got %s'
                                  % type(hostvars).__name__)
@@ -358,8 +385,11 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
     else:
         names = [_plain(h) for h in hosts]
     wants = _wanted_list(wanted)
+    if updates is not None and not isinstance(updates, (str, Mapping)):
+        raise AnsibleFilterError('sysext_fleet: updates must be the name of the variable the sysext_image state=query '
+                                 'task registered, or a dict host: registered result, got %s' % type(updates).__name__)
     report = {'rows': [], 'hosts': [], 'needs_refresh': [], 'no_facts': [], 'unreachable': [], 'failed': [],
-              'drift': []}
+              'drift': [], 'updates': [], 'behind': []}
     for host in names:
         facts = _facts_of(hostvars[host], var) if host in hostvars else None
         if facts is None:
@@ -369,6 +399,7 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
                 report[state].append(host)
             report['hosts'].append({'host': host, 'has_facts': False, 'state': state, 'error': error,
                                     'needs_refresh': None, 'actions': {}, 'merged': [], 'problems': []})
+            report['updates'].extend(_updates(hostvars, host, updates, None))
             continue
         facts = _plain(facts)
         rows = sysext_extensions(facts)
@@ -392,7 +423,24 @@ def sysext_fleet(hostvars, hosts=None, wanted=None, var=None) -> dict:
             report['needs_refresh'].append(host)
         for w in wants:
             report['drift'].extend(_drift(host, rows, w))
+        report['updates'].extend(_updates(hostvars, host, updates, rows))
+    report['behind'] = list(dict.fromkeys(u['host'] for u in report['updates'] if u['state'] == 'behind'))
     return report
+
+
+def _updates(hostvars, host, updates, rows) -> list:
+    """The update state of each extension the host's query results name (updates.classify)."""
+    if updates is None:
+        return []
+    if isinstance(updates, str):
+        value = hostvars[host] if host in hostvars else None
+        registered = value[updates] if isinstance(value, Mapping) and updates in value else None
+    else:
+        registered = updates[host] if host in updates else None
+    registered = _plain(registered)
+    results = [r for r in registered if isinstance(r, dict) and not r.get('skipped')] \
+        if isinstance(registered, list) else upd.results_of(registered)
+    return [dict({'host': host}, **upd.classify(r, rows)) for r in results]
 
 
 def _why_no_facts(value, var) -> tuple[str, str | None]:

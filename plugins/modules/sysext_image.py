@@ -54,6 +54,9 @@ description:
     and never pruned or removed; a link to one of them is replaced by the selection, the file stays.
   - When an entry of the same name in a directory systemd searches earlier shadows the link, the
     module warns and returns it in RV(shadowed_by).
+  - With O(state=query), the module only reports what the store holds (RV(versions)), what the link
+    selects (RV(selected)) and the newest version the source offers this host (RV(available)), and whether
+    that one is stored already (RV(stored)); nothing is downloaded, transferred or written.
   - Idempotent. When the version is already stored with the same checksum and selected,
     nothing is copied and the task reports no change. The checksum of a stored file is cached in the
     C(user.tucked.digest) xattr, keyed by size, mtime and inode, so such a run reads no image data.
@@ -77,6 +80,8 @@ options:
         letters, digits, C(.), C(~), C(^) and C(-) are allowed. C(NAME-VERSION.raw) may be at most 232 bytes long
         (the store's temporary and sidecar files add to it, within the file system's 255).
       - Required with O(state=present) and O(state=selected) unless O(rollback=true) or O(repository) is given.
+      - With O(state=query) and without O(repository), the version the source offers (RV(available)); it may be
+        left out, and RV(available) is then V(null).
       - With O(repository), V(latest) (the default there, the newest version the patterns match), an exact
         version (compared as a string with the C(@v) field of the file names), or constraints separated by
         commas, each one of the operators C(>=), C(>), C(<=), C(<), C(==), C(!=) and a version, compared with
@@ -97,8 +102,17 @@ options:
       - V(absent) with O(version), that version is removed from the store (refused while it is
         selected); without O(version), the link and every stored version of O(name) are removed.
         Removing the extension the task's own interpreter comes from is refused unless O(force=true).
+      - V(query) changes nothing and downloads nothing. It returns the stored versions (RV(versions)), the selected
+        one (RV(selected)) and RV(available), the newest version the source offers this host, which is O(version)
+        without O(repository). With O(repository) it is the version the next run with O(state=selected) would try
+        first; the index is fetched on the controller (once per play) and the choice made as for that run, but no
+        image is downloaded, so its extension-release is not checked.
+      - With V(query), RV(stored) tells whether RV(available) is in the store already (with the checksum of the
+        index or of O(checksum), when there is one); when it is not, the next run downloads it (C(url) of RV(repository),
+        O(url)) or transfers it (its C(src), O(src)). A controller O(src) is neither read nor transferred.
+        What is merged is reported by M(tucked.sysext.sysext_facts).
     type: str
-    choices: [present, selected, absent]
+    choices: [present, selected, absent, query]
     default: selected
   src:
     description:
@@ -236,9 +250,12 @@ attributes:
       - A file from the controller is still transferred to a temporary directory, to check it.
       - With O(repository), the index is fetched and verified and the version chosen; RV(repository) says which
         file would be downloaded from where, and nothing is downloaded (so its extension-release is not checked).
+      - O(state=query) runs the same in check mode as without it (it never changes anything).
   diff_mode:
     support: full
-    description: The selected version and the stored versions, before and after.
+    description:
+      - The selected version and the stored versions, before and after.
+      - O(state=query) returns no diff (nothing changes).
 notes:
   - Run M(tucked.sysext.sysext_refresh) afterwards (once, for example from a handler) to merge the selection.
 seealso:
@@ -301,6 +318,21 @@ EXAMPLES = r"""
     image_policy: root=unprotected+erofs
   notify: Refresh extensions (with image_policy root=unprotected+erofs)
 
+- name: What is stored and selected, and the newest docker the repository has for this host (nothing is downloaded)
+  tucked.sysext.sysext_image:
+    name: docker
+    version: latest
+    repository: https://sysext.example.com/docker/
+    state: query
+  register: docker_update
+
+- name: Say when this host is behind
+  ansible.builtin.debug:
+    msg: >-
+      docker {{ docker_update.selected }} is selected, {{ docker_update.available }} is available
+      {{- '' if docker_update.stored else ' (not stored yet: ' ~ docker_update.repository.url ~ ')' }}
+  when: docker_update.available != docker_update.selected
+
 - name: Remove an extension entirely
   tucked.sysext.sysext_image:
     name: monitor
@@ -327,7 +359,7 @@ kind:
   returned: always
   type: str
 version:
-  description: The version this run stored, selected, rolled back to or removed.
+  description: The version this run stored, selected, rolled back to or removed (with O(state=query), RV(available)).
   returned: always
   type: str
   sample: 27.3.1
@@ -350,12 +382,15 @@ link:
   type: str
   sample: /etc/extensions/docker.raw
 versions:
-  description: The versions in the store after the run, oldest first (systemd's order).
+  description: The versions in the store after the run, oldest first (systemd's order); with O(state=query), those stored.
   returned: always
   type: list
   elements: str
 stored:
-  description: Whether the version is in the store after the run.
+  description:
+    - Whether the version is in the store after the run.
+    - With O(state=query), whether RV(available) is stored (with the expected checksum, when there is one); V(false)
+      when RV(available) is V(null).
   returned: always
   type: bool
 copied:
@@ -415,6 +450,8 @@ repository:
       C(architecture) the target's, C(patterns) the patterns with the specifiers replaced, C(file) the file
       chosen, C(url) or C(src) where it comes from, C(checksum) its sum in the index, C(refused) the newer
       files passed over because the target refused them (C(file), C(version), C(reason)).
+    - With O(state=query), the same for RV(available) (no C(file), C(url), C(src) or C(checksum) when it is V(null), and
+      C(reason) says why); C(refused) lists only the versions the store cannot hold, since nothing is downloaded.
   returned: when O(repository) is given and the index was read
   type: dict
   sample: {"index": "https://example.com/ext/SHA256SUMS", "signed": true, "cached": false, "architecture": "x86-64",
@@ -434,6 +471,21 @@ os_release_error:
   description: Why the os-release could not be read, else V(null) (with O(probe_host) only).
   returned: with O(probe_host)
   type: str
+available:
+  description:
+    - With O(state=query), the newest version the source offers this host, V(null) when there is none.
+    - With O(repository), the newest version of the index that O(version) allows, fits the host's architecture
+      (and the os-release fields the patterns name) and the store can hold; V(null) when none does (then
+      C(reason) in RV(repository) says why). Else O(version).
+  returned: with O(state=query)
+  type: str
+  sample: 27.3.1
+link_problem:
+  description:
+    - With O(state=query), why the link (RV(link)) is not this module's when it exists but is a file, a dangling
+      symlink, or a symlink outside the store (RV(selected) is then V(null)), else V(null).
+  returned: with O(state=query)
+  type: str
 shadowed_by:
   description:
     - An entry of the same name in a directory systemd searches before the link's (sysext
@@ -450,13 +502,13 @@ from ansible.module_utils.urls import fetch_url
 
 # first: from here on, the compiled code of this collection's module_utils is cached on the target
 from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.tucked.sysext.plugins.module_utils import store
+from ansible_collections.tucked.sysext.plugins.module_utils import store, storequery
 
 ARGUMENT_SPEC = {
     'name': {'type': 'str', 'required': True},
     'version': {'type': 'str'},
     'class': {'type': 'str', 'choices': ['sysext', 'confext'], 'default': 'sysext', 'aliases': ['kind']},
-    'state': {'type': 'str', 'choices': list(store.STATES), 'default': 'selected'},
+    'state': {'type': 'str', 'choices': list(store.STATES) + ['query'], 'default': 'selected'},
     'src': {'type': 'path'},
     'remote_src': {'type': 'bool', 'default': False},
     'url': {'type': 'str'},
@@ -484,6 +536,13 @@ def main():
     p = module.params
     if p['probe_host']:
         module.exit_json(changed=False, **store.probe_host(p['root']))
+    if p['state'] == 'query' and not p['repository']:
+        try:
+            result = storequery.query(p['name'], p['class'], p['root'], p['store_dir'], p['link_dir'], p['version'],
+                                      p['checksum'])
+        except store.StoreError as e:
+            module.fail_json(msg=str(e))
+        module.exit_json(**dict(result, **{'class': p['class']}))
     if p['repository']:
         module.fail_json(msg='repository %s is read on the controller, but the action plugin did not read it; use the '
                              'module through tucked.sysext.sysext_image' % p['repository'])

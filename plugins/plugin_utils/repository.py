@@ -303,11 +303,19 @@ class Spec(NamedTuple):
     def allows(self, version: str) -> bool:
         if self.exact is not None:
             return version == self.exact
+        return self.deviation(version) == 0
+
+    def deviation(self, version: str) -> int | None:
+        """0 when ``version`` fits (``latest``: any version), -1 when it is below what the spec allows
+        (an exact version, or a ``>``, ``>=``, ``==`` bound), 1 when above, None when a ``!=`` excludes it;
+        in systemd's version order."""
+        if self.exact is not None:
+            return strverscmp_improved(version, self.exact)
         for op, want in self.constraints:
             c = strverscmp_improved(version, want)
             if not {'>=': c >= 0, '<=': c <= 0, '==': c == 0, '!=': c != 0, '>': c > 0, '<': c < 0}[op]:
-                return False
-        return True
+                return None if op == '!=' else c or (-1 if op == '>' else 1)
+        return 0
 
 
 def parse_spec(text: str | None) -> Spec:

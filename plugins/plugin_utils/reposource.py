@@ -6,7 +6,9 @@ os-release asked once (the module's ``probe_host``), the index fetched once per 
 (repofetch), the version chosen (repository), then the module called as for an explicit
 ``url`` + ``checksum`` (or a controller ``src``), newest candidate first; a candidate whose image
 the module refuses to select on this host (its extension-release, read after the download and
-before the rename into place, or the image policy) is passed over for the next older one."""
+before the rename into place, or the image policy) is passed over for the next older one. With
+``state: query`` nothing is downloaded: the first candidate the store can hold is the version
+``available``, and the module reports what the store holds beside it."""
 
 from __future__ import annotations
 
@@ -61,15 +63,10 @@ def _play_id(action) -> str:
         return 'pgid-%d' % os.getpgid(0)
 
 
-def run(action, args: dict, task_vars: dict) -> dict:
+def _choice(action, args: dict, task_vars: dict):
+    """The index read and the candidates chosen for this host: (the source, the index, the result's
+    ``repository`` info, the choice, the spec), or a failed result."""
     name = args.get('name')
-    given = [k for k in NOT_WITH if args.get(k) not in (None, False)]
-    if given:
-        return {'failed': True, 'msg': '%s: repository and %s are mutually exclusive (the repository gives the file and '
-                                       'its checksum); drop %s' % (name, ', '.join(given), ', '.join(given))}
-    plain = {k: v for k, v in args.items() if k not in OPTIONS}
-    if plain.get('state') == 'absent' or boolean(plain.get('rollback', False), strict=False):
-        return action._module(plain, task_vars)       # nothing to fetch: the store alone
     try:
         spec = repository.parse_spec(args.get('version'))
     except repository.RepositoryError as e:
@@ -91,15 +88,47 @@ def run(action, args: dict, task_vars: dict) -> dict:
     info = {'index': index['index'], 'signed': index['signed'], 'cached': cached, 'architecture': host.architecture,
             'patterns': [p.text for p in patterns], 'refused': []}
     if not choice.candidates:
-        return {'failed': True, 'changed': False, 'repository': info,
-                'msg': repository.no_match_message(name, index['index'], patterns, spec, choice, index['entries'])}
+        info['reason'] = repository.no_match_message(name, index['index'], patterns, spec, choice, index['entries'])
+    return source, index, info, choice, spec
+
+
+def _storable(name: str, entry, info: dict) -> bool:
+    """Whether the store can hold the entry's version; if not, it is listed as refused in ``info``."""
+    try:
+        storelayout.check_version(entry.version)
+        storelayout.check_stored_name(name, entry.version)
+    except storelayout.StoreError as e:
+        info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': str(e)})
+        return False
+    return True
+
+
+def _none_storable(name: str, index: dict, choice, spec, info: dict) -> str:
+    return ('%s: none of the %d version(s) of %s that fit version %s can be stored and selected on this host: %s; '
+            'nothing was changed' % (name, len(choice.candidates), index['index'], spec.text,
+                                     '; '.join('%s: %s' % (r['file'], r['reason']) for r in info['refused'])))
+
+
+def run(action, args: dict, task_vars: dict) -> dict:
+    name = args.get('name')
+    given = [k for k in NOT_WITH if args.get(k) not in (None, False)]
+    if given:
+        return {'failed': True, 'msg': '%s: repository and %s are mutually exclusive (the repository gives the file and '
+                                       'its checksum); drop %s' % (name, ', '.join(given), ', '.join(given))}
+    plain = {k: v for k, v in args.items() if k not in OPTIONS}
+    if plain.get('state') == 'absent' or boolean(plain.get('rollback', False), strict=False):
+        return action._module(plain, task_vars)       # nothing to fetch: the store alone
+    got = _choice(action, args, task_vars)
+    if isinstance(got, dict):
+        return got
+    source, index, info, choice, spec = got
+    if plain.get('state') == 'query':
+        return _query(action, task_vars, plain, source, index, info, choice, spec)
+    if not choice.candidates:
+        return {'failed': True, 'changed': False, 'repository': info, 'msg': info.pop('reason')}
     res = {}
     for entry in choice.candidates:
-        try:            # a version the store cannot hold is passed over, as one the host refuses
-            storelayout.check_version(entry.version)
-            storelayout.check_stored_name(name, entry.version)
-        except storelayout.StoreError as e:
-            info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': str(e)})
+        if not _storable(name, entry, info):     # passed over, as a version the host refuses
             continue
         call = dict(plain, version=entry.version, checksum='sha256:' + entry.sha256)
         if source.base:
@@ -120,10 +149,23 @@ def run(action, args: dict, task_vars: dict) -> dict:
                 'line), or pin another version' if str(res.get('msg', '')).startswith('cannot download') else
                 ': the file or the index is wrong; fix the repository, or pin another version')
         return res
-    res.update(failed=True, changed=False, repository=info, msg=(
-        '%s: none of the %d version(s) of %s that fit version %s can be stored and selected on this host: %s; '
-        'nothing was changed' % (name, len(choice.candidates), index['index'], spec.text,
-                                 '; '.join('%s: %s' % (r['file'], r['reason']) for r in info['refused']))))
+    res.update(failed=True, changed=False, repository=info, msg=_none_storable(name, index, choice, spec, info))
+    return res
+
+
+def _query(action, task_vars, plain, source, index, info, choice, spec) -> dict:
+    """state=query: the first candidate the store can hold is the version available (not downloaded,
+    so its extension-release is not checked); the module says what is stored and selected."""
+    name = plain.get('name')
+    entry = next((e for e in choice.candidates if _storable(name, e, info)), None)
+    call = dict(plain, version=entry.version if entry else None, checksum='sha256:' + entry.sha256 if entry else None)
+    res = action._module(call, task_vars)
+    if entry is not None:
+        info.update(file=entry.name, url=source.file(entry.name) if source.base else None,
+                    src=None if source.base else source.file(entry.name), checksum=call['checksum'])
+    elif choice.candidates:
+        info['reason'] = _none_storable(name, index, choice, spec, info)
+    res['repository'] = info
     return res
 
 

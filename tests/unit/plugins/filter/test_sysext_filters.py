@@ -404,3 +404,58 @@ def test_fleet_marks_unreachable_and_failed_hosts_from_the_registered_result(fle
     assert (by_host['down']['state'], by_host['down']['error']) == ('unreachable', 'Failed to connect to the host via ssh')
     assert (by_host['broken']['state'], by_host['broken']['error']) == ('failed', 'root /nope is not a directory')
     assert by_host['skipped']['state'] == 'no_facts' and by_host['gone']['error'] == 'not in the inventory'
+
+
+# ------------------------------------------------------------------ repository entries and updates
+def test_fleet_drift_of_repository_entries_follows_their_version_spec(fleet):
+    """latest, or constraints, are no versions to compare with: latest asks for the extension to be
+    merged, constraints for a version they allow (below, above, or excluded by !=)."""
+    hv = hostvars_of(fleet)
+    hosts = ['web1', 'web2', 'web4', 'web5', 'web6']
+
+    def states(version, **extra):
+        item = dict({'name': 'foo', 'version': version, 'repository': 'https://r/'}, **extra)
+        return {d['host']: d['state'] for d in flt.sysext_fleet(hv, hosts=hosts, wanted=[item])['drift']}
+    assert states('latest') == {'web6': 'missing'}
+    assert states('>=1.10,<=1.10') == {'web2': 'older', 'web4': 'older', 'web5': 'newer', 'web6': 'missing'}
+    assert states('>=1.9, !=1.10') == {'web1': 'excluded', 'web6': 'missing'}
+    assert states('1.9') == {'web1': 'newer', 'web4': 'newer', 'web5': 'newer', 'web6': 'missing'}
+    # a constraint without a repository is one too (a version never starts with an operator)
+    assert {d['host'] for d in flt.sysext_fleet(hv, hosts=hosts, wanted={'foo': '>=1.9'})['drift']} == {'web6'}
+    missing = flt.sysext_fleet({'web4': fleet['web4']}, wanted=[{'name': 'bar', 'version': '<3', 'repository': 'x'}])
+    assert [(d['state'], d['fixed_by_refresh']) for d in missing['drift']] == [('missing', True)]
+    with pytest.raises(AnsibleFilterError, match=r"wanted foo: version '>=1,<': '<' is no constraint"):
+        flt.sysext_fleet(hv, hosts=hosts, wanted=[{'name': 'foo', 'version': '>=1,<', 'repository': 'x'}])
+
+
+def foo_query(available='1.10', **kw):
+    return dict({'name': 'foo', 'class': 'sysext', 'available': available, 'stored': False, 'selected': None,
+                 'versions': [], 'repository': {'url': 'https://r/foo-%s.raw' % available},
+                 'item': {'name': 'foo', 'version': 'latest', 'repository': 'https://r/', 'class': 'sysext'}}, **kw)
+
+
+def test_fleet_updates_from_the_registered_query_results(fleet):
+    hv = hostvars_of(fleet)
+    for h in hv:
+        hv[h]['q'] = {'changed': False, 'results': [foo_query(), {'skipped': True, 'item': {'name': 'x'}}]}
+    hv['web2']['q']['results'][0]['stored'] = True
+    hv['web6']['q'] = {'results': [foo_query(), foo_query(None, name='bar', repository={'reason': 'none fits'}),
+                                   {'failed': True, 'msg': 'cannot fetch', 'item': {'name': 'site', 'class': 'confext'}}]}
+    hosts = ['web1', 'web2', 'web3', 'web4', 'web5', 'web6', 'nofacts']
+    rep = flt.sysext_fleet(hv, hosts=hosts, updates='q')
+    got = {(u['host'], u['name']): u['state'] for u in rep['updates']}
+    assert got == {('web1', 'foo'): 'current', ('web2', 'foo'): 'behind', ('web3', 'foo'): 'unknown',
+                   ('web4', 'foo'): 'behind', ('web5', 'foo'): 'ahead', ('web6', 'foo'): 'missing',
+                   ('web6', 'bar'): 'none', ('web6', 'site'): 'error', ('nofacts', 'foo'): 'unknown'}
+    assert rep['behind'] == ['web2', 'web4']
+    web2, web4 = (next(u for u in rep['updates'] if u['host'] == h) for h in ('web2', 'web4'))
+    assert (web2['merged'], web2['how']) == ('1.9', None), 'stored already: nothing to download'
+    assert (web4['merged'], web4['how'], web4['source']) == ('1.10~rc1', 'download', 'https://r/foo-1.10.raw')
+    # the same as a dict host -> registered result (or a list of results); hosts without a query have no rows
+    by_dict = flt.sysext_fleet(hv, hosts=hosts, updates={h: hv[h]['q'] for h in hosts[:-1]})
+    assert by_dict['updates'] == [u for u in rep['updates'] if u['host'] != 'nofacts']
+    listed = flt.sysext_fleet(hv, hosts=['web2'], updates={'web2': hv['web2']['q']['results']})
+    assert [u['state'] for u in listed['updates']] == ['behind']
+    assert flt.sysext_fleet(hv, hosts=hosts)['updates'] == [] and flt.sysext_fleet(hv, hosts=hosts)['behind'] == []
+    with pytest.raises(AnsibleFilterError, match='updates must be the name of the variable'):
+        flt.sysext_fleet(hv, hosts=hosts, updates=['q'])

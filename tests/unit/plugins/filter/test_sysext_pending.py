@@ -53,3 +53,13 @@ def test_class_is_the_word_and_kind_is_taken_too():
         assert pending(confext, wanted, store_dir='/s', controller_digests={'/x': 'sha256:' + HEX}) == [], key
         assert pending(confext, [], store_dir='/s', remove=[{'name': 'tool', key: 'confext'}]) == [
             'confext tool: still present, to be removed'], key
+
+
+def test_a_repository_entry_is_pending_with_its_version_spec_not_compared_as_a_version():
+    """Its version is latest or constraints: only the index says which version is wanted, so the
+    stored tool-1.raw is neither current nor 'not the wanted path'."""
+    for version in ('latest', '>=1,<2', '1'):
+        wanted = [{'name': 'tool', 'version': version, 'repository': 'https://r/'}]
+        reasons = pending(FACTS, wanted, store_dir='/s')
+        assert reasons == ['sysext tool: version %s from the repository https://r/ is decided when its index is read'
+                           % version], reasons

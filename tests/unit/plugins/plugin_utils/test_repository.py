@@ -156,6 +156,20 @@ def test_version_specs_use_systemds_order(spec, yes, no):
     assert all(s.allows(v) for v in yes) and not any(s.allows(v) for v in no)
 
 
+@pytest.mark.parametrize('spec,deviations', [
+    ('latest', {'0~rc1': 0, '99': 0}),
+    ('1.2', {'1.2': 0, '1.02': 0, '1.10': 1, '1.2~rc1': -1}),
+    ('>=1.2,<2', {'1.2': 0, '1.10': 0, '1.1': -1, '2': 1, '2.0': 1}),
+    ('>1.9, !=1.10', {'1.9': -1, '1.8': -1, '1.10': None, '1.11': 0}),
+    ('==3', {'3': 0, '2': -1, '3.0': 1}),
+    ('<=1', {'1': 0, '1^p': 1}),
+])
+def test_deviation_says_below_above_or_excluded(spec, deviations):
+    """How a running version misses a spec (the fleet report's drift of repository entries)."""
+    s = r.parse_spec(spec)
+    assert {v: s.deviation(v) for v in deviations} == deviations
+
+
 @pytest.mark.parametrize('spec', ['>=', '1.2,<2', '>=1,<', '=>1', '~>1', '1 2', '>=1;<2', ''])
 def test_bad_version_specs_are_refused_with_the_syntax(spec):
     with pytest.raises(r.RepositoryError) as e:
