@@ -220,6 +220,18 @@ options:
       - Keep it writable. C(/opt) turns read-only while a merged sysext provides C(/opt).
     type: path
     default: /opt/extensions
+  store_pattern:
+    description:
+      - Name the stored versions as a systemd-sysupdate transfer's target C(MatchPattern=) does (C(@v) the
+        version, the specifiers C(%a) (the target's architecture in systemd's names) and C(%o %w %W %M %A %B)
+        (its os-release) expanded on the target), such as C(docker-@v-%a.raw). The versions are then in
+        O(store_dir) itself, the transfer's C(Target Path=), not in a sub-directory per name.
+      - The first pattern names a new version's file; every one recognizes the stored versions, which are
+        selected, kept and pruned (O(keep)) like the module's own. Other files in O(store_dir) are left alone.
+      - Only C(@v) may be used (no other field, no C(/)), and the name must end in C(.raw).
+      - The role passes a transfer's patterns here (see C(sysext_sysupdate) of M(tucked.sysext.sysext)).
+    type: list
+    elements: str
   link_dir:
     description:
       - The search directory where C(NAME.raw) selects the version.
@@ -475,6 +487,7 @@ ARGUMENT_SPEC = {
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
+    'store_pattern': {'type': 'list', 'elements': 'str'},
 }
 
 
@@ -501,7 +514,7 @@ def main():
 
     opts = store.Options(name=p['name'], version=p['version'], kind=p['class'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
-                         link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
+                         link_dir=p['link_dir'], store_pattern=p['store_pattern'], keep=p['keep'], rollback=p['rollback'],
                          image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
                          force=p['force'], check_mode=module.check_mode)
     try:

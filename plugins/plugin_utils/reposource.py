@@ -96,7 +96,7 @@ def run(action, args: dict, task_vars: dict) -> dict:
     res = {}
     for entry in choice.candidates:
         try:            # a version the store cannot hold is passed over, as one the host refuses
-            storelayout.check_version(entry.version)
+            storelayout.check_version(entry.version, patterned=bool(args.get('store_pattern')))
             storelayout.check_stored_name(name, entry.version)
         except storelayout.StoreError as e:
             info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': str(e)})
