@@ -30,11 +30,14 @@ import shlex
 from dataclasses import dataclass, field
 
 from . import confparser
+from .images import plain_extension_name
 from .release import parse_boolean
 from .sysupdatepattern import Host, Pattern, PatternError, expand_specifiers
 from .vpick import version_is_valid
 
 CONF_DIRS = ('/etc', '/run', '/usr/local/lib', '/usr/lib')
+# the keyrings systemd-pull verifies SHA256SUMS.gpg with (the first that exists)
+KEYRINGS = ('/etc/systemd/import-pubring.pgp', '/etc/systemd/import-pubring.gpg', '/usr/lib/systemd/import-pubring.pgp')
 SECTIONS = ('Transfer', 'Source', 'Target')
 SOURCE_TYPES = ('url-file', 'url-tar', 'tar', 'regular-file', 'directory', 'subvolume')
 TARGET_TYPES = ('partition', 'regular-file', 'directory', 'subvolume')
@@ -311,6 +314,10 @@ def _unsupported(t: Transfer, host: Host) -> str | None:
     if not t.current_symlink or not t.current_symlink.startswith('/'):
         return ('%s: the role selects a version by a symlink, and this transfer has no absolute CurrentSymlink= '
                 '(%s)' % (t.file, t.current_symlink or 'none'))
+    name = os.path.basename(t.current_symlink)
+    if not name.endswith('.raw') or not plain_extension_name(name[:-4]):
+        return ('%s: CurrentSymlink=%s is not named NAME.raw, the name systemd-sysext merges an image file by'
+                % (t.file, t.current_symlink))
     if t.protect_version:
         return ('%s: ProtectVersion= is not supported (the store would not know to keep %s when it prunes)'
                 % (t.file, ', '.join(t.protect_version)))
@@ -324,3 +331,36 @@ def _unsupported(t: Transfer, host: Host) -> str | None:
         keys = [k for k in ('Mode', 'TriesLeft', 'TriesDone') if k in t.settings]
         return '%s: %s= is not supported (the store writes its files 0644, without tries)' % (t.file, '=, '.join(keys))
     return None
+
+
+# ----------------------------------------------------------------------------- what the role rolls out
+def image_entry(t: Transfer) -> dict:
+    """The role's image entry for a supported transfer: the extension named by CurrentSymlink=,
+    from the source's repository and patterns, stored under the target's path and patterns,
+    keeping InstancesMax= - 1 older versions (systemd keeps at most InstancesMax= instances,
+    the new one included)."""
+    spec = ','.join(x for x in ('>=' + t.min_version if t.min_version else '',
+                                '<=' + t.max_version if t.max_version else '') if x)
+    return {'name': os.path.basename(t.current_symlink)[:-len('.raw')], 'version': spec or 'latest',
+            'repository': t.source.path, 'match_pattern': list(t.source.patterns), 'store_dir': t.target.path,
+            'store_pattern': list(t.target.patterns), 'link_dir': os.path.dirname(t.current_symlink),
+            'keep': max(0, t.instances_max - 1), 'verify': bool(t.verify), 'transfer': t.file,
+            'component': t.component}
+
+
+def host_keyring(root: str) -> str | None:
+    """The in-root keyring systemd-pull would verify a transfer's index with, or None."""
+    for k in KEYRINGS:
+        if os.path.isfile(os.path.join(root, k.lstrip('/'))):
+            return k
+    return None
+
+
+def read_all(root: str, components_wanted: list | None, host: Host) -> list:
+    """The transfers of the wanted components (None: the component-less directories and every
+    component found); a component is named by NAME of sysupdate.NAME.d, '' for sysupdate.d."""
+    wanted = [''] + components(root) if components_wanted is None else components_wanted
+    out = []
+    for c in wanted:
+        out += read_transfers(root, c or None, host)
+    return out

@@ -149,3 +149,18 @@ def test_specifiers_are_expanded_in_paths_patterns_kept_as_written(tmp_path):
 def test_component_names_are_checked():
     with pytest.raises(sysupdate.SysupdateError):
         sysupdate.read_transfers('/', '../x', HOST)
+
+
+def test_the_role_entry_of_a_bakery_transfer_and_the_host_keyring(tmp_path):
+    write(tmp_path, 'etc/sysupdate.docker.d/docker.conf', BAKERY.replace('Verify=false', 'MinVersion=27'))
+    write(tmp_path, 'usr/lib/sysupdate.d/tar.transfer', BAKERY.replace('url-file', 'url-tar'))
+    write(tmp_path, 'usr/lib/systemd/import-pubring.pgp', 'keys')
+    got = sysupdate.read_all(str(tmp_path), None, HOST)
+    assert [(t.component, t.supported) for t in got] == [(None, False), ('docker', True)]
+    assert sysupdate.image_entry(got[1]) == {
+        'name': 'docker', 'version': '>=27', 'repository': 'https://extensions.flatcar.org/extensions/docker',
+        'match_pattern': ['docker-@v-%a.raw'], 'store_dir': '/opt/extensions/docker',
+        'store_pattern': ['docker-@v-%a.raw'], 'link_dir': '/etc/extensions', 'keep': 2, 'verify': True,
+        'transfer': '/etc/sysupdate.docker.d/docker.conf', 'component': 'docker'}
+    assert sysupdate.host_keyring(str(tmp_path)) == '/usr/lib/systemd/import-pubring.pgp'
+    assert [t.id for t in sysupdate.read_all(str(tmp_path), ['docker'], HOST)] == ['docker']
