@@ -201,7 +201,13 @@ options:
       - A keyring file on the controller (as C(gpg --export KEYID > FILE) writes it). The index's detached
         signature C(SHA256SUMS.gpg) must then be a good signature by one of its keys (C(gpgv --keyring) on
         the controller); an index without one, or signed with another key, is refused and nothing changes.
-      - Without it, the index is not verified.
+      - Without it (and without O(remote_keyring)), the index is not verified.
+    type: path
+  remote_keyring:
+    description:
+      - A keyring file on the target (in O(root)), fetched to the controller and used as O(keyring) is, such as
+        the one systemd-pull verifies a systemd-sysupdate transfer with (C(/usr/lib/systemd/import-pubring.pgp)).
+      - O(keyring) wins when both are given.
     type: path
   probe_host:
     description:
@@ -483,6 +489,7 @@ ARGUMENT_SPEC = {
     'repository': {'type': 'str'},
     'match_pattern': {'type': 'list', 'elements': 'str'},
     'keyring': {'type': 'path'},
+    'remote_keyring': {'type': 'path'},
     'probe_host': {'type': 'bool', 'default': False},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},

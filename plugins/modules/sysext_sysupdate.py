@@ -106,6 +106,13 @@ images:
             "match_pattern": ["docker-@v-%a.raw"], "store_dir": "/opt/extensions/docker",
             "store_pattern": ["docker-@v-%a.raw"], "link_dir": "/etc/extensions", "keep": 2, "verify": false,
             "transfer": "/etc/sysupdate.docker.d/docker.conf", "component": "docker"}]
+refused:
+  description: For each transfer that is not supported, why (C(invalid) or C(unsupported), naming the file).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/usr/lib/sysupdate.d/50-usr.transfer: a url-file source with a partition target is not an extension image
+            this collection rolls out (only Source Type=url-file with Target Type=regular-file is)"]
 keyring:
   description:
     - The in-root keyring systemd-pull verifies a C(SHA256SUMS.gpg) with (C(/etc/systemd/import-pubring.pgp),
@@ -145,6 +152,7 @@ def main():
             module.warn(w)
     module.exit_json(changed=False, transfers=[t.as_dict() for t in transfers],
                      images=[sysupdate.image_entry(t) for t in transfers if t.supported],
+                     refused=[t.invalid or t.unsupported for t in transfers if not t.supported],
                      keyring=sysupdate.host_keyring(root))
 
 

@@ -10,8 +10,10 @@ before the rename into place, or the image policy) is passed over for the next o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 from urllib.error import HTTPError, URLError
 
 from ansible import constants as C
@@ -23,7 +25,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.tucked.sysext.plugins.module_utils import storelayout
 from ansible_collections.tucked.sysext.plugins.plugin_utils import repofetch, repository
 
-OPTIONS = ('repository', 'match_pattern', 'keyring')
+OPTIONS = ('repository', 'match_pattern', 'keyring', 'remote_keyring')
 NOT_WITH = ('src', 'url', 'checksum', 'remote_src')
 URL = re.compile(r'^(https?|file)://', re.IGNORECASE)
 
@@ -82,6 +84,8 @@ def run(action, args: dict, task_vars: dict) -> dict:
         patterns = repository.patterns_for(name, args.get('match_pattern'), host)
         source = _source(action, args['repository'])
         keyring = _keyring(action, args.get('keyring'))
+        if args.get('remote_keyring') and not keyring:
+            keyring = _remote_keyring(action, args['remote_keyring'], args.get('root') or '/')
         timeout = int(args.get('url_timeout') or 30)
         index, cached = repofetch.cached_index(_play_id(action), source, _opener(timeout, boolean(
             args.get('validate_certs', True), strict=False)), keyring, C.DEFAULT_LOCAL_TMP)
@@ -136,6 +140,28 @@ def _keyring(action, keyring: str | None) -> str | None:
     except AnsibleError:
         raise repository.RepositoryError('keyring %s: no such file on the controller (a relative path is searched '
                                          'like src, in files/)' % keyring) from None
+
+
+def _remote_keyring(action, path: str, root: str) -> str:
+    """The target's keyring ``path`` (in ``root``) copied into ansible-playbook's local temporary
+    directory, named by its checksum (so that hosts with the same keyring share the index cache)."""
+    remote = os.path.join(root, path.lstrip('/'))
+    fd, tmp = tempfile.mkstemp(prefix='sysext-keyring-', dir=C.DEFAULT_LOCAL_TMP)
+    os.close(fd)
+    try:
+        action._connection.fetch_file(remote, tmp)
+        with open(tmp, 'rb') as f:
+            data = f.read()
+    except (AnsibleError, OSError) as e:
+        os.unlink(tmp)
+        raise repository.RepositoryError('remote_keyring %s: cannot fetch it from the target: %s' % (path, to_text(e))) \
+            from None
+    if not data:
+        os.unlink(tmp)
+        raise repository.RepositoryError('remote_keyring %s on the target is empty or missing' % path)
+    final = os.path.join(C.DEFAULT_LOCAL_TMP, 'sysext-keyring-%s.pgp' % hashlib.sha256(data).hexdigest()[:32])
+    os.replace(tmp, final)
+    return final
 
 
 def _source(action, location: str) -> repofetch.Source:
