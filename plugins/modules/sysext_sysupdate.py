@@ -12,7 +12,7 @@ short_description: Read a host's systemd-sysupdate transfer definitions
 version_added: 0.1.0
 description:
   - Reads the transfer definitions C(systemd-sysupdate) reads on the host, C(sysupdate.d) and C(sysupdate.NAME.d)
-    (C(-C NAME)) in C(/etc), C(/run), C(/usr/local/lib) and C(/usr/lib), as systemd 262 reads them: an earlier
+    (C(-C NAME)) in C(/etc), C(/run), C(/usr/local/lib) and C(/usr/lib), as systemd 262 reads them. An earlier
     directory masks a file of the same name in a later one, C(*.transfer) files and only without any C(*.conf)
     files, each file's drop-ins C(FILE.d/*.conf), the defaults systemd fills in (the target's C(MatchPattern=)
     the source's, C(InstancesMax=3), C(Verify=yes)).
