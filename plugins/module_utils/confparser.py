@@ -88,7 +88,7 @@ def _escaped_end(line: str) -> bool:
 def list_files(root: str, dirs: tuple, suffix: str) -> list:
     """In-root paths of the regular files ending in ``suffix`` in ``dirs`` (in-root, earliest
     first), one per file name, the earliest directory's, ordered by file name; masked names
-    (a symlink to /dev/null, or an empty-named link) are left out."""
+    (a symlink to /dev/null, or an empty file: null_or_empty()) are left out."""
     found = {}
     for d in dirs:
         try:
@@ -109,7 +109,7 @@ def list_files(root: str, dirs: tuple, suffix: str) -> list:
             except OSError:
                 continue
             if os.path.isfile(real):
-                found[fname] = inroot
+                found[fname] = inroot if os.path.getsize(real) else None    # an empty file masks too
     return [found[f] for f in sorted(found) if found[f]]
 
 

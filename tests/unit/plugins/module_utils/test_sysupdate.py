@@ -100,6 +100,8 @@ def test_drop_ins_and_precedence_earlier_directory_masks_later(tmp_path):
     write(tmp_path, 'run/sysupdate.docker.d/docker.conf.d/10-keep.conf', '[Target]\nInstancesMax=5\n')
     os.makedirs(str(tmp_path / 'etc/sysupdate.docker.d'), exist_ok=True)
     os.symlink('/dev/null', str(tmp_path / 'etc/sysupdate.docker.d/other.conf'))
+    write(tmp_path, 'usr/lib/sysupdate.docker.d/empty.conf', BAKERY)
+    write(tmp_path, 'run/sysupdate.docker.d/empty.conf', '')     # an empty file masks, as systemd 262 does
     got = sysupdate.read_transfers(str(tmp_path), 'docker', HOST)
     assert [t.file for t in got] == ['/etc/sysupdate.docker.d/docker.conf']
     assert got[0].current_symlink == '/etc/extensions/docker.raw' and got[0].instances_max == 5
