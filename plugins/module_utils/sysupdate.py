@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from . import confparser
 from .images import plain_extension_name
 from .release import parse_boolean
-from .sysupdatepattern import Host, Pattern, PatternError, expand_specifiers
+from .sysupdatepattern import Host, MachineSpecifier, Pattern, PatternError, expand_specifiers
 from .vpick import version_is_valid
 
 CONF_DIRS = ('/etc', '/run', '/usr/local/lib', '/usr/lib')
@@ -83,6 +83,7 @@ class Transfer:
     features: list = field(default_factory=list)
     requisite_features: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)   # the IGNORED keys given, as written
+    machine_specifiers: list = field(default_factory=list)   # values with %H, %m ... (systemd expands them)
     invalid: str | None = None      # why systemd refuses this definition
     unsupported: str | None = None  # why this collection cannot roll it out
     warnings: list = field(default_factory=list)
@@ -95,7 +96,8 @@ class Transfer:
         return {'id': self.id, 'file': self.file, 'component': self.component, 'dropins': self.dropins,
                 'source': self.source.as_dict(),
                 'target': dict(self.target.as_dict(), current_symlink=self.current_symlink),
-                'instances_max': self.instances_max, 'keep': max(0, self.instances_max - 1),
+                'instances_max': self.instances_max or None,    # (None: every partition slot)
+                'keep': max(0, self.instances_max - 1) if self.instances_max else None,
                 'verify': self.verify, 'min_version': self.min_version, 'max_version': self.max_version,
                 'protect_version': self.protect_version, 'features': self.features,
                 'requisite_features': self.requisite_features, 'settings': self.settings,
@@ -168,17 +170,18 @@ def _assign(t: Transfer, a: confparser.Assignment, host: Host) -> None:
         else:
             warn('failed to parse %s Type=, ignoring: %s' % (sec, val))
     elif sec in ('Source', 'Target') and key == 'Path':
-        res.path = _expand(val, host, a, warn, 'Path=')
+        res.path = _expand(t, val, host, a, warn, 'Path=') or res.path     # (an error: ignored, as systemd does)
     elif sec in ('Source', 'Target') and key == 'PathRelativeTo':
         if val in RELATIVE_TO or not val:
             res.path_relative_to = val or 'root'
         else:
             warn('failed to parse PathRelativeTo=, ignoring: %s' % val)
     elif sec in ('Source', 'Target') and key == 'MatchPattern':
-        res.patterns = [] if not val else _patterns(res.patterns, val, sec == 'Source', host, a, warn)
+        res.patterns = [] if not val else _patterns(t, res.patterns, val, sec == 'Source', host, a, warn)
     elif sec == 'Target' and key == 'CurrentSymlink':
-        path = _expand(val, host, a, warn, 'CurrentSymlink=') if val else None
-        t.current_symlink = os.path.normpath(path) if path else None
+        path = _expand(t, val, host, a, warn, 'CurrentSymlink=') if val else None
+        if path or not val:
+            t.current_symlink = os.path.normpath(path) if path else None
     elif sec == 'Target' and key == 'InstancesMax':
         if not val:
             t.instances_max = 0
@@ -196,16 +199,16 @@ def _assign(t: Transfer, a: confparser.Assignment, host: Host) -> None:
         elif not val or b is not None:
             t.verify = b
     elif sec == 'Transfer' and key in ('MinVersion', 'MaxVersion'):
-        v = _expand(val, host, a, warn, key + '=') if val else None
+        v = _expand(t, val, host, a, warn, key + '=') if val else None
         if v is not None and not version_is_valid(v):
             warn('%s= is not a valid version, ignoring: %s' % (key, val))
-        else:
+        elif v is not None or not val:
             setattr(t, 'min_version' if key == 'MinVersion' else 'max_version', v)
     elif sec == 'Transfer' and key == 'ProtectVersion':
         if not val:
             t.protect_version = []
         for word in _words(val, warn):
-            v = _expand(word, host, a, warn, 'ProtectVersion=')
+            v = _expand(t, word, host, a, warn, 'ProtectVersion=')
             if v and version_is_valid(v):
                 t.protect_version.append(v)
             elif v is not None:
@@ -219,9 +222,14 @@ def _assign(t: Transfer, a: confparser.Assignment, host: Host) -> None:
         warn("unknown key '%s' in section [%s], ignoring" % (key, sec))
 
 
-def _expand(val: str, host: Host, a, warn, what: str) -> str | None:
+def _expand(t: Transfer, val: str, host: Host, a, warn, what: str) -> str | None:
+    """``val`` with its specifiers expanded; None (warned) for one systemd does not know either,
+    the value as written (and the transfer unsupported) for one naming machine state."""
     try:
         return expand_specifiers(val, host, what)
+    except MachineSpecifier as e:
+        t.machine_specifiers.append('%s: %s' % (a.where, e))
+        return val
     except PatternError as e:
         warn('failed to expand specifiers in %s, ignoring (%s)' % (what, e))
         return None
@@ -236,11 +244,15 @@ def _words(val: str, warn) -> list:
         return []
 
 
-def _patterns(current: list, val: str, is_source: bool, host: Host, a, warn) -> list:
+def _patterns(t: Transfer, current: list, val: str, is_source: bool, host: Host, a, warn) -> list:
     out = list(current)
     for word in _words(val, warn):
         try:
             expanded = expand_specifiers(word, host)
+        except MachineSpecifier as e:
+            t.machine_specifiers.append('%s: %s' % (a.where, e))
+            out.append(word)
+            continue
         except PatternError as e:
             warn('failed to expand specifiers in MatchPattern=, ignoring: %s (%s)' % (val, e))
             return current
@@ -309,6 +321,8 @@ def _unsupported(t: Transfer, host: Host) -> str | None:
                 'Source Type=url-file with Target Type=regular-file is)' % (t.file, t.source.type, t.target.type))
     if t.target.path_relative_to != 'root':
         return '%s: Target PathRelativeTo=%s is not supported (only root)' % (t.file, t.target.path_relative_to)
+    if t.machine_specifiers:
+        return '%s (systemd expands it with the machine\'s state; not supported here)' % t.machine_specifiers[0]
     if t.features or t.requisite_features:
         return '%s: Features=/RequisiteFeatures= (sysupdate.features) are not supported' % t.file
     if not t.current_symlink or not t.current_symlink.startswith('/'):

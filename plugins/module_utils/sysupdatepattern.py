@@ -35,6 +35,10 @@ class PatternError(ValueError):
     """A pattern or specifier that cannot be used; the message names it and the fix."""
 
 
+class MachineSpecifier(PatternError):
+    """A specifier systemd knows (%H, %m ...) that names machine state, not an image."""
+
+
 class Host(NamedTuple):
     architecture: str            # systemd's name (x86-64, arm64 ...)
     os_release: dict
@@ -63,8 +67,9 @@ def expand_specifiers(pattern: str, host: Host, what: str = 'match pattern') -> 
         elif s in OS_RELEASE_SPECIFIERS:
             out.append(host.os_release.get(OS_RELEASE_SPECIFIERS[s], ''))
         elif s in MACHINE_SPECIFIERS:
-            raise PatternError('%s %r: the specifier %%%s (the %s) names no image and is not supported '
-                               'here; use %%a, %%A, %%B, %%M, %%o, %%w or %%W' % (what, pattern, s, MACHINE_SPECIFIERS[s]))
+            raise MachineSpecifier('%s %r: the specifier %%%s (the %s) names no image and is not supported '
+                                   'here; use %%a, %%A, %%B, %%M, %%o, %%w or %%W'
+                                   % (what, pattern, s, MACHINE_SPECIFIERS[s]))
         else:
             raise PatternError('%s %r: unknown specifier %%%s (systemd-sysupdate has none of that name '
                                'either); %s may use %%a, %%A, %%B, %%M, %%o, %%w, %%W (and %%%% '

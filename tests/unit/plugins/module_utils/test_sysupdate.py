@@ -166,3 +166,12 @@ def test_the_role_entry_of_a_bakery_transfer_and_the_host_keyring(tmp_path):
         'transfer': '/etc/sysupdate.docker.d/docker.conf', 'component': 'docker'}
     assert sysupdate.host_keyring(str(tmp_path)) == '/usr/lib/systemd/import-pubring.pgp'
     assert [t.id for t in sysupdate.read_all(str(tmp_path), ['docker'], HOST)] == ['docker']
+
+
+def test_machine_specifiers_make_the_transfer_unsupported_unknown_ones_are_ignored_as_systemd_does(tmp_path):
+    write(tmp_path, 'etc/sysupdate.docker.d/docker.conf', BAKERY.replace('docker-@v-%a.raw', 'docker-%H-@v.raw'))
+    t = one(tmp_path)
+    assert t.invalid is None and 'the specifier %H (the host name)' in t.unsupported, t.unsupported
+    write(tmp_path, 'etc/sysupdate.docker.d/docker.conf', BAKERY + 'CurrentSymlink=/etc/extensions/%Z.raw\n')
+    t = one(tmp_path)
+    assert t.current_symlink == '/etc/extensions/docker.raw' and 'failed to expand specifiers' in t.warnings[0]
