@@ -235,7 +235,6 @@ def leftovers(lay: Layout) -> list[str]:
     return out
 
 
-
 def _writer_alive(fname: str) -> bool:
     """Whether the process named by the ``.PID`` suffix of a temporary file still runs."""
     # .#NAME-VERSION.raw.PID, its staged sidecars .#NAME-VERSION.raw.PID.verity ...

@@ -91,8 +91,8 @@ class Pattern:
         found = set()
         if text.startswith('**/'):
             raise PatternError("match pattern %r: the '**/' prefix (any directory) is not supported here; name "
-                                  "the directory in the pattern (as in sub/NAME-@v-%%a.raw), or match the files "
-                                  "in the index's top directory" % shown)
+                               "the directory in the pattern (as in sub/NAME-@v-%%a.raw), or match the files "
+                               "in the index's top directory" % shown)
         for c in text:
             if c == '@' and not at:
                 at = True
@@ -100,12 +100,12 @@ class Pattern:
             if at and c != '@':
                 if c not in FIELDS:
                     raise PatternError('match pattern %r: unknown field @%s; systemd-sysupdate knows %s (@@ for an '
-                                          'at sign)' % (shown, c, ', '.join('@' + f for f in FIELDS)))
+                                       'at sign)' % (shown, c, ', '.join('@' + f for f in FIELDS)))
                 if c in found:
                     raise PatternError('match pattern %r: the field @%s appears twice' % (shown, c))
                 if not last_literal and not last_slash:
                     raise PatternError('match pattern %r: two fields without a literal between them (@%s); '
-                                          'separate them, as in @v-@a' % (shown, c))
+                                       'separate them, as in @v-@a' % (shown, c))
                 elements.append(('field', c))
                 found.add(c)
                 at = last_literal = last_slash = False
@@ -117,7 +117,7 @@ class Pattern:
                 continue
             if ord(c) < 32 or ord(c) >= 127 or c in _INVALID_CHARS:
                 raise PatternError('match pattern %r: the character %r is not allowed (systemd-sysupdate refuses '
-                                      'control characters, non-ASCII and %s)' % (shown, c, ' '.join(sorted(_INVALID_CHARS))))
+                                   'control characters, non-ASCII and %s)' % (shown, c, ' '.join(sorted(_INVALID_CHARS))))
             last_literal, last_slash = True, False
             if elements and elements[-1][0] == 'lit':
                 elements[-1] = ('lit', elements[-1][1] + c)
