@@ -128,6 +128,9 @@ def main() -> dict:
         out['merged'] = open(merged).read() if os.path.exists(merged) else None
         out['again'] = role(work, inventory, role_vars)
         out['again_requests'] = srv.take()
+        # the rollout playbook (pre-flight, check, batches) reads the transfers in each play
+        out['rollout'] = role(work, inventory, role_vars, playbook='tucked.sysext.rollout')
+        out['rollout_requests'] = srv.take()
         if out['merged'] is not None:
             sh('umount', os.path.join(root, 'usr'))
     finally:

@@ -60,6 +60,17 @@ def test_a_second_run_changes_and_downloads_nothing(run):
     assert run['again_requests'] == ['/docker/SHA256SUMS', '/docker/SHA256SUMS.gpg']
 
 
+def test_the_rollout_playbook_reads_the_transfers_in_its_pre_flight_and_its_batches(run):
+    rollout = run['rollout']
+    assert ok(rollout) and 'changed=0' in rollout['recap'], rollout['recap']
+    check, batch = rollout['tasks']['Store and select the wanted extension images']
+    for stored, in (check['results'], batch['results']):
+        assert not stored['changed'] and stored['selected'] == '2.0', stored
+        assert stored['path'] == '/opt/extensions/docker/docker-2.0-%s.raw' % run['arch']
+    # the index: in the check play and in the batch (one fetch per play)
+    assert run['rollout_requests'] == ['/docker/SHA256SUMS', '/docker/SHA256SUMS.gpg'] * 2
+
+
 def test_systemd_sysupdate_reads_the_result_as_its_own(run):
     got = run['sysupdate']
     if 'skipped' in got:
