@@ -95,7 +95,7 @@ def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
 
 
 # ----------------------------------------------------------------------------- store patterns
-def store_patterns(root: str, name: str, patterns: list) -> list:
+def store_patterns(root: str, patterns: list) -> list:
     """The Pattern objects of a store pattern list, its specifiers expanded with the root's
     architecture and os-release (as systemd-sysupdate expands a target's MatchPattern=)."""
     try:
@@ -176,7 +176,7 @@ def _chase_dir(root: str, path: str, what: str) -> str:
 
 def layout(root: str, name: str, store_dir: str, link_dir: str, patterns: list | None = None) -> Layout:
     """``patterns``: the store_pattern strings; with them the versions are in store_dir itself."""
-    pats = tuple(store_patterns(root, name, patterns)) if patterns else ()
+    pats = tuple(store_patterns(root, patterns)) if patterns else ()
     store = _chase_dir(root, store_dir, 'store_dir')
     if not pats:
         store = _chase_dir(root, store.rstrip('/') + '/' + name, 'store_dir')

@@ -15,8 +15,8 @@ import datetime
 import re
 from typing import NamedTuple
 
-from ansible_collections.tucked.sysext.plugins.module_utils.sysupdatepattern import (  # noqa: F401 (re-exported)
-    FIELDS, MACHINE_SPECIFIERS, OS_RELEASE_SPECIFIERS, Host, Pattern, PatternError, expand_specifiers)
+from ansible_collections.tucked.sysext.plugins.module_utils.sysupdatepattern import (Host, Pattern, PatternError,
+                                                                                     expand_specifiers)
 from ansible_collections.tucked.sysext.plugins.module_utils.version import strverscmp_improved
 from ansible_collections.tucked.sysext.plugins.module_utils.vpick import version_is_valid
 
