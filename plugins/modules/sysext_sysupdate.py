@@ -43,8 +43,10 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reads only, in check mode as in a normal run.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no difference to show.
 seealso:
   - module: tucked.sysext.sysext_image
   - name: sysupdate.d(5)
