@@ -66,7 +66,7 @@ def test_the_sysext_bakery_layout_rolled_out_with_its_own_transfer(node):
     """Version 2 stored under the transfer's names beside version 1 (InstancesMax=3), selected by
     its CurrentSymlink=, merged."""
     arch = {'x86_64': 'x86-64', 'aarch64': 'arm64'}[node.check_output('uname -m')]
-    store = '/opt/extensions/tucked-bakery'
+    store = '/var/opt/extensions/tucked-bakery'     # (not /opt: tucked-tools provides /opt, see converge.yml)
     assert sorted(node.file(store).listdir()) == ['tucked-bakery-1-%s.raw' % arch, 'tucked-bakery-2-%s.raw' % arch]
     link = node.file('/etc/extensions/tucked-bakery.raw')
     assert link.is_symlink and link.linked_to == '%s/tucked-bakery-2-%s.raw' % (store, arch)
