@@ -46,6 +46,7 @@ class Options:
     checksum: str | None = None      # 'sha256:HEX' (sha384/sha512 too; bare hex is sha256)
     store_dir: str = DEFAULT_STORE_DIR
     link_dir: str | None = None      # default DEFAULT_LINK_DIR[kind]
+    store_pattern: list | None = None   # sysupdate target MatchPattern= list: versions in store_dir as named
     keep: int = 2
     rollback: bool = False
     image_policy: str | None = None  # None: the root's sysext.conf / confext.conf, else systemd's default
@@ -258,8 +259,9 @@ def ensure(opts: Options, opener=None) -> Result:
     if opts.keep < 0:
         raise StoreError('keep must be 0 or more')
     if opts.version is not None:
-        check_version(opts.version)
-        check_stored_name(opts.name, opts.version)
+        check_version(opts.version, patterned=bool(opts.store_pattern))
+        if not opts.store_pattern:
+            check_stored_name(opts.name, opts.version)
     if opts.src and opts.url:
         raise StoreError('give either src or url, not both')
     if opts.url and not opts.checksum:
@@ -275,7 +277,9 @@ def ensure(opts: Options, opener=None) -> Result:
             raise StoreError(str(e)) from None
     if not os.path.isdir(opts.root):
         raise StoreError('root %s is not a directory' % opts.root)
-    lay = layout(opts.root, opts.name, opts.store_dir, opts.link_dir or DEFAULT_LINK_DIR[opts.kind])
+    lay = layout(opts.root, opts.name, opts.store_dir, opts.link_dir or DEFAULT_LINK_DIR[opts.kind], opts.store_pattern)
+    if opts.version is not None and lay.patterns:
+        _check_patterned_name(lay, opts.version)
     res = Result(name=opts.name, kind=opts.kind, link=lay.link)
     versions = stored_versions(lay)
     selected, foreign = current_selection(lay)
@@ -315,6 +319,16 @@ def ensure(opts: Options, opener=None) -> Result:
         res.versions = stored_versions(lay)
     res.diff['after'] = _state_text(res.selected, res.versions)
     return res
+
+
+def _check_patterned_name(lay: Layout, version: str) -> None:
+    """The file the store pattern names ``version`` must be read back as that version."""
+    fname = os.path.basename(lay.file_for(version))
+    check_stored_name(lay.name, version, fname)
+    if lay.version_of(fname) != version:
+        raise StoreError('version %s: the store pattern %s names it %s, which that pattern reads back as version %s; '
+                         'the version cannot be stored under this pattern' % (
+                             version, lay.patterns[0].text, fname, lay.version_of(fname)))
 
 
 def _check_shadowing(opts, lay, res) -> None:

@@ -3,7 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The layout of sysext_image's store, read: which names and versions are valid, the store and
 link paths of a name resolved inside the root, the versions stored, the files of other tools
-and of interrupted runs, and what the link currently selects. Nothing here writes."""
+and of interrupted runs, and what the link currently selects. Nothing here writes.
+
+Versions are named ``STORE_DIR/NAME/NAME-VERSION.raw``, or, with a store pattern (a
+systemd-sysupdate target ``MatchPattern=`` with ``@v``, such as ``docker-@v-%a.raw``),
+``STORE_DIR/FILE`` as that pattern names them, the layout of a transfer's ``Target Path=``:
+the first pattern names new files, every one recognizes stored ones."""
 
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ import re
 import stat
 from dataclasses import dataclass
 
-from . import images, rootfs, vpick
+from . import images, release, rootfs, vpick
 from .fsutil import pid_alive
 from .release import CONFEXT, SYSEXT
 from .storefiles import DEFAULT_STORE_DIR, SUFFIX
+from .sysupdatepattern import Host, Pattern, PatternError, expand_specifiers
 from .version import version_key
 
 TMP_PREFIX = '.#'
@@ -39,12 +45,14 @@ def check_name(name: str) -> None:
                          "leading '.', no whitespace, without the .raw suffix)" % (name,))
 
 
-def check_version(version: str) -> None:
+def check_version(version: str, patterned: bool = False) -> None:
+    """Refuse a version the store cannot hold; ``patterned``: named by a store pattern, where an
+    architecture at the end of the version is not read as the file's architecture."""
     if not version or not _VERSION_RE.match(version):
         raise StoreError("invalid version %r: start with a letter or digit and use only letters, digits and "
                          "'.', '~', '^', '-' (systemd's version comparison ignores every other character, so "
                          "such versions would not sort as they read)" % (version,))
-    arch = architecture_suffix(version)
+    arch = None if patterned else architecture_suffix(version)
     if arch:
         raise StoreError("version %r ends in the architecture %s, which the NAME-VERSION-ARCH.raw naming of "
                          "systemd-sysupdate and sysext-bakery reads as the architecture, not the version: give the "
@@ -56,9 +64,9 @@ def check_version(version: str) -> None:
 STORED_NAME_MAX = images.NAME_MAX - len(TMP_PREFIX) - len('.4194304') - len('.roothash.p7s')
 
 
-def check_stored_name(name: str, version: str) -> None:
-    """Refuse a NAME-VERSION.raw too long for the store's temporary and sidecar files."""
-    fname = '%s-%s%s' % (name, version, SUFFIX)
+def check_stored_name(name: str, version: str, fname: str | None = None) -> None:
+    """Refuse a NAME-VERSION.raw (or ``fname``) too long for the store's temporary and sidecar files."""
+    fname = fname or '%s-%s%s' % (name, version, SUFFIX)
     size = len(fname.encode('utf-8', 'surrogateescape'))
     if size > STORED_NAME_MAX:
         raise StoreError('the stored file name %s... is %d bytes long; the store writes it (and its temporary '
@@ -86,6 +94,37 @@ def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
     return (version, arch) if _VERSION_RE.match(version) else None
 
 
+# ----------------------------------------------------------------------------- store patterns
+def store_patterns(root: str, patterns: list) -> list:
+    """The Pattern objects of a store pattern list, its specifiers expanded with the root's
+    architecture and os-release (as systemd-sysupdate expands a target's MatchPattern=)."""
+    try:
+        host = release.read_host(root)
+        values = Host(host.architecture, dict(host.os_release))
+    except release.ReleaseError:
+        values = Host(release.native_architecture(), {})
+    out = []
+    for p in patterns:
+        try:
+            pat = Pattern(expand_specifiers(p, values, 'store_pattern'), shown=p)
+        except PatternError as e:
+            raise StoreError(str(e)) from None
+        extra = ['/' if k == 'slash' else '@' + v for k, v in pat.elements if k == 'slash' or (k == 'field' and v != 'v')]
+        if extra:
+            raise StoreError('store_pattern %r names %s: the store names its files by the version @v alone, in '
+                             'store_dir' % (p, ', '.join(extra)))
+        if not pat.text.endswith(SUFFIX):
+            raise StoreError('store_pattern %r does not end in %s, which systemd-sysext requires of an image file '
+                             'name' % (p, SUFFIX))
+        out.append(pat)
+    return out
+
+
+def format_pattern(pat: Pattern, version: str) -> str:
+    """The file name ``pat`` gives ``version`` (pattern_format() with @v alone)."""
+    return ''.join(version if kind == 'field' else val for kind, val in pat.elements)
+
+
 # ----------------------------------------------------------------------------- layout
 @dataclass
 class Layout:
@@ -93,12 +132,33 @@ class Layout:
     name: str
     store: str          # in-root store directory of this name (resolved)
     link_dir: str       # in-root link directory (resolved)
+    patterns: tuple = ()    # store patterns (Pattern); () is NAME-VERSION.raw
 
     def host(self, inroot: str) -> str:
         return rootfs.host_path(self.root, inroot)
 
     def file_for(self, version: str) -> str:
+        if self.patterns:
+            return '%s/%s' % (self.store, format_pattern(self.patterns[0], version))
         return '%s/%s-%s%s' % (self.store, self.name, version, SUFFIX)
+
+    def version_of(self, fname: str) -> str | None:
+        """The version of one of this name's own store files, else None."""
+        if not self.patterns:
+            parsed = parse_store_file(self.name, fname)
+            return parsed[0] if parsed and parsed[1] is None else None
+        for pat in self.patterns:
+            found = pat.match(fname)
+            if found is not None and _VERSION_RE.match(found['v']):
+                return found['v']
+        return None
+
+    def is_temporary(self, fname: str) -> bool:
+        """Whether ``fname`` is one of this store's temporary files (``.#FILE.PID``, its sidecars)."""
+        if not fname.startswith(TMP_PREFIX):
+            return False
+        m = re.match(r'^(.*\.raw)\.\d+(?:\.[a-z0-9.]+)?$', fname[len(TMP_PREFIX):])
+        return bool(m) and self.version_of(m.group(1)) is not None
 
     @property
     def link(self) -> str:
@@ -114,9 +174,12 @@ def _chase_dir(root: str, path: str, what: str) -> str:
         raise StoreError('%s %s cannot be resolved inside %s: %s' % (what, path, root, e.strerror)) from None
 
 
-def layout(root: str, name: str, store_dir: str, link_dir: str) -> Layout:
-    store = _chase_dir(root, store_dir, 'store_dir').rstrip('/') + '/' + name
-    store = _chase_dir(root, store, 'store_dir')
+def layout(root: str, name: str, store_dir: str, link_dir: str, patterns: list | None = None) -> Layout:
+    """``patterns``: the store_pattern strings; with them the versions are in store_dir itself."""
+    pats = tuple(store_patterns(root, patterns)) if patterns else ()
+    store = _chase_dir(root, store_dir, 'store_dir')
+    if not pats:
+        store = _chase_dir(root, store.rstrip('/') + '/' + name, 'store_dir')
     link = _chase_dir(root, link_dir, 'link_dir')
     searched = {d for cls in (SYSEXT, CONFEXT) for d in images.SEARCH_DIRS_INITRD[cls]}
     parent = _chase_dir(root, store_dir, 'store_dir')
@@ -124,7 +187,7 @@ def layout(root: str, name: str, store_dir: str, link_dir: str) -> Layout:
         raise StoreError('store_dir %s is (inside) a directory systemd searches for extensions, so every '
                          'stored version would be merged; use a directory outside them, such as %s'
                          % (store_dir, DEFAULT_STORE_DIR))
-    return Layout(root=os.path.abspath(root), name=name, store=store, link_dir=link)
+    return Layout(root=os.path.abspath(root), name=name, store=store, link_dir=link, patterns=pats)
 
 
 def _store_entries(lay: Layout) -> list[str]:
@@ -138,12 +201,8 @@ def _store_entries(lay: Layout) -> list[str]:
 
 def stored_versions(lay: Layout) -> list[str]:
     """This module's versions in the store (``NAME-VERSION.raw``), oldest first, in systemd's order."""
-    found = []
-    for fname in _store_entries(lay):
-        parsed = parse_store_file(lay.name, fname)
-        if parsed and parsed[1] is None:
-            found.append(parsed[0])
-    return sorted(found, key=version_key)
+    found = [lay.version_of(fname) for fname in _store_entries(lay)]
+    return sorted((v for v in found if v is not None), key=version_key)
 
 
 def unmanaged_files(lay: Layout) -> list[str]:
@@ -152,8 +211,9 @@ def unmanaged_files(lay: Layout) -> list[str]:
     else): never selected, pruned or removed."""
     out = []
     for fname in _store_entries(lay):
-        parsed = parse_store_file(lay.name, fname)
-        if not (parsed and parsed[1] is None) and not fname.startswith(TMP_PREFIX + lay.name + '-'):
+        ours = lay.version_of(fname) is not None or lay.is_temporary(fname) or \
+            (not lay.patterns and fname.startswith(TMP_PREFIX + lay.name + '-'))
+        if not ours:
             out.append('%s/%s' % (lay.store, fname))
     return sorted(out)
 
@@ -167,7 +227,11 @@ def leftovers(lay: Layout) -> list[str]:
             names = os.listdir(lay.host(d))
         except OSError:
             continue
-        out += ['%s/%s' % (d, f) for f in names if f.startswith(prefix) and not _writer_alive(f)]
+        if lay.patterns and d == lay.store:
+            mine = [f for f in names if lay.is_temporary(f)]
+        else:
+            mine = [f for f in names if f.startswith(prefix)]
+        out += ['%s/%s' % (d, f) for f in mine if not _writer_alive(f)]
     return out
 
 
@@ -201,9 +265,9 @@ def current_selection(lay: Layout) -> tuple[str | None, str | None]:
     except OSError as e:
         return None, '%s cannot be resolved: %s' % (host_link, e.strerror)
     d, fname = os.path.split(target)
-    parsed = parse_store_file(lay.name, fname) if d == lay.store else None
-    if parsed and parsed[1] is None:
-        return parsed[0], None
+    version = lay.version_of(fname) if d == lay.store else None
+    if version is not None:
+        return version, None
     if d == lay.store:
         return None, STORE_FILE_OF_ANOTHER_TOOL % (host_link, target)
     return None, '%s points to %s, outside the store %s' % (host_link, target, lay.host(lay.store))

@@ -18,16 +18,17 @@ from .store import DEFAULT_LINK_DIR, Result
 
 
 def query(name: str, kind: str, root: str, store_dir: str, link_dir: str | None, version: str | None = None,
-          checksum: str | None = None) -> dict:
+          checksum: str | None = None, store_pattern: list | None = None) -> dict:
     """The result of a query: sysext_image's usual keys (``changed`` false, nothing copied or
     removed), ``versions`` the stored ones oldest first, ``selected``, and ``available`` the
     version offered (None when there is none) with ``stored`` whether the store holds it, with
     ``checksum`` when one is given (compared with the file's digest, cached by earlier runs), and ``link_problem``
-    when the link exists but is not this module's."""
+    when the link exists but is not this module's. ``store_pattern`` names the versions as
+    sysext_image's option of that name does (in store_dir itself)."""
     check_name(name)
     algo_hex = None
     if version is not None:
-        check_version(version)
+        check_version(version, patterned=bool(store_pattern))
         check_stored_name(name, version)
     if checksum:
         try:
@@ -36,7 +37,7 @@ def query(name: str, kind: str, root: str, store_dir: str, link_dir: str | None,
             raise StoreError(str(e)) from None
     if not os.path.isdir(root):
         raise StoreError('root %s is not a directory' % root)
-    lay = layout(root, name, store_dir, link_dir or DEFAULT_LINK_DIR[kind])
+    lay = layout(root, name, store_dir, link_dir or DEFAULT_LINK_DIR[kind], store_pattern)
     versions = stored_versions(lay)
     selected, foreign = current_selection(lay)
     res = Result(name=name, kind=kind, link=lay.link, selected=selected, previous=selected, version=version,

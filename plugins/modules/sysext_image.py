@@ -215,7 +215,13 @@ options:
       - A keyring file on the controller (as C(gpg --export KEYID > FILE) writes it). The index's detached
         signature C(SHA256SUMS.gpg) must then be a good signature by one of its keys (C(gpgv --keyring) on
         the controller); an index without one, or signed with another key, is refused and nothing changes.
-      - Without it, the index is not verified.
+      - Without it (and without O(remote_keyring)), the index is not verified.
+    type: path
+  remote_keyring:
+    description:
+      - A keyring file on the target (in O(root)), fetched to the controller and used as O(keyring) is, such as
+        the one systemd-pull verifies a systemd-sysupdate transfer with (C(/usr/lib/systemd/import-pubring.pgp)).
+      - O(keyring) wins when both are given.
     type: path
   probe_host:
     description:
@@ -234,6 +240,18 @@ options:
       - Keep it writable. C(/opt) turns read-only while a merged sysext provides C(/opt).
     type: path
     default: /opt/extensions
+  store_pattern:
+    description:
+      - Name the stored versions as a systemd-sysupdate transfer's target C(MatchPattern=) does (C(@v) the
+        version, the specifiers C(%a) (the target's architecture in systemd's names) and C(%o %w %W %M %A %B)
+        (its os-release) expanded on the target), such as C(docker-@v-%a.raw). The versions are then in
+        O(store_dir) itself, the transfer's C(Target Path=), not in a sub-directory per name.
+      - The first pattern names a new version's file; every one recognizes the stored versions, which are
+        selected, kept and pruned (O(keep)) like the module's own. Other files in O(store_dir) are left alone.
+      - Only C(@v) may be used (no other field, no C(/)), and the name must end in C(.raw).
+      - The role passes a transfer's patterns here (see C(sysext_sysupdate) of M(tucked.sysext.sysext)).
+    type: list
+    elements: str
   link_dir:
     description:
       - The search directory where C(NAME.raw) selects the version.
@@ -523,10 +541,12 @@ ARGUMENT_SPEC = {
     'repository': {'type': 'str'},
     'match_pattern': {'type': 'list', 'elements': 'str'},
     'keyring': {'type': 'path'},
+    'remote_keyring': {'type': 'path'},
     'probe_host': {'type': 'bool', 'default': False},
     'root': {'type': 'path', 'default': '/'},
     'store_dir': {'type': 'path', 'default': store.DEFAULT_STORE_DIR},
     'link_dir': {'type': 'path'},
+    'store_pattern': {'type': 'list', 'elements': 'str'},
 }
 
 
@@ -539,7 +559,7 @@ def main():
     if p['state'] == 'query' and not p['repository']:
         try:
             result = storequery.query(p['name'], p['class'], p['root'], p['store_dir'], p['link_dir'], p['version'],
-                                      p['checksum'])
+                                      p['checksum'], p['store_pattern'])
         except store.StoreError as e:
             module.fail_json(msg=str(e))
         module.exit_json(**dict(result, **{'class': p['class']}))
@@ -560,7 +580,7 @@ def main():
 
     opts = store.Options(name=p['name'], version=p['version'], kind=p['class'], state=p['state'], root=p['root'],
                          src=p['src'], url=p['url'], checksum=p['checksum'], store_dir=p['store_dir'],
-                         link_dir=p['link_dir'], keep=p['keep'], rollback=p['rollback'],
+                         link_dir=p['link_dir'], store_pattern=p['store_pattern'], keep=p['keep'], rollback=p['rollback'],
                          image_policy=p['image_policy'], sidecar_checksums=p['sidecar_checksums'],
                          force=p['force'], check_mode=module.check_mode)
     try:

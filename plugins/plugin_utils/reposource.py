@@ -12,8 +12,10 @@ before the rename into place, or the image policy) is passed over for the next o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 from urllib.error import HTTPError, URLError
 
 from ansible import constants as C
@@ -25,7 +27,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.tucked.sysext.plugins.module_utils import storelayout
 from ansible_collections.tucked.sysext.plugins.plugin_utils import repofetch, repository
 
-OPTIONS = ('repository', 'match_pattern', 'keyring')
+OPTIONS = ('repository', 'match_pattern', 'keyring', 'remote_keyring')
 NOT_WITH = ('src', 'url', 'checksum', 'remote_src')
 URL = re.compile(r'^(https?|file)://', re.IGNORECASE)
 
@@ -79,6 +81,8 @@ def _choice(action, args: dict, task_vars: dict):
         patterns = repository.patterns_for(name, args.get('match_pattern'), host)
         source = _source(action, args['repository'])
         keyring = _keyring(action, args.get('keyring'))
+        if args.get('remote_keyring') and not keyring:
+            keyring = _remote_keyring(action, args['remote_keyring'], args.get('root') or '/')
         timeout = int(args.get('url_timeout') or 30)
         index, cached = repofetch.cached_index(_play_id(action), source, _opener(timeout, boolean(
             args.get('validate_certs', True), strict=False)), keyring, C.DEFAULT_LOCAL_TMP)
@@ -92,10 +96,11 @@ def _choice(action, args: dict, task_vars: dict):
     return source, index, info, choice, spec
 
 
-def _storable(name: str, entry, info: dict) -> bool:
-    """Whether the store can hold the entry's version; if not, it is listed as refused in ``info``."""
+def _storable(name: str, entry, info: dict, patterned: bool) -> bool:
+    """Whether the store can hold the entry's version (named by a ``store_pattern`` when ``patterned``);
+    if not, it is listed as refused in ``info``."""
     try:
-        storelayout.check_version(entry.version)
+        storelayout.check_version(entry.version, patterned=patterned)
         storelayout.check_stored_name(name, entry.version)
     except storelayout.StoreError as e:
         info['refused'].append({'file': entry.name, 'version': entry.version, 'reason': str(e)})
@@ -128,7 +133,7 @@ def run(action, args: dict, task_vars: dict) -> dict:
         return {'failed': True, 'changed': False, 'repository': info, 'msg': info.pop('reason')}
     res = {}
     for entry in choice.candidates:
-        if not _storable(name, entry, info):     # passed over, as a version the host refuses
+        if not _storable(name, entry, info, bool(args.get('store_pattern'))):     # passed over, as a version the host refuses
             continue
         call = dict(plain, version=entry.version, checksum='sha256:' + entry.sha256)
         if source.base:
@@ -157,7 +162,7 @@ def _query(action, task_vars, plain, source, index, info, choice, spec) -> dict:
     """state=query: the first candidate the store can hold is the version available (not downloaded,
     so its extension-release is not checked); the module says what is stored and selected."""
     name = plain.get('name')
-    entry = next((e for e in choice.candidates if _storable(name, e, info)), None)
+    entry = next((e for e in choice.candidates if _storable(name, e, info, bool(plain.get('store_pattern')))), None)
     call = dict(plain, version=entry.version if entry else None, checksum='sha256:' + entry.sha256 if entry else None)
     res = action._module(call, task_vars)
     if entry is not None:
@@ -178,6 +183,28 @@ def _keyring(action, keyring: str | None) -> str | None:
     except AnsibleError:
         raise repository.RepositoryError('keyring %s: no such file on the controller (a relative path is searched '
                                          'like src, in files/)' % keyring) from None
+
+
+def _remote_keyring(action, path: str, root: str) -> str:
+    """The target's keyring ``path`` (in ``root``) copied into ansible-playbook's local temporary
+    directory, named by its checksum (so that hosts with the same keyring share the index cache)."""
+    remote = os.path.join(root, path.lstrip('/'))
+    fd, tmp = tempfile.mkstemp(prefix='sysext-keyring-', dir=C.DEFAULT_LOCAL_TMP)
+    os.close(fd)
+    try:
+        action._connection.fetch_file(remote, tmp)
+        with open(tmp, 'rb') as f:
+            data = f.read()
+    except (AnsibleError, OSError) as e:
+        os.unlink(tmp)
+        raise repository.RepositoryError('remote_keyring %s: cannot fetch it from the target: %s' % (path, to_text(e))) \
+            from None
+    if not data:
+        os.unlink(tmp)
+        raise repository.RepositoryError('remote_keyring %s on the target is empty or missing' % path)
+    final = os.path.join(C.DEFAULT_LOCAL_TMP, 'sysext-keyring-%s.pgp' % hashlib.sha256(data).hexdigest()[:32])
+    os.replace(tmp, final)
+    return final
 
 
 def _source(action, location: str) -> repofetch.Source:

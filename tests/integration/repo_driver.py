@@ -119,16 +119,22 @@ def second_root(scratch):
     return root
 
 
-def role(work, inventory, role_vars, check=False) -> dict:
-    """The role tucked.sysext.sysext on h1: rc, and task name -> its results."""
+def role(work, inventory, role_vars, check=False, playbook=None) -> dict:
+    """The role tucked.sysext.sysext on h1 (or ``playbook`` with ``role_vars`` as extra vars): rc, and
+    task name -> its results."""
     pb = os.path.join(work, 'role.yml')
     with open(pb, 'w') as f:
         json.dump([{'hosts': 'h1', 'gather_facts': False, 'roles': [{'role': 'tucked.sysext.sysext', 'vars': role_vars}]}],
                   f)
+    args = [pb]
+    if playbook:
+        with open(os.path.join(work, 'extra-vars.json'), 'w') as f:
+            json.dump(role_vars, f)
+        args = [playbook, '-e', '@' + os.path.join(work, 'extra-vars.json')]
     results = os.path.join(work, 'role-results.json')
     env = ansible_env({'TASK_RESULTS_FILE': results, 'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS,
                        'ANSIBLE_CALLBACKS_ENABLED': 'task_results'})
-    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, pb] + (['--check'] if check else []),
+    res = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory] + args + (['--check'] if check else []),
                          cwd=REPO, env=env, text=True, capture_output=True, check=False)
     out = {'rc': res.returncode, 'traceback': 'Traceback' in res.stdout + res.stderr, 'tasks': {},
            'recap': res.stdout[res.stdout.find('PLAY RECAP'):].strip()}

@@ -128,7 +128,8 @@ def test_the_tarball_ships_the_collection_and_not_the_development_tree(first_hou
 def test_ansible_doc_documents_every_plugin_of_the_installed_tarball(first_hour):
     docs = first_hour['docs']
     assert docs['module']['names'] == ['sysext_bootstrap', 'sysext_build', 'sysext_facts', 'sysext_image',
-                                       'sysext_python', 'sysext_refresh'] and len(docs['filter']['names']) == 7, docs
+                                       'sysext_python', 'sysext_refresh', 'sysext_sysupdate'] \
+        and len(docs['filter']['names']) == 7, docs
     assert docs['lookup']['names'] == ['sysext_digest'] and docs['role']['names'] == ['bootstrap', 'sysext'], docs
     for kind, d in docs.items():
         assert d['rc'] == 0 and 'WARNING' not in d['stderr'] and 'ERROR' not in d['stderr'], (kind, d)

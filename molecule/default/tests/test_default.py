@@ -55,8 +55,19 @@ def test_systemd_status_agrees_with_our_facts(host, node):
     facts = host.ansible('tucked.sysext.sysext_facts', check=False)['ansible_facts']['sysext']
     ours = {h: sorted(v['extensions']) for h, v in facts['hierarchies'].items()}
     # systemd lists every merged extension on every hierarchy of its class
-    every = ['tucked-ddi', 'tucked-hello', 'tucked-tools', 'tucked-zstd']
+    every = ['tucked-bakery', 'tucked-ddi', 'tucked-hello', 'tucked-tools', 'tucked-zstd']
     assert ours == {'/usr': every, '/opt': every, '/etc': ['tucked-motd']}
     assert _status(node, 'systemd-sysext') == {h: ours[h] for h in ('/usr', '/opt')}
     if node.exists('systemd-confext'):      # systemd >= 254; bookworm has 252
         assert _status(node, 'systemd-confext') == {'/etc': ours['/etc']}
+
+
+def test_the_sysext_bakery_layout_rolled_out_with_its_own_transfer(node):
+    """Version 2 stored under the transfer's names beside version 1 (InstancesMax=3), selected by
+    its CurrentSymlink=, merged."""
+    arch = {'x86_64': 'x86-64', 'aarch64': 'arm64'}[node.check_output('uname -m')]
+    store = '/var/opt/extensions/tucked-bakery'     # (not /opt: tucked-tools provides /opt, see converge.yml)
+    assert sorted(node.file(store).listdir()) == ['tucked-bakery-1-%s.raw' % arch, 'tucked-bakery-2-%s.raw' % arch]
+    link = node.file('/etc/extensions/tucked-bakery.raw')
+    assert link.is_symlink and link.linked_to == '%s/tucked-bakery-2-%s.raw' % (store, arch)
+    assert node.file('/usr/share/tucked-bakery/version').content_string == '2\n'

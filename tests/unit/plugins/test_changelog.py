@@ -59,7 +59,7 @@ pytestmark = pytest.mark.skipif(bool(load('changelogs', 'changelog.yaml').get('r
 def test_the_tree_ships_what_these_tests_look_at():
     have = shipped()
     assert have['module'] == ['sysext_bootstrap', 'sysext_build', 'sysext_facts', 'sysext_image', 'sysext_python',
-                              'sysext_refresh'], have
+                              'sysext_refresh', 'sysext_sysupdate'], have
     assert len(have['filter']) == 7 and have['role'] == ['bootstrap', 'sysext'] and len(have['playbook']) == 4, have
 
 

@@ -535,3 +535,26 @@ def test_probe_host_reports_the_architecture_and_os_release_for_a_repository_cho
     bare.mkdir()
     got = store.probe_host(str(bare))
     assert got['os_release'] == {} and 'no os-release in %s' % bare in got['os_release_error']
+
+
+# ----------------------------------------------------------------------------- store patterns
+def test_a_store_pattern_stores_selects_and_prunes_as_the_transfer_names_versions(root, image):
+    arch = store.release.native_architecture()
+    kw = dict(store_dir='/opt/extensions/tool', store_pattern=['tool-@v-%a.raw'], keep=1)
+    os.makedirs(str(root / 'opt/extensions/tool'))
+    (root / 'opt/extensions/tool/notes.txt').write_text('not a version\n')
+    for v in ('1.0', '2.0', '3.0'):
+        res = run(root, version=v, src=image(v), **kw)
+    assert res.selected == '3.0' and res.versions == ['2.0', '3.0']
+    assert res.removed == ['/opt/extensions/tool/tool-1.0-%s.raw' % arch]
+    assert res.unmanaged == ['/opt/extensions/tool/notes.txt']
+    assert link_target(root) == '../../opt/extensions/tool/tool-3.0-%s.raw' % arch
+    again = run(root, version='3.0', src=image('3.0'), **kw)
+    assert not again.changed and again.previous == '3.0'
+    back = run(root, rollback=True, **kw)
+    assert back.selected == '2.0'
+
+
+def test_a_version_the_pattern_would_read_back_otherwise_is_refused(root, image):
+    with pytest.raises(store.StoreError, match='reads back as version'):
+        run(root, version='1-p.raw-2', src=image('1'), store_dir='/opt/x', store_pattern=['tool-@v-p.raw'])
