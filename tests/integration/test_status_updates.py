@@ -2,7 +2,10 @@
 """The status playbook's UPDATES (issue 18): which hosts are behind the newest version their
 repository offers them, from sysext_image state=query (status_updates_driver.py, real
 ansible-playbook on three scratch roots, a repository served on 127.0.0.1); and the rollout's
-check mode saying what it would download where."""
+check mode saying what it would download where. Then the done-when of issue 18: a signed index,
+version latest, one host per batch, verified after each refresh; every host on the newest, a
+second run that downloads and changes nothing, and a broken newest version rolled back in the
+first batch, the later ones untouched."""
 
 import pytest
 
@@ -65,3 +68,32 @@ def test_status_without_sysext_images_reports_as_before(fleet):
     assert 'UPDATES' not in p['out'] and 'Behind:' not in p['out'] and p['requests'] == []
     assert p['json']['updates'] == [] and p['json']['behind'] == []
     assert sorted((d['host'], d['state']) for d in p['json']['drift']) == [('t1', 'older'), ('t3', 'missing')]
+
+
+def test_a_verified_fleet_rollout_of_latest_in_batches_ends_every_host_on_the_newest(fleet):
+    f = fleet['fleet']
+    assert f['rc'] == 0 and not f['traceback'], f['out']
+    assert f['merged'] == {h: '2.0\n' for h in ('t1', 't2', 't3')}
+    # the signed index once per play (the check play, the batch play of three batches), 2.0 for t1 and t3 only
+    assert sorted(f['requests']) == sorted(['/tool/SHA256SUMS', '/tool/SHA256SUMS.gpg'] * 2 + [image(fleet, '2.0')] * 2), \
+        f['requests']
+    assert 't1: changed | sysext tool 1.0 -> 2.0' in f['out'] and 't3: changed | sysext tool none -> 2.0' in f['out']
+
+
+def test_a_second_fleet_run_downloads_nothing_and_changes_nothing(fleet):
+    f = fleet['fleet_again']
+    assert f['rc'] == 0 and f['changed'] == 0, f['recap']
+    assert not [r for r in f['requests'] if r.endswith('.raw')], f['requests']
+    assert f['merged'] == fleet['fleet']['merged']
+
+
+def test_a_broken_newest_version_is_rolled_back_in_the_first_batch_and_stops_the_rollout(fleet):
+    b = fleet['broken']
+    assert b['rc'] != 0 and 'Verification failed after the refresh' in b['out'] and 'Rolled back: tool' in b['out'], \
+        b['out']
+    failed = [h for h, r in b['recap'].items() if r['failed']]
+    assert failed == ['t1'], b['recap']
+    assert b['merged'] == {h: '2.0\n' for h in ('t1', 't2', 't3')}, 'the first batch back on 2.0, the others untouched'
+    assert 'tool-3.0.raw' in b['stored']['t1'], b['stored']
+    assert all(not any('3.0' in f for f in b['stored'][h]) for h in ('t2', 't3')), b['stored']
+    assert [r for r in b['requests'] if r.endswith('.raw')] == [image(fleet, '3.0')], 'only the first batch downloaded it'
