@@ -437,10 +437,7 @@ def _updates(hostvars, host, updates, rows) -> list:
         registered = value[updates] if isinstance(value, Mapping) and updates in value else None
     else:
         registered = updates[host] if host in updates else None
-    registered = _plain(registered)
-    results = [r for r in registered if isinstance(r, dict) and not r.get('skipped')] \
-        if isinstance(registered, list) else upd.results_of(registered)
-    return [dict({'host': host}, **upd.classify(r, rows)) for r in results]
+    return [dict({'host': host}, **upd.classify(r, rows)) for r in upd.results_of(_plain(registered))]
 
 
 def _why_no_facts(value, var) -> tuple[str, str | None]:

@@ -17,11 +17,11 @@ import re
 import stat
 from dataclasses import dataclass
 
-from . import images, release, rootfs, vpick
+from . import images, rootfs, vpick
 from .fsutil import pid_alive
 from .release import CONFEXT, SYSEXT
 from .storefiles import DEFAULT_STORE_DIR, SUFFIX
-from .sysupdatepattern import Host, Pattern, PatternError, expand_specifiers
+from .sysupdatepattern import Pattern, PatternError, expand_specifiers, host_of
 from .version import version_key
 
 TMP_PREFIX = '.#'
@@ -98,18 +98,14 @@ def parse_store_file(name: str, fname: str) -> tuple[str, str | None] | None:
 def store_patterns(root: str, patterns: list) -> list:
     """The Pattern objects of a store pattern list, its specifiers expanded with the root's
     architecture and os-release (as systemd-sysupdate expands a target's MatchPattern=)."""
-    try:
-        host = release.read_host(root)
-        values = Host(host.architecture, dict(host.os_release))
-    except release.ReleaseError:
-        values = Host(release.native_architecture(), {})
+    values = host_of(root)
     out = []
     for p in patterns:
         try:
             pat = Pattern(expand_specifiers(p, values, 'store_pattern'), shown=p)
         except PatternError as e:
             raise StoreError(str(e)) from None
-        extra = ['/' if k == 'slash' else '@' + v for k, v in pat.elements if k == 'slash' or (k == 'field' and v != 'v')]
+        extra = pat.other_fields()
         if extra:
             raise StoreError('store_pattern %r names %s: the store names its files by the version @v alone, in '
                              'store_dir' % (p, ', '.join(extra)))

@@ -336,8 +336,7 @@ def _unsupported(t: Transfer, host: Host) -> str | None:
         return ('%s: ProtectVersion= is not supported (the store would not know to keep %s when it prunes)'
                 % (t.file, ', '.join(t.protect_version)))
     for p in t.target.patterns:
-        elements = Pattern(expand_specifiers(p, host)).elements
-        extra = ['/' if k == 'slash' else '@' + v for k, v in elements if k == 'slash' or (k == 'field' and v != 'v')]
+        extra = Pattern(expand_specifiers(p, host)).other_fields()
         if extra:
             return ('%s: the target MatchPattern= %s names %s; the store names its files by @v alone, in the '
                     'target directory' % (t.file, p, ', '.join(extra)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import release
 from .release import parse_boolean
 from .vpick import version_is_valid
 
@@ -42,6 +43,16 @@ class MachineSpecifier(PatternError):
 class Host(NamedTuple):
     architecture: str            # systemd's name (x86-64, arm64 ...)
     os_release: dict
+
+
+def host_of(root: str) -> Host:
+    """The values a target's specifiers expand to in ``root``: its architecture and os-release (none
+    when it has no readable os-release, as store.probe_host reports it: then the fields are empty)."""
+    try:
+        host = release.read_host(root)
+    except release.ReleaseError:
+        return Host(release.native_architecture(), {})
+    return Host(host.architecture, dict(host.os_release))
 
 
 # ----------------------------------------------------------------------------- specifiers
@@ -129,6 +140,10 @@ class Pattern:
             raise PatternError('match pattern %r has no version field @v, which systemd-sysupdate requires '
                                '(as in NAME-@v-%%a.raw)' % shown)
         self.elements = elements
+
+    def other_fields(self) -> list:
+        """What the pattern names besides the version: its ``/`` and its ``@`` fields other than ``@v``."""
+        return ['/' if k == 'slash' else '@' + v for k, v in self.elements if k == 'slash' or (k == 'field' and v != 'v')]
 
     def match(self, s: str) -> dict | None:
         """The fields of ``s`` by letter when it matches (pattern_match() == PATTERN_MATCH_YES), else None."""

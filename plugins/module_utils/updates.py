@@ -66,12 +66,12 @@ def classify(result: dict, rows: list | None) -> dict:
 
 
 def results_of(registered) -> list:
-    """The query results in a registered variable: a loop's ``results`` (skipped items left out),
-    or one result; a failed task without results (an unreachable host) is one result."""
-    if not isinstance(registered, dict):
-        return []
-    if isinstance(registered.get('results'), list):
-        return [r for r in registered['results'] if isinstance(r, dict) and not r.get('skipped')]
-    if registered.get('skipped'):
+    """The query results in a registered variable: a loop's ``results`` (or that list itself), skipped
+    items left out, or one result; a failed task without results (an unreachable host) is one result."""
+    if isinstance(registered, dict) and isinstance(registered.get('results'), list):
+        registered = registered['results']
+    if isinstance(registered, list):
+        return [r for r in registered if isinstance(r, dict) and not r.get('skipped')]
+    if not isinstance(registered, dict) or registered.get('skipped'):
         return []
     return [registered]

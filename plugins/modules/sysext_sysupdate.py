@@ -128,8 +128,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 # first: from here on, the compiled code of this collection's module_utils is cached on the target
 from ansible_collections.tucked.sysext.plugins.module_utils import bytecode  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.tucked.sysext.plugins.module_utils import release, sysupdate
-from ansible_collections.tucked.sysext.plugins.module_utils.sysupdatepattern import Host
+from ansible_collections.tucked.sysext.plugins.module_utils import sysupdate
+from ansible_collections.tucked.sysext.plugins.module_utils.sysupdatepattern import host_of
 
 ARGUMENT_SPEC = {
     'root': {'type': 'path', 'default': '/'},
@@ -141,12 +141,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     root = module.params['root']
     try:
-        host = release.read_host(root)
-        values = Host(host.architecture, dict(host.os_release))
-    except release.ReleaseError:
-        values = Host(release.native_architecture(), {})
-    try:
-        transfers = sysupdate.read_all(root, module.params['components'], values)
+        transfers = sysupdate.read_all(root, module.params['components'], host_of(root))
     except sysupdate.SysupdateError as e:
         module.fail_json(msg=str(e))
     for t in transfers:

@@ -3,7 +3,7 @@
 
 import pytest
 
-from ansible_collections.tucked.sysext.plugins.module_utils import storelayout
+from ansible_collections.tucked.sysext.plugins.module_utils import release, storelayout
 
 
 @pytest.mark.parametrize('fname,expected', [
@@ -25,7 +25,7 @@ BAKERY = ['docker-@v-%a.raw']
 
 def test_a_store_pattern_names_and_reads_back_versions(tmp_path):
     lay = storelayout.layout(str(tmp_path), 'docker', '/opt/extensions/docker', '/etc/extensions', BAKERY)
-    arch = storelayout.release.native_architecture()
+    arch = release.native_architecture()
     assert lay.store == '/opt/extensions/docker'
     assert lay.file_for('27.3.1') == '/opt/extensions/docker/docker-27.3.1-%s.raw' % arch
     assert lay.version_of('docker-27.3.1-%s.raw' % arch) == '27.3.1'
